@@ -1,0 +1,546 @@
+//! Encoding a node's sample as InfluxDB line protocol, with the `influxdb-line-protocol` crate.
+//!
+//! Rules the encoder keeps, whatever the input:
+//! - every point carries the tag `node` and the node's labels; tags are sorted by key;
+//! - each field has one type forever ([`SCHEMA`]): integers stay integers, floats stay floats,
+//!   so InfluxDB never answers "field type conflict";
+//! - NaN and ±infinity are left out; a line left with no field is not written;
+//! - free-form tag values from the host (mount points, sensor and interface names) have control
+//!   characters replaced by `_` (a newline would split the line and inject a point) and are cut
+//!   to [`MAX_TAG_VALUE_LEN`] bytes; an empty one leaves the tag out;
+//! - timestamps are nanoseconds since the epoch.
+
+use influxdb_line_protocol::LineProtocolBuilder;
+use influxdb_line_protocol::builder::{AfterField, AfterMeasurement};
+use thiserror::Error;
+
+use crate::vitals::{Labels, VitalsPayload};
+
+pub const MAX_TAG_VALUE_LEN: usize = 256;
+
+/// The type a field is written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Float,
+    Integer,
+    String,
+}
+
+/// One measurement as pivitals writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct MeasurementSchema {
+    pub name: &'static str,
+    /// Tags besides `node` and the node's labels.
+    pub tags: &'static [&'static str],
+    pub fields: &'static [(&'static str, FieldType)],
+}
+
+use FieldType::{Float, Integer};
+
+/// Every measurement, tag and field pivitals writes. README's schema table mirrors it, and a
+/// test checks that the encoder writes nothing outside it.
+pub const SCHEMA: &[MeasurementSchema] = &[
+    MeasurementSchema {
+        name: "cpu",
+        tags: &[],
+        fields: &[("usage_percent", Float), ("frequency_mhz", Integer), ("cores", Integer)],
+    },
+    MeasurementSchema {
+        name: "mem",
+        tags: &[],
+        fields: &[
+            ("total_bytes", Integer),
+            ("available_bytes", Integer),
+            ("used_bytes", Integer),
+            ("used_percent", Float),
+        ],
+    },
+    MeasurementSchema {
+        name: "swap",
+        tags: &[],
+        fields: &[("total_bytes", Integer), ("used_bytes", Integer), ("used_percent", Float)],
+    },
+    MeasurementSchema {
+        name: "disk",
+        tags: &["mount", "device", "fstype"],
+        fields: &[
+            ("total_bytes", Integer),
+            ("used_bytes", Integer),
+            ("free_bytes", Integer),
+            ("used_percent", Float),
+        ],
+    },
+    MeasurementSchema {
+        name: "net",
+        tags: &["interface"],
+        fields: &[
+            ("rx_bytes", Integer),
+            ("tx_bytes", Integer),
+            ("rx_errors", Integer),
+            ("tx_errors", Integer),
+        ],
+    },
+    MeasurementSchema {
+        name: "temperature",
+        tags: &["sensor"],
+        fields: &[("celsius", Float)],
+    },
+    MeasurementSchema {
+        name: "system",
+        tags: &[],
+        fields: &[
+            ("load1", Float),
+            ("load5", Float),
+            ("load15", Float),
+            ("uptime_seconds", Integer),
+            ("processes", Integer),
+            ("throttled_flags", Integer),
+            ("under_voltage", Integer),
+            ("frequency_capped", Integer),
+            ("throttled", Integer),
+            ("soft_temp_limit", Integer),
+        ],
+    },
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EncodeError {
+    #[error("timestamp {0} ms is outside the range line protocol can carry")]
+    TimestampOutOfRange(i64),
+}
+
+/// A field value of a fixed type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Value {
+    Float(f64),
+    Integer(i64),
+}
+
+fn int(v: u64) -> Value {
+    Value::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+fn flag(on: bool) -> Value {
+    Value::Integer(i64::from(on))
+}
+
+fn percent(part: u64, whole: u64) -> Option<Value> {
+    (whole > 0).then(|| Value::Float(part as f64 * 100.0 / whole as f64))
+}
+
+/// Cleans a free-form tag value from the host; `None` when nothing is left.
+fn clean_tag_value(raw: &str) -> Option<String> {
+    let mut cleaned: String = raw
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    if cleaned.len() > MAX_TAG_VALUE_LEN {
+        let mut cut = MAX_TAG_VALUE_LEN;
+        while !cleaned.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        cleaned.truncate(cut);
+    }
+    (!cleaned.is_empty()).then_some(cleaned)
+}
+
+/// Encodes one sample of `node` (with its `labels`) onto `out`; returns how many points
+/// (lines) were written. `node` and `labels` must have passed [`crate::validate`].
+pub fn encode_sample(
+    node: &str,
+    labels: &Labels,
+    sample: &VitalsPayload,
+    out: &mut Vec<u8>,
+) -> Result<usize, EncodeError> {
+    let ts = sample
+        .timestamp_ms
+        .checked_mul(1_000_000)
+        .ok_or(EncodeError::TimestampOutOfRange(sample.timestamp_ms))?;
+    let mut lines = Lines {
+        node,
+        labels,
+        ts,
+        out,
+        points: 0,
+    };
+
+    if let Some(cpu) = &sample.cpu {
+        lines.point(
+            "cpu",
+            &[],
+            &[
+                ("usage_percent", Some(Value::Float(cpu.usage_percent))),
+                ("frequency_mhz", cpu.frequency_mhz.map(int)),
+                ("cores", (cpu.cores > 0).then(|| int(cpu.cores.into()))),
+            ],
+        );
+    }
+    if let Some(mem) = &sample.memory {
+        lines.point(
+            "mem",
+            &[],
+            &[
+                ("total_bytes", Some(int(mem.total_bytes))),
+                ("available_bytes", Some(int(mem.available_bytes))),
+                ("used_bytes", Some(int(mem.used_bytes))),
+                ("used_percent", percent(mem.used_bytes, mem.total_bytes)),
+            ],
+        );
+    }
+    if let Some(swap) = &sample.swap {
+        lines.point(
+            "swap",
+            &[],
+            &[
+                ("total_bytes", Some(int(swap.total_bytes))),
+                ("used_bytes", Some(int(swap.used_bytes))),
+                ("used_percent", percent(swap.used_bytes, swap.total_bytes)),
+            ],
+        );
+    }
+    for disk in &sample.disks {
+        let Some(mount) = clean_tag_value(&disk.mount) else {
+            continue;
+        };
+        let device = clean_tag_value(&disk.device);
+        let fstype = clean_tag_value(&disk.fs_type);
+        lines.point(
+            "disk",
+            &[
+                ("mount", Some(mount.as_str())),
+                ("device", device.as_deref()),
+                ("fstype", fstype.as_deref()),
+            ],
+            &[
+                ("total_bytes", Some(int(disk.total_bytes))),
+                ("used_bytes", Some(int(disk.used_bytes))),
+                ("free_bytes", Some(int(disk.total_bytes.saturating_sub(disk.used_bytes)))),
+                ("used_percent", percent(disk.used_bytes, disk.total_bytes)),
+            ],
+        );
+    }
+    for net in &sample.networks {
+        let Some(interface) = clean_tag_value(&net.interface) else {
+            continue;
+        };
+        lines.point(
+            "net",
+            &[("interface", Some(interface.as_str()))],
+            &[
+                ("rx_bytes", Some(int(net.rx_bytes))),
+                ("tx_bytes", Some(int(net.tx_bytes))),
+                ("rx_errors", Some(int(net.rx_errors))),
+                ("tx_errors", Some(int(net.tx_errors))),
+            ],
+        );
+    }
+    for temp in &sample.temperatures {
+        let Some(sensor) = clean_tag_value(&temp.sensor) else {
+            continue;
+        };
+        lines.point(
+            "temperature",
+            &[("sensor", Some(sensor.as_str()))],
+            &[("celsius", Some(Value::Float(temp.celsius)))],
+        );
+    }
+    let load = sample.load.as_ref();
+    let throttling = sample.throttling;
+    lines.point(
+        "system",
+        &[],
+        &[
+            ("load1", load.map(|l| Value::Float(l.one))),
+            ("load5", load.map(|l| Value::Float(l.five))),
+            ("load15", load.map(|l| Value::Float(l.fifteen))),
+            ("uptime_seconds", sample.uptime_seconds.map(int)),
+            ("processes", sample.process_count.map(int)),
+            ("throttled_flags", throttling.map(|t| int(t.raw.into()))),
+            ("under_voltage", throttling.map(|t| flag(t.under_voltage_now()))),
+            ("frequency_capped", throttling.map(|t| flag(t.frequency_capped_now()))),
+            ("throttled", throttling.map(|t| flag(t.throttled_now()))),
+            (
+                "soft_temp_limit",
+                throttling.map(|t| flag(t.soft_temperature_limit_now())),
+            ),
+        ],
+    );
+    Ok(lines.points)
+}
+
+/// Writes points that share a node, its labels and a timestamp.
+struct Lines<'a> {
+    node: &'a str,
+    labels: &'a Labels,
+    ts: i64,
+    out: &'a mut Vec<u8>,
+    points: usize,
+}
+
+impl Lines<'_> {
+    fn point(
+        &mut self,
+        measurement: &str,
+        extra_tags: &[(&str, Option<&str>)],
+        fields: &[(&str, Option<Value>)],
+    ) {
+        let mut fields = fields
+            .iter()
+            .filter_map(|(key, value)| value.map(|v| (*key, v)))
+            .filter(|(_, value)| match value {
+                Value::Float(f) => f.is_finite(),
+                Value::Integer(_) => true,
+            });
+        let Some(first) = fields.next() else {
+            return;
+        };
+
+        let mut tags: Vec<(&str, &str)> = Vec::with_capacity(1 + self.labels.len() + 3);
+        tags.push(("node", self.node));
+        tags.extend(self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        tags.extend(extra_tags.iter().filter_map(|(k, v)| v.map(|v| (*k, v))));
+        tags.sort_unstable_by_key(|(key, _)| *key);
+
+        let buf = std::mem::take(self.out);
+        let mut builder = LineProtocolBuilder::new_with(buf).measurement(measurement);
+        for (key, value) in tags {
+            builder = builder.tag(key, value);
+        }
+        let mut builder = first_field(builder, first);
+        for (key, value) in fields {
+            builder = match value {
+                Value::Float(f) => builder.field(key, f),
+                Value::Integer(i) => builder.field(key, i),
+            };
+        }
+        *self.out = builder.timestamp(self.ts).close_line().build();
+        self.points += 1;
+    }
+}
+
+fn first_field(
+    builder: LineProtocolBuilder<Vec<u8>, AfterMeasurement>,
+    (key, value): (&str, Value),
+) -> LineProtocolBuilder<Vec<u8>, AfterField> {
+    match value {
+        Value::Float(f) => builder.field(key, f),
+        Value::Integer(i) => builder.field(key, i),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use influxdb_line_protocol::{FieldValue, parse_lines};
+
+    use super::*;
+    use crate::vitals::*;
+
+    const TS_MS: i64 = 1_700_000_000_123;
+
+    fn labels() -> Labels {
+        [("stack", "2"), ("role", "worker")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    fn encode(sample: &VitalsPayload) -> String {
+        let mut out = Vec::new();
+        encode_sample("pi-01", &labels(), sample, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn full_sample() -> VitalsPayload {
+        VitalsPayload {
+            timestamp_ms: TS_MS,
+            cpu: Some(CpuVitals {
+                usage_percent: 12.5,
+                frequency_mhz: Some(1500),
+                cores: 4,
+            }),
+            load: Some(LoadAverage {
+                one: 0.5,
+                five: 0.25,
+                fifteen: 1.0,
+            }),
+            memory: Some(MemoryVitals {
+                total_bytes: 4000,
+                available_bytes: 3000,
+                used_bytes: 1000,
+            }),
+            swap: Some(SwapVitals {
+                total_bytes: 0,
+                used_bytes: 0,
+            }),
+            disks: vec![DiskVitals {
+                mount: "/mnt/usb disk,a=b".into(),
+                device: "/dev/sda1".into(),
+                fs_type: "ext4".into(),
+                total_bytes: 200,
+                used_bytes: 50,
+            }],
+            networks: vec![NetVitals {
+                interface: "eth0".into(),
+                rx_bytes: 10,
+                tx_bytes: 20,
+                rx_errors: 0,
+                tx_errors: 1,
+            }],
+            temperatures: vec![TemperatureVitals {
+                sensor: "cpu thermal,zone=0".into(),
+                celsius: 48.312,
+            }],
+            uptime_seconds: Some(3600),
+            process_count: Some(123),
+            throttling: Some(Throttling { raw: 0x50005 }),
+        }
+    }
+
+    #[test]
+    fn exact_lines_of_a_full_sample() {
+        let expected = [
+            "cpu,node=pi-01,role=worker,stack=2 usage_percent=12.5,frequency_mhz=1500i,cores=4i 1700000000123000000",
+            "mem,node=pi-01,role=worker,stack=2 total_bytes=4000i,available_bytes=3000i,used_bytes=1000i,used_percent=25 1700000000123000000",
+            "swap,node=pi-01,role=worker,stack=2 total_bytes=0i,used_bytes=0i 1700000000123000000",
+            r"disk,device=/dev/sda1,fstype=ext4,mount=/mnt/usb\ disk\,a\=b,node=pi-01,role=worker,stack=2 total_bytes=200i,used_bytes=50i,free_bytes=150i,used_percent=25 1700000000123000000",
+            "net,interface=eth0,node=pi-01,role=worker,stack=2 rx_bytes=10i,tx_bytes=20i,rx_errors=0i,tx_errors=1i 1700000000123000000",
+            r"temperature,node=pi-01,role=worker,sensor=cpu\ thermal\,zone\=0,stack=2 celsius=48.312 1700000000123000000",
+            "system,node=pi-01,role=worker,stack=2 load1=0.5,load5=0.25,load15=1,uptime_seconds=3600i,processes=123i,throttled_flags=327685i,under_voltage=1i,frequency_capped=0i,throttled=1i,soft_temp_limit=0i 1700000000123000000",
+            "",
+        ]
+        .join("\n");
+        assert_eq!(encode(&full_sample()), expected);
+    }
+
+    #[test]
+    fn escaped_names_parse_back_with_the_same_crate() {
+        let text = encode(&full_sample());
+        let parsed: Vec<_> = parse_lines(&text).collect::<Result<_, _>>().unwrap();
+        assert_eq!(parsed.len(), 7);
+        let disk = &parsed[3];
+        assert_eq!(disk.series.measurement.as_str(), "disk");
+        assert_eq!(disk.tag_value("mount").unwrap().as_str(), "/mnt/usb disk,a=b");
+        assert_eq!(disk.tag_value("node").unwrap().as_str(), "pi-01");
+        let temp = &parsed[5];
+        assert_eq!(temp.tag_value("sensor").unwrap().as_str(), "cpu thermal,zone=0");
+        assert_eq!(temp.field_value("celsius"), Some(&FieldValue::F64(48.312)));
+        for line in &parsed {
+            assert_eq!(line.timestamp, Some(1_700_000_000_123_000_000));
+            assert_eq!(line.tag_value("stack").unwrap().as_str(), "2");
+        }
+    }
+
+    #[test]
+    fn non_finite_values_never_reach_the_output() {
+        let mut sample = full_sample();
+        sample.cpu.as_mut().unwrap().usage_percent = f64::NAN;
+        sample.load = Some(LoadAverage {
+            one: f64::INFINITY,
+            five: f64::NEG_INFINITY,
+            fifteen: 0.75,
+        });
+        sample.temperatures[0].celsius = f64::NAN;
+        let text = encode(&sample);
+        assert!(!text.contains("NaN") && !text.contains("inf"), "{text}");
+        assert!(!text.contains("temperature"), "a line with no field is left out");
+        assert!(text.contains("cpu,node=pi-01,role=worker,stack=2 frequency_mhz=1500i,cores=4i "));
+        assert!(text.contains(" load15=0.75,"));
+        assert!(parse_lines(&text).all(|l| l.is_ok()));
+    }
+
+    #[test]
+    fn a_newline_in_a_host_name_cannot_inject_a_point() {
+        let mut sample = VitalsPayload {
+            timestamp_ms: TS_MS,
+            ..Default::default()
+        };
+        sample.temperatures.push(TemperatureVitals {
+            sensor: "evil\nmem,node=other used_bytes=1i".into(),
+            celsius: 40.0,
+        });
+        sample.disks.push(DiskVitals {
+            mount: String::new(),
+            total_bytes: 1,
+            ..Default::default()
+        });
+        let text = encode(&sample);
+        assert_eq!(text.lines().count(), 1, "an empty mount leaves its line out: {text}");
+        let line = parse_lines(&text).next().unwrap().unwrap();
+        assert_eq!(
+            line.tag_value("sensor").unwrap().as_str(),
+            "evil_mem,node=other used_bytes=1i"
+        );
+    }
+
+    #[test]
+    fn field_types_do_not_flip_between_samples() {
+        // Whole-number floats and zero counters keep their types.
+        let mut sample = full_sample();
+        sample.cpu.as_mut().unwrap().usage_percent = 100.0;
+        sample.temperatures[0].celsius = 48.0;
+        let text = encode(&sample);
+        let parsed: Vec<_> = parse_lines(&text).collect::<Result<_, _>>().unwrap();
+        assert_eq!(parsed[0].field_value("usage_percent"), Some(&FieldValue::F64(100.0)));
+        assert_eq!(parsed[5].field_value("celsius"), Some(&FieldValue::F64(48.0)));
+    }
+
+    #[test]
+    fn every_written_field_is_in_the_schema_with_its_type() {
+        let text = encode(&full_sample());
+        for line in parse_lines(&text) {
+            let line = line.unwrap();
+            let measurement = line.series.measurement.as_str();
+            let schema = SCHEMA
+                .iter()
+                .find(|m| m.name == measurement)
+                .unwrap_or_else(|| panic!("{measurement} not in SCHEMA"));
+            for (key, value) in &line.field_set {
+                let (_, ty) = schema
+                    .fields
+                    .iter()
+                    .find(|(name, _)| *name == key.as_str())
+                    .unwrap_or_else(|| panic!("{measurement}.{key} not in SCHEMA"));
+                let written = match value {
+                    FieldValue::F64(_) => FieldType::Float,
+                    FieldValue::I64(_) => FieldType::Integer,
+                    _ => FieldType::String,
+                };
+                assert_eq!(*ty, written, "{measurement}.{key}");
+            }
+            for (key, _) in line.series.tag_set.iter().flatten() {
+                let key = key.as_str();
+                assert!(
+                    key == "node" || labels().contains_key(key) || schema.tags.contains(&key),
+                    "{measurement} tag {key} not in SCHEMA"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn huge_u64_counters_saturate_instead_of_wrapping() {
+        let sample = VitalsPayload {
+            timestamp_ms: TS_MS,
+            networks: vec![NetVitals {
+                interface: "eth0".into(),
+                rx_bytes: u64::MAX,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(encode(&sample).contains(&format!("rx_bytes={}i", i64::MAX)));
+    }
+
+    #[test]
+    fn timestamps_beyond_nanosecond_range_are_an_error() {
+        let sample = VitalsPayload {
+            timestamp_ms: i64::MAX,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_sample("n", &Labels::new(), &sample, &mut out),
+            Err(EncodeError::TimestampOutOfRange(i64::MAX))
+        );
+    }
+}
