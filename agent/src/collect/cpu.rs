@@ -1,0 +1,143 @@
+//! CPU usage, core count, model and frequency: sysinfo, with the frequency falling back to
+//! `ROOT/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq`.
+
+use std::path::Path;
+
+use pivitals_common::CpuVitals;
+use sysinfo::{CpuRefreshKind, System};
+
+use super::files::{numbered_entries, read_parsed};
+use super::warn_once::WarnOnce;
+
+/// What a CPU sample refreshes: usage and frequency, never processes.
+fn refresh_kind() -> CpuRefreshKind {
+    CpuRefreshKind::nothing().with_usage().with_frequency()
+}
+
+/// Samples the CPUs. Usage is measured between two refreshes, so this keeps its `System`.
+pub(crate) struct CpuCollector {
+    system: Option<System>,
+    warn: WarnOnce,
+}
+
+impl CpuCollector {
+    /// Lists the CPUs and takes the first usage reading.
+    pub(crate) fn new() -> Self {
+        let mut warn = WarnOnce::default();
+        let system = warn.ok("cpu", System::new()).map(|mut system| {
+            system.refresh_cpu_list(refresh_kind());
+            system
+        });
+        Self { system, warn }
+    }
+
+    pub(crate) fn sample(&mut self, root: &Path) -> Option<CpuVitals> {
+        let system = self.system.as_mut()?;
+        system.refresh_cpu_specifics(refresh_kind());
+        let cpus = system.cpus();
+        if cpus.is_empty() {
+            self.warn.warn("cpu", &"sysinfo lists no CPUs");
+            return None;
+        }
+        let usage = f64::from(system.global_cpu_usage());
+        let usage_percent = if usage.is_finite() {
+            usage.clamp(0.0, 100.0)
+        } else {
+            0.0
+        };
+        let sysinfo_mhz = cpus.iter().map(|c| c.frequency()).sum::<u64>() / cpus.len() as u64;
+        let frequency_mhz = if sysinfo_mhz > 0 {
+            Some(sysinfo_mhz)
+        } else {
+            read_cpufreq_mhz(root)
+        };
+        Some(CpuVitals {
+            usage_percent,
+            frequency_mhz,
+            cores: count_u32(cpus.len()),
+        })
+    }
+
+    /// The brand of the first CPU, e.g. `Cortex-A72`; empty when unknown.
+    pub(crate) fn model(&self) -> String {
+        self.system
+            .as_ref()
+            .and_then(|s| s.cpus().first())
+            .map(|cpu| cpu.brand().trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Logical cores.
+    pub(crate) fn cores(&self) -> u32 {
+        self.system
+            .as_ref()
+            .map_or(0, |s| count_u32(s.cpus().len()))
+    }
+}
+
+fn count_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The current frequency in MHz averaged over the cores that report one in
+/// `ROOT/sys/devices/system/cpu/cpuN/cpufreq/scaling_cur_freq` (kHz); None if none does.
+pub(crate) fn read_cpufreq_mhz(root: &Path) -> Option<u64> {
+    let cpus = numbered_entries(&root.join("sys/devices/system/cpu"), "cpu").ok()?;
+    let khz: Vec<u64> = cpus
+        .iter()
+        .filter_map(|(_, cpu)| {
+            read_parsed(&cpu.join("cpufreq/scaling_cur_freq"), |c| c.parse().ok()).ok()
+        })
+        .collect();
+    if khz.is_empty() {
+        return None;
+    }
+    let average_khz = khz.iter().sum::<u64>() / khz.len() as u64;
+    Some((average_khz + 500) / 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::test_fixtures::Tree;
+
+    #[test]
+    fn a_pi4_runs_at_1500_mhz() {
+        let tree = Tree::pi4();
+        assert_eq!(read_cpufreq_mhz(tree.root()), Some(1500));
+    }
+
+    #[test]
+    fn frequencies_are_averaged_over_cores_that_report_one() {
+        let tree = Tree::pi4();
+        tree.write(
+            "sys/devices/system/cpu/cpu1/cpufreq/scaling_cur_freq",
+            "600000\n",
+        );
+        tree.write(
+            "sys/devices/system/cpu/cpu2/cpufreq/scaling_cur_freq",
+            "<unsupported>\n",
+        );
+        tree.remove("sys/devices/system/cpu/cpu3/cpufreq/scaling_cur_freq");
+        // (1_500_000 + 600_000) / 2 kHz
+        assert_eq!(read_cpufreq_mhz(tree.root()), Some(1050));
+    }
+
+    #[test]
+    fn no_cpufreq_means_no_frequency() {
+        let tree = Tree::empty();
+        assert_eq!(read_cpufreq_mhz(tree.root()), None);
+        tree.mkdir("sys/devices/system/cpu/cpu0");
+        assert_eq!(read_cpufreq_mhz(tree.root()), None);
+    }
+
+    #[test]
+    fn samples_this_machines_cpus() {
+        let mut cpu = CpuCollector::new();
+        std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+        let sample = cpu.sample(Path::new("/")).expect("this machine has CPUs");
+        assert!(sample.cores >= 1);
+        assert_eq!(sample.cores, cpu.cores());
+        assert!((0.0..=100.0).contains(&sample.usage_percent));
+    }
+}

@@ -1,0 +1,585 @@
+//! The agent's settings: an optional TOML file, overridden by `PIVITALS_*` environment variables.
+//!
+//! | variable                | TOML key       | default                                   |
+//! |-------------------------|----------------|-------------------------------------------|
+//! | `PIVITALS_PRIMARY_URL`  | `primary_url`  | required; `http://` or `https://`         |
+//! | `PIVITALS_ENROLL_TOKEN` | `enroll_token` | none; needed for the first registration   |
+//! | `PIVITALS_NODE_NAME`    | `node_name`    | the host name                             |
+//! | `PIVITALS_INTERVAL`     | `interval`     | `60s` (`500ms`, `2m`, …; at least 1 s)    |
+//! | `PIVITALS_LABELS`       | `labels`       | none; `stack=2,role=worker` or a table    |
+//! | `PIVITALS_STATE_DIR`    | `state_dir`    | `$STATE_DIRECTORY`, else `./pivitals-agent-state` |
+//! | `PIVITALS_BACKLOG_MAX`  | `backlog_max`  | 24 h of samples, at most [`DEFAULT_BACKLOG_CAP`] |
+//! | `PIVITALS_ROOT`         | `root`         | `/` (where `proc/` and `sys/` are read)   |
+//! | `PIVITALS_START_JITTER` | `start_jitter` | `true`                                    |
+//!
+//! `STATE_DIRECTORY` is what systemd sets for a unit with `StateDirectory=pivitals-agent`
+//! (`/var/lib/pivitals-agent`). An empty variable counts as unset. Unknown keys in the file are an
+//! error (a typo would otherwise be silently ignored); unknown `PIVITALS_*` variables are not,
+//! since `PIVITALS_LOG` is read elsewhere.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Environment, File, FileFormat, Source};
+use pivitals_common::Labels;
+use pivitals_common::validate::{self, InvalidName};
+use reqwest::Url;
+use thiserror::Error;
+
+use crate::secret::Secret;
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// The default backlog holds 24 h of samples, but never more than this many (a sample takes
+/// one to two kilobytes, so a 1 s interval would otherwise keep ~100 MB on a small Pi).
+pub const DEFAULT_BACKLOG_CAP: usize = 10_000;
+pub const DEFAULT_STATE_DIR: &str = "pivitals-agent-state";
+
+/// Every key the file may hold; the variable is `PIVITALS_` and the key in upper case.
+const KEYS: &[&str] = &[
+    "primary_url",
+    "enroll_token",
+    "node_name",
+    "interval",
+    "labels",
+    "state_dir",
+    "backlog_max",
+    "root",
+    "start_jitter",
+];
+
+/// The agent's settings, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Base address of the primary; the API lives under `{primary_url}/api/v1/`.
+    pub primary_url: Url,
+    /// Authorises registration; not needed while a stored credential is accepted.
+    pub enroll_token: Option<Secret>,
+    /// Passed [`validate::node_name`].
+    pub node_name: String,
+    /// Time between samples, at least [`MIN_INTERVAL`].
+    pub interval: Duration,
+    /// Passed [`validate::labels`].
+    pub labels: Labels,
+    /// Where the node credential is kept.
+    pub state_dir: PathBuf,
+    /// Samples kept while the primary is unreachable; the oldest go first. At least 1.
+    pub backlog_max: usize,
+    /// Root under which `proc/` and `sys/` are read.
+    pub root: PathBuf,
+    /// Wait a random moment in `[0, min(interval, 10 s))` before the first sample, so a rack that
+    /// reboots together does not push in lock-step.
+    pub start_jitter: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("config file {}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        source: config::ConfigError,
+    },
+    #[error("config file {}: unknown key {key:?} (known: {})", path.display(), KEYS.join(", "))]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("{var} ({key}): {source}")]
+    Type {
+        var: String,
+        key: &'static str,
+        source: config::ConfigError,
+    },
+    #[error(
+        "PIVITALS_PRIMARY_URL (primary_url) is required: the primary's address, e.g. http://primary:8080"
+    )]
+    MissingPrimaryUrl,
+    #[error("PIVITALS_PRIMARY_URL (primary_url) {value:?} is not an http:// or https:// URL: {reason}")]
+    PrimaryUrl { value: String, reason: String },
+    #[error(
+        "PIVITALS_INTERVAL (interval) {value:?} is not a duration between 1s and 24h (e.g. 60s, 500ms, 2m): {reason}"
+    )]
+    Interval { value: String, reason: String },
+    #[error("PIVITALS_NODE_NAME (node_name): {0}")]
+    NodeName(InvalidName),
+    #[error(
+        "the host name {hostname:?} is not a valid node name; set PIVITALS_NODE_NAME ({source})"
+    )]
+    HostnameNotANodeName {
+        hostname: String,
+        source: InvalidName,
+    },
+    #[error("cannot read the host name; set PIVITALS_NODE_NAME")]
+    NoHostname,
+    #[error("PIVITALS_LABELS (labels): {0}")]
+    Labels(InvalidName),
+    #[error("PIVITALS_BACKLOG_MAX (backlog_max) {0:?} is not a whole number of samples ≥ 1")]
+    BacklogMax(String),
+    #[error("PIVITALS_START_JITTER (start_jitter) {0:?} is not true or false")]
+    StartJitter(String),
+}
+
+impl Config {
+    /// Settings with defaults for everything but the primary, the node name and the state
+    /// directory; for tests and for embedding the agent.
+    pub fn new(primary_url: Url, node_name: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            primary_url,
+            enroll_token: None,
+            node_name: node_name.into(),
+            interval: DEFAULT_INTERVAL,
+            labels: Labels::new(),
+            state_dir: state_dir.into(),
+            backlog_max: default_backlog_max(DEFAULT_INTERVAL),
+            root: PathBuf::from("/"),
+            start_jitter: true,
+        }
+    }
+
+    /// Reads `file` (if any) and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        Self::from_sources(file, env)
+    }
+
+    /// Reads `file` (if any), then lets the variables in `env` override it. Does not touch the
+    /// process environment, so tests can pass their own.
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = env.into_iter().collect();
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            let from_file = config::Config::builder()
+                .add_source(File::from(path).format(FileFormat::Toml).required(true))
+                .build()
+                .map_err(|source| ConfigError::File {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            let table = from_file.collect().map_err(|source| ConfigError::File {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            if let Some(key) = table.keys().find(|key| !KEYS.contains(&key.as_str())) {
+                return Err(ConfigError::UnknownKey {
+                    path: path.to_owned(),
+                    key: key.clone(),
+                });
+            }
+            builder = builder.add_source(from_file);
+        }
+        let ours: config::Map<String, String> = env
+            .iter()
+            .filter(|(key, _)| key.starts_with("PIVITALS_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let merged = builder
+            .add_source(
+                Environment::with_prefix("PIVITALS")
+                    .prefix_separator("_")
+                    .ignore_empty(true)
+                    .source(Some(ours)),
+            )
+            .build()
+            .map_err(|source| ConfigError::Type {
+                var: "PIVITALS_*".into(),
+                key: "*",
+                source,
+            })?;
+        let raw = Raw(merged);
+
+        let primary_url = parse_primary_url(&raw.string("primary_url")?.ok_or(ConfigError::MissingPrimaryUrl)?)?;
+        let enroll_token = raw.string("enroll_token")?.map(Secret::new);
+        let node_name = match raw.string("node_name")? {
+            Some(name) => {
+                validate::node_name(&name).map_err(ConfigError::NodeName)?;
+                name
+            }
+            None => {
+                let hostname = sysinfo::System::host_name().ok().ok_or(ConfigError::NoHostname)?;
+                validate::node_name(&hostname).map_err(|source| {
+                    ConfigError::HostnameNotANodeName {
+                        hostname: hostname.clone(),
+                        source,
+                    }
+                })?;
+                hostname
+            }
+        };
+        let interval = match raw.string("interval")? {
+            Some(text) => parse_interval(&text)?,
+            None => DEFAULT_INTERVAL,
+        };
+        let labels = raw.labels()?;
+        let state_dir = match raw.string("state_dir")? {
+            Some(dir) => PathBuf::from(dir),
+            None => match env.get("STATE_DIRECTORY").filter(|dir| !dir.is_empty()) {
+                // systemd may list several directories separated by ':'; ours is the first.
+                Some(dirs) => PathBuf::from(dirs.split(':').next().unwrap_or(dirs)),
+                None => PathBuf::from(DEFAULT_STATE_DIR),
+            },
+        };
+        let backlog_max = match raw.string("backlog_max")? {
+            Some(text) => match text.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(ConfigError::BacklogMax(text)),
+            },
+            None => default_backlog_max(interval),
+        };
+        let root = raw.string("root")?.map_or_else(|| PathBuf::from("/"), PathBuf::from);
+        let start_jitter = match raw.string("start_jitter")? {
+            Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(ConfigError::StartJitter(text)),
+            },
+            None => true,
+        };
+
+        Ok(Self {
+            primary_url,
+            enroll_token,
+            node_name,
+            interval,
+            labels,
+            state_dir,
+            backlog_max,
+            root,
+            start_jitter,
+        })
+    }
+
+    /// The interval in whole seconds, rounded up, as the primary's liveness check wants it.
+    pub fn interval_seconds(&self) -> u64 {
+        let secs = self.interval.as_secs();
+        if self.interval.subsec_nanos() > 0 { secs + 1 } else { secs }.max(1)
+    }
+}
+
+/// 24 h of samples at `interval`, capped at [`DEFAULT_BACKLOG_CAP`].
+pub fn default_backlog_max(interval: Duration) -> usize {
+    let per_day = (86_400_000 / interval.as_millis().max(1)) as usize;
+    per_day.clamp(1, DEFAULT_BACKLOG_CAP)
+}
+
+/// The merged sources, read key by key.
+struct Raw(config::Config);
+
+impl Raw {
+    fn string(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.0.get_string(key) {
+            Ok(value) => Ok(Some(value)),
+            Err(config::ConfigError::NotFound(_)) => Ok(None),
+            Err(source) => Err(type_error(key, source)),
+        }
+    }
+
+    /// `labels` as the string form (`stack=2,role=worker`) or as a TOML table.
+    fn labels(&self) -> Result<Labels, ConfigError> {
+        match self.0.get_table("labels") {
+            Ok(table) => {
+                let mut labels = Labels::new();
+                for (key, value) in table {
+                    let value = value.into_string().map_err(|source| type_error("labels", source))?;
+                    labels.insert(key, value);
+                }
+                validate::labels(&labels).map_err(ConfigError::Labels)?;
+                Ok(labels)
+            }
+            Err(config::ConfigError::NotFound(_)) => Ok(Labels::new()),
+            Err(_) => match self.string("labels")? {
+                Some(text) => validate::parse_labels(&text).map_err(ConfigError::Labels),
+                None => Ok(Labels::new()),
+            },
+        }
+    }
+}
+
+fn type_error(key: &'static str, source: config::ConfigError) -> ConfigError {
+    ConfigError::Type {
+        var: format!("PIVITALS_{}", key.to_ascii_uppercase()),
+        key,
+        source,
+    }
+}
+
+fn parse_primary_url(text: &str) -> Result<Url, ConfigError> {
+    let error = |reason: &str| ConfigError::PrimaryUrl {
+        value: text.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut url = Url::parse(text.trim()).map_err(|e| error(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(error("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(error("there is no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(error("a query or fragment is not allowed"));
+    }
+    // `Url::join` replaces the last segment unless the path ends with '/'.
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+fn parse_interval(text: &str) -> Result<Duration, ConfigError> {
+    let error = |reason: String| ConfigError::Interval {
+        value: text.to_owned(),
+        reason,
+    };
+    let trimmed = text.trim();
+    // A bare number (as TOML `interval = 30` gives) means seconds.
+    let interval = match trimmed.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(trimmed).map_err(|e| error(e.to_string()))?,
+    };
+    if interval < MIN_INTERVAL {
+        return Err(error("shorter than 1s".into()));
+    }
+    if interval > MAX_INTERVAL {
+        return Err(error("longer than 24h".into()));
+    }
+    Ok(interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn minimal() -> Vec<(String, String)> {
+        env(&[
+            ("PIVITALS_PRIMARY_URL", "http://primary:8080"),
+            ("PIVITALS_NODE_NAME", "pi-01"),
+        ])
+    }
+
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new().suffix(".conf").tempfile().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    fn error_text(file: Option<&Path>, vars: Vec<(String, String)>) -> String {
+        Config::from_sources(file, vars).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults() {
+        let cfg = Config::from_sources(None, minimal()).unwrap();
+        assert_eq!(cfg.primary_url.as_str(), "http://primary:8080/");
+        assert_eq!(cfg.node_name, "pi-01");
+        assert!(cfg.enroll_token.is_none());
+        assert_eq!(cfg.interval, Duration::from_secs(60));
+        assert_eq!(cfg.interval_seconds(), 60);
+        assert!(cfg.labels.is_empty());
+        assert_eq!(cfg.state_dir, PathBuf::from("pivitals-agent-state"));
+        assert_eq!(cfg.backlog_max, 1440);
+        assert_eq!(cfg.root, PathBuf::from("/"));
+        assert!(cfg.start_jitter);
+    }
+
+    #[test]
+    fn node_name_defaults_to_the_host_name() {
+        let vars = env(&[("PIVITALS_PRIMARY_URL", "http://primary:8080")]);
+        match (Config::from_sources(None, vars), sysinfo::System::host_name().ok()) {
+            (Ok(cfg), Some(host)) => assert_eq!(cfg.node_name, host),
+            (Err(ConfigError::HostnameNotANodeName { hostname, .. }), Some(host)) => {
+                assert_eq!(hostname, host)
+            }
+            (Err(ConfigError::NoHostname), None) => {}
+            (other, host) => panic!("{other:?} with host name {host:?}"),
+        }
+    }
+
+    #[test]
+    fn systemd_state_directory_is_the_default_state_dir() {
+        let mut vars = minimal();
+        vars.extend(env(&[("STATE_DIRECTORY", "/var/lib/pivitals-agent")]));
+        let cfg = Config::from_sources(None, vars).unwrap();
+        assert_eq!(cfg.state_dir, PathBuf::from("/var/lib/pivitals-agent"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file = toml_file(
+            r#"
+            primary_url = "https://file.example:9000/base"
+            enroll_token = "from-file"
+            node_name = "file-node"
+            interval = "2m"
+            state_dir = "/tmp/file-state"
+            backlog_max = 7
+            start_jitter = false
+            [labels]
+            stack = 2
+            role = "worker"
+            "#,
+        );
+        let from_file = Config::from_sources(Some(file.path()), Vec::new()).unwrap();
+        assert_eq!(from_file.primary_url.as_str(), "https://file.example:9000/base/");
+        assert_eq!(from_file.enroll_token.as_ref().map(Secret::expose), Some("from-file"));
+        assert_eq!(from_file.node_name, "file-node");
+        assert_eq!(from_file.interval, Duration::from_secs(120));
+        assert_eq!(from_file.labels.get("stack").map(String::as_str), Some("2"));
+        assert_eq!(from_file.labels.get("role").map(String::as_str), Some("worker"));
+        assert_eq!(from_file.state_dir, PathBuf::from("/tmp/file-state"));
+        assert_eq!(from_file.backlog_max, 7);
+        assert!(!from_file.start_jitter);
+
+        let vars = env(&[
+            ("PIVITALS_PRIMARY_URL", "http://env:8080"),
+            ("PIVITALS_ENROLL_TOKEN", "from-env"),
+            ("PIVITALS_NODE_NAME", "env-node"),
+            ("PIVITALS_INTERVAL", "1500ms"),
+            ("PIVITALS_LABELS", "rack=b"),
+            ("PIVITALS_ROOT", "/fixture"),
+            ("PIVITALS_START_JITTER", "true"),
+            ("PIVITALS_LOG", "debug"),
+            ("PIVITALS_STATE_DIR", ""),
+        ]);
+        let cfg = Config::from_sources(Some(file.path()), vars).unwrap();
+        assert_eq!(cfg.primary_url.as_str(), "http://env:8080/");
+        assert_eq!(cfg.enroll_token.as_ref().map(Secret::expose), Some("from-env"));
+        assert_eq!(cfg.node_name, "env-node");
+        assert_eq!(cfg.interval, Duration::from_millis(1500));
+        assert_eq!(cfg.interval_seconds(), 2);
+        assert_eq!(cfg.labels.len(), 1);
+        assert_eq!(cfg.labels.get("rack").map(String::as_str), Some("b"));
+        assert_eq!(cfg.root, PathBuf::from("/fixture"));
+        assert!(cfg.start_jitter);
+        // An empty variable counts as unset, so the file's value stays.
+        assert_eq!(cfg.state_dir, PathBuf::from("/tmp/file-state"));
+        assert_eq!(cfg.backlog_max, 7);
+    }
+
+    #[test]
+    fn labels_in_the_file_may_be_the_string_form() {
+        let file = toml_file("labels = \"stack=3, role=db\"\n");
+        let cfg = Config::from_sources(Some(file.path()), minimal()).unwrap();
+        assert_eq!(cfg.labels.get("stack").map(String::as_str), Some("3"));
+        assert_eq!(cfg.labels.get("role").map(String::as_str), Some("db"));
+    }
+
+    #[test]
+    fn default_backlog_is_a_day_of_samples_within_bounds() {
+        assert_eq!(default_backlog_max(Duration::from_secs(60)), 1440);
+        assert_eq!(default_backlog_max(Duration::from_secs(10)), 8640);
+        assert_eq!(default_backlog_max(Duration::from_secs(1)), DEFAULT_BACKLOG_CAP);
+        assert_eq!(default_backlog_max(MAX_INTERVAL), 1);
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_INTERVAL", "30s")]));
+        assert_eq!(Config::from_sources(None, vars).unwrap().backlog_max, 2880);
+    }
+
+    #[test]
+    fn missing_or_wrong_primary_url() {
+        let vars = env(&[("PIVITALS_NODE_NAME", "pi-01")]);
+        assert!(error_text(None, vars).starts_with("PIVITALS_PRIMARY_URL (primary_url) is required"));
+        for bad in ["primary:8080", "ftp://primary/", "http://", "not a url", "http://p/?x=1"] {
+            let vars = env(&[("PIVITALS_NODE_NAME", "pi-01"), ("PIVITALS_PRIMARY_URL", bad)]);
+            let text = error_text(None, vars);
+            assert!(text.contains("is not an http:// or https:// URL"), "{bad}: {text}");
+        }
+    }
+
+    #[test]
+    fn bad_intervals() {
+        for bad in ["0s", "999ms", "soon", "25h", "-1s", ""] {
+            let mut vars = minimal();
+            vars.push(("PIVITALS_INTERVAL".into(), bad.into()));
+            match Config::from_sources(None, vars) {
+                // An empty variable counts as unset.
+                Ok(cfg) if bad.is_empty() => assert_eq!(cfg.interval, DEFAULT_INTERVAL),
+                Err(e @ ConfigError::Interval { .. }) => {
+                    assert!(e.to_string().starts_with("PIVITALS_INTERVAL (interval)"), "{e}")
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        for (good, expected) in [("1s", 1000), ("2m", 120_000), ("30", 30_000), ("1m 30s", 90_000)] {
+            let mut vars = minimal();
+            vars.push(("PIVITALS_INTERVAL".into(), good.into()));
+            let cfg = Config::from_sources(None, vars).unwrap();
+            assert_eq!(cfg.interval, Duration::from_millis(expected), "{good}");
+        }
+    }
+
+    #[test]
+    fn bad_labels_and_node_names() {
+        let mut vars = minimal();
+        vars.push(("PIVITALS_LABELS".into(), "node=x".into()));
+        assert!(matches!(
+            Config::from_sources(None, vars),
+            Err(ConfigError::Labels(InvalidName::ReservedLabelKey(_)))
+        ));
+        let mut vars = minimal();
+        vars.push(("PIVITALS_LABELS".into(), "stack".into()));
+        let text = error_text(None, vars);
+        assert!(text.starts_with("PIVITALS_LABELS (labels): label \"stack\""), "{text}");
+
+        let file = toml_file("[labels]\n\"bad key\" = \"x\"\n");
+        assert!(matches!(
+            Config::from_sources(Some(file.path()), minimal()),
+            Err(ConfigError::Labels(InvalidName::LabelKey(_)))
+        ));
+
+        let vars = env(&[
+            ("PIVITALS_PRIMARY_URL", "http://p"),
+            ("PIVITALS_NODE_NAME", "pi 01"),
+        ]);
+        let text = error_text(None, vars);
+        assert!(text.starts_with("PIVITALS_NODE_NAME (node_name): node name \"pi 01\""), "{text}");
+    }
+
+    #[test]
+    fn bad_numbers_and_flags() {
+        for bad in ["0", "many", "-3"] {
+            let mut vars = minimal();
+            vars.push(("PIVITALS_BACKLOG_MAX".into(), bad.into()));
+            assert!(matches!(Config::from_sources(None, vars), Err(ConfigError::BacklogMax(_))), "{bad}");
+        }
+        let mut vars = minimal();
+        vars.push(("PIVITALS_START_JITTER".into(), "sometimes".into()));
+        assert!(matches!(Config::from_sources(None, vars), Err(ConfigError::StartJitter(_))));
+    }
+
+    #[test]
+    fn file_errors_name_the_file() {
+        let file = toml_file("primary_url = \"http://p\"\nintervall = \"5s\"\n");
+        let text = error_text(Some(file.path()), minimal());
+        assert!(text.contains("unknown key \"intervall\""), "{text}");
+        assert!(text.contains(&file.path().display().to_string()), "{text}");
+
+        let file = toml_file("primary_url = \n");
+        let text = error_text(Some(file.path()), minimal());
+        assert!(text.starts_with("config file "), "{text}");
+
+        let missing = Path::new("/nonexistent/pivitals-agent.toml");
+        let text = error_text(Some(missing), minimal());
+        assert!(text.starts_with("config file /nonexistent/pivitals-agent.toml"), "{text}");
+    }
+
+    #[test]
+    fn debug_redacts_the_enroll_token() {
+        let mut vars = minimal();
+        vars.push(("PIVITALS_ENROLL_TOKEN".into(), "s3cr3t-enroll".into()));
+        let cfg = Config::from_sources(None, vars).unwrap();
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("s3cr3t-enroll"), "{debug}");
+        assert!(debug.contains("Secret(***)"), "{debug}");
+    }
+}

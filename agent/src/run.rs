@@ -1,0 +1,275 @@
+//! The agent's life: sample on a timer and push concurrently until shutdown, then take a last
+//! sample, push what is waiting (bounded), say goodbye.
+//!
+//! Everything runs in one task on the caller's runtime (the binary uses a current-thread
+//! runtime): a sampling loop and a sending loop are two futures polled by one `select!`, which
+//! also watches the shutdown future. They share the backlog through a mutex that is never held
+//! across an `.await`. Sampling never waits for the primary: while it is unreachable, samples
+//! pile up in the backlog (the oldest dropped beyond `backlog_max`) and go out oldest first, with
+//! their original timestamps, when it returns.
+//!
+//! The first sample is taken after a random offset in `[0, min(interval, 10 s))` (unless
+//! `start_jitter` is off), so a rack that boots together spreads its pushes; then every
+//! `interval`. A late tick (a slow sample, a suspended host) delays the next ones rather than
+//! firing a burst.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pivitals_common::{NodeInfo, RegisterRequest, VitalsPayload};
+use tokio::sync::Notify;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{info, warn};
+
+use crate::backlog::Backlog;
+use crate::client::PrimaryClient;
+use crate::collect::Collector;
+use crate::config::Config;
+use crate::credential;
+use crate::error::AgentError;
+use crate::push::{Sender, Step, lock};
+
+/// The last push before stopping gives up after this long.
+pub const FINAL_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The goodbye gives up after this long.
+pub const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The random start offset is below this (and below the interval).
+pub const MAX_START_JITTER: Duration = Duration::from_secs(10);
+/// A full backlog says so at most this often.
+const DROP_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// What the agent samples; [`Collector`] on a real host, something scripted in tests.
+pub trait Sampler {
+    /// Facts sent at registration.
+    fn node_info(&mut self) -> NodeInfo;
+    /// One sample, stamped with the time it was taken.
+    fn sample(&mut self) -> VitalsPayload;
+}
+
+impl Sampler for Collector {
+    fn node_info(&mut self) -> NodeInfo {
+        Collector::node_info(self)
+    }
+
+    fn sample(&mut self) -> VitalsPayload {
+        Collector::sample(self)
+    }
+}
+
+/// Runs the agent on this host until `shutdown` completes; see [`run_with`].
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    let collector = Collector::new(cfg.root.clone());
+    run_with(cfg, collector, shutdown).await
+}
+
+/// Runs the agent with `sampler` until `shutdown` completes, then takes a last sample, pushes
+/// what is waiting (for at most [`FINAL_PUSH_TIMEOUT`]), sends goodbye and returns `Ok`.
+///
+/// Returns early with an error only for what waiting cannot fix: the state directory is
+/// unusable, the node must register without an enrollment token, or the primary refuses the
+/// registration (422).
+pub async fn run_with<S: Sampler>(
+    cfg: Config,
+    mut sampler: S,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let state_error = |source: io::Error| AgentError::State {
+        path: cfg.state_dir.clone(),
+        source,
+    };
+    credential::prepare_dir(&cfg.state_dir).map_err(state_error)?;
+    let stored = match credential::load(&cfg.state_dir) {
+        Ok(Some(stored)) if stored.node_name == cfg.node_name => {
+            info!(node = %stored.node_name, "using the stored node credential");
+            Some(stored)
+        }
+        Ok(Some(stored)) => {
+            info!(
+                "the stored credential is for node {:?}, not {:?}; registering",
+                stored.node_name, cfg.node_name
+            );
+            None
+        }
+        Ok(None) => None,
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            let path = credential::path(&cfg.state_dir);
+            warn!("ignoring the unreadable credential file {}: {e}", path.display());
+            None
+        }
+        Err(e) => return Err(state_error(e)),
+    };
+    if stored.is_none() && cfg.enroll_token.is_none() {
+        return Err(AgentError::NoEnrollToken(cfg.state_dir.clone()));
+    }
+
+    let client = PrimaryClient::new(&cfg.primary_url).map_err(AgentError::HttpClient)?;
+    let request = RegisterRequest {
+        node_name: cfg.node_name.clone(),
+        info: sampler.node_info(),
+        labels: cfg.labels.clone(),
+        interval_seconds: cfg.interval_seconds(),
+    };
+    let mut sender = Sender::new(
+        client,
+        cfg.state_dir.clone(),
+        request,
+        cfg.enroll_token.clone(),
+        stored,
+    );
+    let backlog = Mutex::new(Backlog::new(cfg.backlog_max));
+    let wake = Notify::new();
+    let interval = cfg.interval.max(Duration::from_millis(1));
+    let offset = if cfg.start_jitter {
+        start_offset(interval)
+    } else {
+        Duration::ZERO
+    };
+    info!(
+        node = %cfg.node_name,
+        primary = %cfg.primary_url,
+        interval = %humantime::format_duration(interval),
+        backlog_max = cfg.backlog_max,
+        "pivitals-agent started; first sample in {}",
+        humantime::format_duration(offset)
+    );
+
+    {
+        let mut recorder = Recorder::new(&backlog, &wake);
+        let sampling = sample_loop(&mut sampler, &mut recorder, interval, offset);
+        let sending = send_loop(&mut sender, &backlog, &wake);
+        tokio::select! {
+            biased;
+            () = shutdown => {}
+            result = sending => match result {
+                Err(e) => return Err(e),
+                Ok(never) => match never {},
+            },
+            never = sampling => match never {},
+        }
+    }
+
+    info!("stopping: taking a last sample and pushing what is waiting");
+    Recorder::new(&backlog, &wake).record(sampler.sample());
+    match tokio::time::timeout(FINAL_PUSH_TIMEOUT, sender.flush(&backlog)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => warn!("the last push did not finish within {}s", FINAL_PUSH_TIMEOUT.as_secs()),
+    }
+    let left = lock(&backlog).len();
+    if left > 0 {
+        warn!("{left} samples could not be pushed before stopping and are lost");
+    }
+    match tokio::time::timeout(GOODBYE_TIMEOUT, sender.goodbye("shutdown")).await {
+        Ok(Ok(true)) => info!("said goodbye to the primary"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => warn!("goodbye failed: {e}"),
+        Err(_) => warn!("goodbye did not finish within {}s", GOODBYE_TIMEOUT.as_secs()),
+    }
+    let dropped = lock(&backlog).dropped();
+    info!(
+        sent = sender.stats.sent,
+        rejected = sender.stats.rejected,
+        dropped,
+        "pivitals-agent stopped"
+    );
+    Ok(())
+}
+
+/// A random offset in `[0, min(interval, MAX_START_JITTER))`.
+pub fn start_offset(interval: Duration) -> Duration {
+    let bound = u64::try_from(interval.min(MAX_START_JITTER).as_millis()).unwrap_or(0);
+    if bound == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(fastrand::u64(0..bound))
+}
+
+async fn sample_loop<S: Sampler>(
+    sampler: &mut S,
+    recorder: &mut Recorder<'_>,
+    interval: Duration,
+    offset: Duration,
+) -> Infallible {
+    tokio::time::sleep(offset).await;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        recorder.record(sampler.sample());
+    }
+}
+
+async fn send_loop(
+    sender: &mut Sender,
+    backlog: &Mutex<Backlog>,
+    wake: &Notify,
+) -> Result<Infallible, AgentError> {
+    loop {
+        match sender.step(backlog).await? {
+            Step::Continue => {}
+            Step::Idle => wake.notified().await,
+            Step::Wait(delay) => tokio::time::sleep(delay).await,
+        }
+    }
+}
+
+/// Puts samples into the backlog, wakes the sender, and warns (rate-limited) about drops.
+struct Recorder<'a> {
+    backlog: &'a Mutex<Backlog>,
+    wake: &'a Notify,
+    last_warning: Option<Instant>,
+    unreported: u64,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(backlog: &'a Mutex<Backlog>, wake: &'a Notify) -> Self {
+        Self {
+            backlog,
+            wake,
+            last_warning: None,
+            unreported: 0,
+        }
+    }
+
+    fn record(&mut self, sample: VitalsPayload) {
+        let mut backlog = lock(self.backlog);
+        if backlog.push(sample) {
+            self.unreported += 1;
+            let now = Instant::now();
+            if self
+                .last_warning
+                .is_none_or(|last| now.duration_since(last) >= DROP_WARNING_EVERY)
+            {
+                warn!(
+                    "the backlog is full ({} samples): dropped the {} oldest ({} since start)",
+                    backlog.capacity(),
+                    self.unreported,
+                    backlog.dropped()
+                );
+                self.last_warning = Some(now);
+                self.unreported = 0;
+            }
+        }
+        drop(backlog);
+        self.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_offsets_stay_below_the_interval_and_ten_seconds() {
+        for _ in 0..200 {
+            assert!(start_offset(Duration::from_secs(60)) < MAX_START_JITTER);
+            assert!(start_offset(Duration::from_secs(2)) < Duration::from_secs(2));
+        }
+        assert_eq!(start_offset(Duration::ZERO), Duration::ZERO);
+        let offsets: Vec<_> = (0..50).map(|_| start_offset(Duration::from_secs(60))).collect();
+        assert!(offsets.iter().any(|o| *o != offsets[0]), "offsets are random");
+    }
+}

@@ -1,0 +1,605 @@
+//! The agent against an emulated primary: a small axum server inside the test that speaks the
+//! primary's API (register, vitals, goodbye) and can be told to misbehave. The end-to-end test
+//! against the real primary lives with the primary.
+//!
+//! Time is paused (`start_paused`): the agent's timers, its backoff and the emulator's clock
+//! advance only when every task waits, so minutes of retries take milliseconds and timings can
+//! be asserted exactly. The agent's samples are stamped with that clock (milliseconds since the
+//! test started), so a sample's timestamp tells when it was taken, not when it was pushed.
+
+use std::collections::{HashSet, VecDeque};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use pivitals_agent::{AgentError, Config, Sampler, Secret, run_with};
+use pivitals_common::validate;
+use pivitals_common::{
+    Goodbye, NodeInfo, RegisterReply, RegisterRequest, VitalsPayload, VitalsPush,
+};
+use reqwest::Url;
+use serde_json::json;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+const ENROLL: &str = "enroll-secret";
+const INTERVAL: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// The emulated primary.
+
+/// A canned answer, given instead of the normal one.
+#[derive(Clone, Debug)]
+struct Canned {
+    status: StatusCode,
+    retry_after: Option<u64>,
+    error: &'static str,
+}
+
+fn canned(status: u16, retry_after: Option<u64>, error: &'static str) -> Canned {
+    Canned {
+        status: StatusCode::from_u16(status).unwrap(),
+        retry_after,
+        error,
+    }
+}
+
+#[derive(Debug)]
+struct PushRecord {
+    at: Duration,
+    token: String,
+    timestamps: Vec<i64>,
+    status: u16,
+}
+
+#[derive(Debug)]
+struct RegisterRecord {
+    at: Duration,
+    authorization: String,
+    request: RegisterRequest,
+    status: u16,
+}
+
+#[derive(Debug)]
+struct Primary {
+    started: Instant,
+    enroll_token: String,
+    tokens: HashSet<String>,
+    issued: usize,
+    registrations: Vec<RegisterRecord>,
+    pushes: Vec<PushRecord>,
+    goodbyes: Vec<(String, Goodbye)>,
+    /// Timestamps of every accepted sample, in the order they arrived.
+    received: Vec<i64>,
+    register_script: VecDeque<Canned>,
+    vitals_script: VecDeque<Canned>,
+    /// Answer every push with this while set.
+    down: Option<Canned>,
+    /// Answer 413 to pushes with more samples than this.
+    max_batch: Option<usize>,
+}
+
+type Shared = Arc<Mutex<Primary>>;
+
+fn lock(primary: &Shared) -> MutexGuard<'_, Primary> {
+    primary.lock().unwrap()
+}
+
+fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn answer(canned: &Canned) -> Response {
+    let body = Json(json!({ "error": canned.error }));
+    match canned.retry_after {
+        Some(secs) => (canned.status, [(header::RETRY_AFTER, secs.to_string())], body).into_response(),
+        None => (canned.status, body).into_response(),
+    }
+}
+
+async fn register(
+    State(primary): State<Shared>,
+    headers: HeaderMap,
+    Json(request): Json<RegisterRequest>,
+) -> Response {
+    let mut p = lock(&primary);
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let at = p.started.elapsed();
+    let response = if bearer(&headers) != p.enroll_token {
+        answer(&canned(401, None, "wrong enrollment token"))
+    } else if let Some(canned) = p.register_script.pop_front() {
+        answer(&canned)
+    } else if let Err(e) = validate::node_name(&request.node_name) {
+        answer(&Canned {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            retry_after: None,
+            error: Box::leak(e.to_string().into_boxed_str()),
+        })
+    } else {
+        p.issued += 1;
+        let node_token = format!("node-token-{}", p.issued);
+        p.tokens.insert(node_token.clone());
+        Json(RegisterReply {
+            node_name: request.node_name.clone(),
+            node_token,
+        })
+        .into_response()
+    };
+    p.registrations.push(RegisterRecord {
+        at,
+        authorization,
+        request,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+async fn vitals(
+    State(primary): State<Shared>,
+    headers: HeaderMap,
+    Json(push): Json<VitalsPush>,
+) -> Response {
+    let mut p = lock(&primary);
+    let token = bearer(&headers);
+    let count = push.samples.len();
+    let response = if !p.tokens.contains(&token) {
+        answer(&canned(401, None, "unknown node token"))
+    } else if let Some(canned) = p.vitals_script.pop_front() {
+        answer(&canned)
+    } else if let Some(down) = p.down.clone() {
+        answer(&down)
+    } else if p.max_batch.is_some_and(|max| count > max) {
+        answer(&canned(413, None, "too many samples"))
+    } else {
+        let timestamps = push.samples.iter().map(|s| s.timestamp_ms);
+        p.received.extend(timestamps);
+        Json(json!({ "accepted": count })).into_response()
+    };
+    let record = PushRecord {
+        at: p.started.elapsed(),
+        token,
+        timestamps: push.samples.iter().map(|s| s.timestamp_ms).collect(),
+        status: response.status().as_u16(),
+    };
+    p.pushes.push(record);
+    response
+}
+
+async fn goodbye(
+    State(primary): State<Shared>,
+    headers: HeaderMap,
+    Json(goodbye): Json<Goodbye>,
+) -> Response {
+    let mut p = lock(&primary);
+    let token = bearer(&headers);
+    if !p.tokens.contains(&token) {
+        return answer(&canned(401, None, "unknown node token"));
+    }
+    p.goodbyes.push((token, goodbye));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Starts the emulated primary on a free loopback port.
+async fn start_primary() -> (Url, Shared) {
+    let primary = Arc::new(Mutex::new(Primary {
+        started: Instant::now(),
+        enroll_token: ENROLL.into(),
+        tokens: HashSet::new(),
+        issued: 0,
+        registrations: Vec::new(),
+        pushes: Vec::new(),
+        goodbyes: Vec::new(),
+        received: Vec::new(),
+        register_script: VecDeque::new(),
+        vitals_script: VecDeque::new(),
+        down: None,
+        max_batch: None,
+    }));
+    let app = Router::new()
+        .route("/api/v1/register", post(register))
+        .route("/api/v1/vitals", post(vitals))
+        .route("/api/v1/goodbye", post(goodbye))
+        .with_state(primary.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, primary)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agent under test.
+
+/// Stamps each sample with the paused clock: milliseconds since the test started.
+struct ClockSampler {
+    started: Instant,
+    taken: Arc<AtomicUsize>,
+}
+
+impl Sampler for ClockSampler {
+    fn node_info(&mut self) -> NodeInfo {
+        NodeInfo {
+            hostname: "test-host".into(),
+            agent_version: "test".into(),
+            ..Default::default()
+        }
+    }
+
+    fn sample(&mut self) -> VitalsPayload {
+        self.taken.fetch_add(1, Ordering::SeqCst);
+        VitalsPayload {
+            timestamp_ms: self.started.elapsed().as_millis() as i64,
+            ..Default::default()
+        }
+    }
+}
+
+fn config(primary: &Url, state_dir: &Path) -> Config {
+    let mut cfg = Config::new(primary.clone(), "pi-test", state_dir);
+    cfg.enroll_token = Some(Secret::new(ENROLL));
+    cfg.interval = INTERVAL;
+    cfg.labels = validate::parse_labels("stack=2,role=worker").unwrap();
+    cfg.start_jitter = false;
+    cfg
+}
+
+struct Agent {
+    task: JoinHandle<Result<(), AgentError>>,
+    stop: oneshot::Sender<()>,
+    taken: Arc<AtomicUsize>,
+}
+
+fn start_agent(cfg: Config) -> Agent {
+    let taken = Arc::new(AtomicUsize::new(0));
+    let sampler = ClockSampler {
+        started: Instant::now(),
+        taken: taken.clone(),
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(run_with(cfg, sampler, shutdown));
+    Agent { task, stop, taken }
+}
+
+impl Agent {
+    fn taken(&self) -> usize {
+        self.taken.load(Ordering::SeqCst)
+    }
+
+    /// Stops the agent as SIGTERM would and returns what `run` returned.
+    async fn stop(self) -> Result<(), AgentError> {
+        let _ = self.stop.send(());
+        self.task.await.unwrap()
+    }
+}
+
+/// Waits (in paused time) until `ready` holds, at most `limit`.
+async fn wait_until(primary: &Shared, limit: Duration, ready: impl Fn(&Primary) -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready(&lock(primary)) {
+        assert!(Instant::now() < deadline, "condition not met within {limit:?}: {:#?}", lock(primary));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Timestamps of samples taken every INTERVAL from 0: 0, 10_000, 20_000, …
+fn every_interval(range: std::ops::Range<usize>) -> Vec<i64> {
+    range.map(|k| k as i64 * INTERVAL.as_millis() as i64).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+#[tokio::test(start_paused = true)]
+async fn emulated_primary_registration_pushes_and_goodbye() {
+    let (url, primary) = start_primary().await;
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(config(&url, state.path()));
+
+    wait_until(&primary, Duration::from_secs(60), |p| p.received.len() >= 3).await;
+    agent.stop().await.unwrap();
+
+    let p = lock(&primary);
+    assert_eq!(p.registrations.len(), 1);
+    let registration = &p.registrations[0];
+    assert_eq!(registration.authorization, format!("Bearer {ENROLL}"));
+    assert_eq!(registration.request.node_name, "pi-test");
+    assert_eq!(registration.request.interval_seconds, 10);
+    assert_eq!(registration.request.info.hostname, "test-host");
+    assert_eq!(registration.request.labels.get("stack").map(String::as_str), Some("2"));
+    assert_eq!(registration.request.labels.get("role").map(String::as_str), Some("worker"));
+
+    assert!(p.pushes.iter().all(|push| push.token == "node-token-1" && push.status == 200));
+    // One sample per interval from the start, plus the last one taken at shutdown, pushed
+    // before goodbye.
+    let taken = p.received.len();
+    assert!(taken >= 4, "{:?}", p.received);
+    assert_eq!(&p.received[..taken - 1], &every_interval(0..taken - 1)[..]);
+    assert_eq!(p.goodbyes.len(), 1);
+    assert_eq!(p.goodbyes[0].0, "node-token-1");
+    assert_eq!(p.goodbyes[0].1.reason.as_deref(), Some("shutdown"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn emulated_primary_credential_is_stored_0600_and_reused() {
+    let (url, primary) = start_primary().await;
+    let state = tempfile::tempdir().unwrap();
+
+    let agent = start_agent(config(&url, state.path()));
+    wait_until(&primary, Duration::from_secs(60), |p| !p.received.is_empty()).await;
+    agent.stop().await.unwrap();
+
+    let file = state.path().join("credential.json");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(stored, json!({ "node_name": "pi-test", "node_token": "node-token-1" }));
+
+    // A restart reuses it: no new registration, pushes with the stored token.
+    let pushes_before = lock(&primary).pushes.len();
+    let agent = start_agent(config(&url, state.path()));
+    wait_until(&primary, Duration::from_secs(60), |p| p.pushes.len() > pushes_before).await;
+    agent.stop().await.unwrap();
+    {
+        let p = lock(&primary);
+        assert_eq!(p.registrations.len(), 1);
+        assert!(p.pushes.iter().all(|push| push.token == "node-token-1" && push.status == 200));
+    }
+
+    // Another node name in the same state directory registers for itself.
+    let mut cfg = config(&url, state.path());
+    cfg.node_name = "pi-other".into();
+    let agent = start_agent(cfg);
+    wait_until(&primary, Duration::from_secs(60), |p| p.registrations.len() == 2).await;
+    agent.stop().await.unwrap();
+    assert_eq!(lock(&primary).registrations[1].request.node_name, "pi-other");
+}
+
+#[tokio::test(start_paused = true)]
+async fn emulated_primary_that_forgets_the_token_gets_a_new_registration_and_the_samples() {
+    let (url, primary) = start_primary().await;
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(config(&url, state.path()));
+    wait_until(&primary, Duration::from_secs(60), |p| p.received.len() == 2).await;
+
+    lock(&primary).tokens.clear();
+    wait_until(&primary, Duration::from_secs(60), |p| p.received.len() == 4).await;
+    let taken = agent.taken();
+    agent.stop().await.unwrap();
+
+    let p = lock(&primary);
+    assert_eq!(p.registrations.len(), 2);
+    assert!(p.pushes.iter().any(|push| push.status == 401 && push.token == "node-token-1"));
+    let after: Vec<_> = p.pushes.iter().skip_while(|push| push.status != 401).skip(1).collect();
+    assert!(after.iter().all(|push| push.token == "node-token-2"), "{after:#?}");
+    // Nothing lost, nothing twice: the refused sample went out again after registering.
+    let (_at_shutdown, regular) = p.received.split_last().unwrap();
+    assert_eq!(regular, every_interval(0..taken));
+    let stored = std::fs::read_to_string(state.path().join("credential.json")).unwrap();
+    assert!(stored.contains("node-token-2"), "{stored}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn emulated_primary_busy_with_retry_after_gets_every_sample_in_order_later() {
+    let (url, primary) = start_primary().await;
+    {
+        let mut p = lock(&primary);
+        p.vitals_script.push_back(canned(503, Some(30), "spool full"));
+        p.vitals_script.push_back(canned(429, Some(30), "slow down"));
+    }
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(config(&url, state.path()));
+    wait_until(&primary, Duration::from_secs(300), |p| p.received.len() >= 6).await;
+    agent.stop().await.unwrap();
+
+    let p = lock(&primary);
+    let statuses: Vec<u16> = p.pushes.iter().map(|push| push.status).collect();
+    assert_eq!(&statuses[..3], [503, 429, 200]);
+    // Retry-After is honoured: no push comes back sooner.
+    assert!(p.pushes[1].at - p.pushes[0].at >= Duration::from_secs(30), "{:#?}", p.pushes);
+    assert!(p.pushes[2].at - p.pushes[1].at >= Duration::from_secs(30), "{:#?}", p.pushes);
+    // The first accepted push carries everything sampled meanwhile, oldest first, with the
+    // times the samples were taken (every 10 s from 0), not the time of the push.
+    let first_ok = &p.pushes[2];
+    assert!(first_ok.timestamps.len() >= 6, "{first_ok:#?}");
+    assert_eq!(first_ok.timestamps, every_interval(0..first_ok.timestamps.len()));
+    assert!(first_ok.at >= Duration::from_secs(60));
+    let last = p.received.len() - 1;
+    assert_eq!(&p.received[..last], &every_interval(0..last)[..]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn emulated_primary_413_halves_the_batch_until_it_fits() {
+    let (url, primary) = start_primary().await;
+    {
+        let mut p = lock(&primary);
+        p.max_batch = Some(2);
+        p.down = Some(canned(503, None, "down"));
+    }
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(config(&url, state.path()));
+    // Ten samples pile up while the primary is down.
+    tokio::time::sleep(Duration::from_secs(95)).await;
+    lock(&primary).down = None;
+    wait_until(&primary, Duration::from_secs(300), |p| p.received.len() >= 12).await;
+    agent.stop().await.unwrap();
+
+    let p = lock(&primary);
+    let tried: Vec<(usize, u16)> = p
+        .pushes
+        .iter()
+        .filter(|push| push.status != 503)
+        .map(|push| (push.timestamps.len(), push.status))
+        .collect();
+    // 10 or more samples waiting: 413, then half, and so on, until a batch fits; it stays small.
+    let first_ok = tried.iter().position(|(_, status)| *status == 200).unwrap();
+    assert!(first_ok >= 2, "{tried:?}");
+    for pair in tried[..=first_ok].windows(2) {
+        assert_eq!(pair[0].1, 413, "{tried:?}");
+        assert_eq!(pair[1].0, pair[0].0 / 2, "{tried:?}");
+    }
+    assert!(tried[first_ok..].iter().all(|(n, status)| *status == 200 && *n <= 2), "{tried:?}");
+    let last = p.received.len() - 1;
+    assert_eq!(&p.received[..last], &every_interval(0..last)[..]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn emulated_primary_422_on_registration_stops_the_agent_with_its_message() {
+    let (url, primary) = start_primary().await;
+    lock(&primary)
+        .register_script
+        .push_back(canned(422, None, "node name pi-test is taken"));
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(config(&url, state.path()));
+    let result = tokio::time::timeout(Duration::from_secs(30), agent.task).await.unwrap().unwrap();
+    match result {
+        Err(e @ AgentError::Refused { .. }) => {
+            assert!(e.is_configuration());
+            assert_eq!(
+                e.to_string(),
+                "the primary refused to register node \"pi-test\": node name pi-test is taken"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!state.path().join("credential.json").exists());
+}
+
+#[tokio::test(start_paused = true)]
+async fn emulated_primary_422_on_a_push_drops_that_batch_and_goes_on() {
+    let (url, primary) = start_primary().await;
+    lock(&primary)
+        .vitals_script
+        .push_back(canned(422, None, "timestamp in the future"));
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(config(&url, state.path()));
+    wait_until(&primary, Duration::from_secs(120), |p| p.received.len() >= 3).await;
+    agent.stop().await.unwrap();
+
+    let p = lock(&primary);
+    assert_eq!(p.pushes[0].status, 422);
+    assert_eq!(p.pushes[0].timestamps, [0]);
+    // Sample 0 is gone for good; the ones after it arrive.
+    let last = p.received.len() - 1;
+    assert_eq!(&p.received[..last], &every_interval(1..last + 1)[..]);
+    assert!(p.pushes[1..].iter().all(|push| push.status == 200));
+}
+
+#[tokio::test(start_paused = true)]
+async fn emulated_primary_refusing_the_enroll_token_is_retried_with_backoff() {
+    let (url, primary) = start_primary().await;
+    lock(&primary).enroll_token = "the-real-token".into();
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(config(&url, state.path()));
+
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    {
+        let p = lock(&primary);
+        let attempts: Vec<Duration> = p.registrations.iter().map(|r| r.at).collect();
+        assert!(p.registrations.iter().all(|r| r.status == 401));
+        // Capped backoff: retrying, but neither hammering nor giving up (a 60 s cap with full
+        // jitter averages one try per 30 s once it is reached).
+        assert!((8..=80).contains(&attempts.len()), "{attempts:?}");
+        let gaps = attempts.windows(2).map(|w| w[1] - w[0]);
+        assert!(gaps.clone().all(|gap| gap <= Duration::from_secs(61)), "{attempts:?}");
+        assert!(!agent.task.is_finished(), "a refused enroll token is not fatal");
+    }
+
+    // The operator fixes the token on the primary: the node registers and the backlog arrives.
+    lock(&primary).enroll_token = ENROLL.into();
+    wait_until(&primary, Duration::from_secs(120), |p| !p.received.is_empty()).await;
+    agent.stop().await.unwrap();
+    let p = lock(&primary);
+    assert_eq!(p.registrations.last().unwrap().status, 200);
+    let last = p.received.len() - 1;
+    assert!(last >= 60, "ten minutes of samples: {}", p.received.len());
+    assert_eq!(&p.received[..last], &every_interval(0..last)[..]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn emulated_primary_down_long_enough_loses_only_the_oldest_beyond_backlog_max() {
+    let (url, primary) = start_primary().await;
+    lock(&primary).down = Some(canned(500, None, "influx unreachable"));
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config(&url, state.path());
+    cfg.backlog_max = 5;
+    let agent = start_agent(cfg);
+
+    tokio::time::sleep(Duration::from_secs(125)).await;
+    let taken = agent.taken();
+    assert_eq!(taken, 13, "sampling goes on while the primary is down");
+    lock(&primary).down = None;
+    wait_until(&primary, Duration::from_secs(120), |p| p.received.len() >= 5).await;
+    agent.stop().await.unwrap();
+
+    let p = lock(&primary);
+    // Only the five newest samples were kept when the primary came back (samples taken after
+    // t = 125 s pushed out more of the old ones); from there on nothing is missing.
+    let first = (p.received[0] / 10_000) as usize;
+    assert!(first >= taken - 5, "{:?}", p.received);
+    assert!(p.pushes.iter().find(|push| push.status == 200).unwrap().timestamps.len() == 5);
+    let last = p.received.len() - 1;
+    assert_eq!(&p.received[..last], &every_interval(first..first + last)[..]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unreachable_primary_keeps_the_agent_sampling_and_it_stops_cleanly() {
+    // A port nobody listens on: every connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = Url::parse(&format!("http://{}/", closed.local_addr().unwrap())).unwrap();
+    drop(closed);
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(config(&url, state.path()));
+
+    tokio::time::sleep(Duration::from_secs(295)).await;
+    assert!(!agent.task.is_finished());
+    assert_eq!(agent.taken(), 30);
+    let stopping = Instant::now();
+    agent.stop().await.unwrap();
+    assert!(stopping.elapsed() <= pivitals_agent::FINAL_PUSH_TIMEOUT + pivitals_agent::GOODBYE_TIMEOUT);
+    assert!(!state.path().join("credential.json").exists());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_enroll_token_or_credential_the_agent_refuses_to_start() {
+    let (url, primary) = start_primary().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config(&url, state.path());
+    cfg.enroll_token = None;
+    let result = start_agent(cfg).task.await.unwrap();
+    assert!(matches!(&result, Err(e @ AgentError::NoEnrollToken(_)) if e.is_configuration()), "{result:?}");
+    assert!(lock(&primary).registrations.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_jitter_takes_the_first_sample_within_ten_seconds() {
+    let (url, primary) = start_primary().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config(&url, state.path());
+    cfg.start_jitter = true;
+    let agent = start_agent(cfg);
+    // The first sample comes within the start jitter (under 10 s).
+    wait_until(&primary, pivitals_agent::MAX_START_JITTER, |p| !p.received.is_empty()).await;
+    agent.stop().await.unwrap();
+    let p = lock(&primary);
+    assert!(p.received[0] < 10_000, "{:?}", p.received);
+    assert_eq!(p.goodbyes.len(), 1);
+}

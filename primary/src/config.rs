@@ -1,0 +1,213 @@
+//! The primary's configuration: an optional TOML file, then `PIVITALS_*` environment variables
+//! (nested keys with `__`, e.g. `PIVITALS_INFLUX__URL`, `PIVITALS_BATCH__MAX_POINTS`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use thiserror::Error;
+
+use crate::influx::InfluxConfig;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct PrimaryConfig {
+    /// Address the HTTP server binds (`PIVITALS_LISTEN`).
+    pub listen: String,
+    /// Where the registry, the enrollment token and the archive live (`PIVITALS_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Agents register with it; generated once and kept in the data dir when unset.
+    pub enroll_token: Option<String>,
+    /// Required by admin calls (deleting nodes); admin calls are refused while unset.
+    pub admin_token: Option<String>,
+    /// Whether the primary samples its own host as a node.
+    pub self_monitor: bool,
+    /// How often the primary samples itself.
+    #[serde(deserialize_with = "duration")]
+    pub self_interval: Duration,
+    pub influx: InfluxConfig,
+    pub batch: BatchConfig,
+    /// Days the embedded line-protocol archive keeps its daily files.
+    pub archive_retention_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BatchConfig {
+    /// A batch is written as soon as it holds this many points.
+    pub max_points: usize,
+    /// A batch that is not full is written after this long.
+    #[serde(deserialize_with = "duration")]
+    pub flush_interval: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_points: 5000,
+            flush_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for PrimaryConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:7070".into(),
+            data_dir: PathBuf::from("pivitals-data"),
+            enroll_token: None,
+            admin_token: None,
+            self_monitor: true,
+            self_interval: Duration::from_secs(10),
+            influx: InfluxConfig::default(),
+            batch: BatchConfig::default(),
+            archive_retention_days: 365,
+        }
+    }
+}
+
+impl fmt::Debug for PrimaryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |t: &Option<String>| t.as_ref().map(|_| "<redacted>");
+        f.debug_struct("PrimaryConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("enroll_token", &redacted(&self.enroll_token))
+            .field("admin_token", &redacted(&self.admin_token))
+            .field("self_monitor", &self.self_monitor)
+            .field("self_interval", &self.self_interval)
+            .field("influx", &self.influx)
+            .field("batch", &self.batch)
+            .field("archive_retention_days", &self.archive_retention_days)
+            .finish()
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(de)?;
+    humantime::parse_duration(text.trim())
+        .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like 10s: {e}")))
+}
+
+impl PrimaryConfig {
+    /// Reads the optional file, then the given environment (normally `std::env::vars()`).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("PIVITALS_"))
+            .collect();
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let cfg: PrimaryConfig = builder
+            .add_source(
+                config::Environment::with_prefix("PIVITALS")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(env)),
+            )
+            .build()?
+            .try_deserialize()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.batch.max_points == 0 {
+            return invalid("PIVITALS_BATCH__MAX_POINTS must be at least 1");
+        }
+        if self.batch.flush_interval.is_zero() {
+            return invalid("PIVITALS_BATCH__FLUSH_INTERVAL must be longer than 0s");
+        }
+        if self.self_interval < Duration::from_secs(1) {
+            return invalid("PIVITALS_SELF_INTERVAL must be at least 1s");
+        }
+        for (name, token) in [
+            ("PIVITALS_ENROLL_TOKEN", &self.enroll_token),
+            ("PIVITALS_ADMIN_TOKEN", &self.admin_token),
+        ] {
+            if token.as_ref().is_some_and(|t| t.trim().len() < 16) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be at least 16 characters"
+                )));
+            }
+        }
+        self.influx
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_influxdb() {
+        let cfg = PrimaryConfig::load(None, env(&[])).unwrap();
+        assert_eq!(cfg.listen, "0.0.0.0:7070");
+        assert!(cfg.self_monitor);
+        assert_eq!(cfg.batch.max_points, 5000);
+        assert_eq!(cfg.batch.flush_interval, Duration::from_secs(10));
+        assert!(cfg.influx.api.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("primary.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1\"\nself_monitor = true\n[batch]\nmax_points = 10\n",
+        )
+        .unwrap();
+        let cfg = PrimaryConfig::load(
+            Some(&file),
+            env(&[
+                ("PIVITALS_LISTEN", "127.0.0.1:2"),
+                ("PIVITALS_SELF_MONITOR", "false"),
+                ("PIVITALS_BATCH__FLUSH_INTERVAL", "250ms"),
+                ("PIVITALS_ADMIN_TOKEN", "0123456789abcdef0123"),
+                ("PIVITALS_PRIMARY_URL", "ignored by the primary"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:2");
+        assert!(!cfg.self_monitor);
+        assert_eq!(cfg.batch.max_points, 10);
+        assert_eq!(cfg.batch.flush_interval, Duration::from_millis(250));
+        assert!(!format!("{cfg:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let err = PrimaryConfig::load(None, env(&[("PIVITALS_BATCH__FLUSH_INTERVAL", "soon")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("not a duration"), "{err}");
+        let err =
+            PrimaryConfig::load(None, env(&[("PIVITALS_ADMIN_TOKEN", "short")])).unwrap_err();
+        assert!(err.to_string().contains("PIVITALS_ADMIN_TOKEN"), "{err}");
+    }
+}

@@ -1,0 +1,146 @@
+//! The durable registry of nodes: name, info, labels, interval and the hash of the node's
+//! token, kept in a redb database (`DATA_DIR/registry.redb`) so it survives restarts.
+//!
+//! Every change is one redb write transaction committed with immediate durability: when a
+//! registration is answered, the node's record is on disk. Calls block; callers run them on
+//! the blocking pool.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pivitals_common::{Labels, NodeInfo};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("registry database: {0}")]
+    Database(#[from] redb::Error),
+    #[error("registry record of {name} is unreadable: {source}")]
+    Record {
+        name: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Lets `?` turn every specific redb error into [`RegistryError::Database`].
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for RegistryError {
+            fn from(e: $t) -> Self {
+                Self::Database(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// What the primary remembers of a node across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub name: String,
+    pub info: NodeInfo,
+    #[serde(default)]
+    pub labels: Labels,
+    pub interval_seconds: u64,
+    /// Hex SHA-256 of the node token; `None` for the primary's own host.
+    pub token_hash: Option<String>,
+    pub registered_at_ms: i64,
+}
+
+#[derive(Clone)]
+pub struct Registry {
+    db: Arc<Database>,
+}
+
+impl Registry {
+    pub fn open(path: &Path) -> Result<Self, RegistryError> {
+        let db = Database::create(path)?;
+        // Create the table up front so that reads of an empty registry succeed.
+        let txn = db.begin_write()?;
+        txn.open_table(NODES)?;
+        txn.commit()?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    pub fn load_all(&self) -> Result<Vec<NodeRecord>, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(NODES)?;
+        let mut records = Vec::new();
+        for entry in table.iter()? {
+            let (name, bytes) = entry?;
+            let record = serde_json::from_slice(bytes.value()).map_err(|source| {
+                RegistryError::Record {
+                    name: name.value().to_owned(),
+                    source,
+                }
+            })?;
+            records.push(record);
+        }
+        Ok(records)
+    }
+
+    pub fn put(&self, record: &NodeRecord) -> Result<(), RegistryError> {
+        let bytes = serde_json::to_vec(record).map_err(|source| RegistryError::Record {
+            name: record.name.clone(),
+            source,
+        })?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(NODES)?
+            .insert(record.name.as_str(), bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Removes a node; returns whether it was there.
+    pub fn remove(&self, name: &str) -> Result<bool, RegistryError> {
+        let txn = self.db.begin_write()?;
+        let removed = txn.open_table(NODES)?.remove(name)?.is_some();
+        txn.commit()?;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> NodeRecord {
+        NodeRecord {
+            name: name.into(),
+            info: NodeInfo {
+                hostname: name.into(),
+                ..Default::default()
+            },
+            labels: [("stack".to_string(), "1".to_string())].into(),
+            interval_seconds: 60,
+            token_hash: Some("ab".repeat(32)),
+            registered_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.redb");
+        {
+            let registry = Registry::open(&path).unwrap();
+            assert!(registry.load_all().unwrap().is_empty());
+            registry.put(&record("pi-1")).unwrap();
+            registry.put(&record("pi-2")).unwrap();
+            assert!(registry.remove("pi-2").unwrap());
+            assert!(!registry.remove("pi-2").unwrap());
+        }
+        let registry = Registry::open(&path).unwrap();
+        assert_eq!(registry.load_all().unwrap(), vec![record("pi-1")]);
+    }
+}

@@ -1,0 +1,113 @@
+//! What agents call: register, push vitals, say goodbye.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use pivitals_common::{Goodbye, RegisterReply, RegisterRequest, VitalsPush, validate};
+use serde_json::{Value, json};
+
+use super::extract::{ApiJson, EnrollAuth, NodeAuth};
+use crate::auth;
+use crate::error::ApiError;
+use crate::ingest::{self, ingest};
+use crate::metrics::Metrics;
+use crate::registry::NodeRecord;
+use crate::state::AppState;
+
+/// Longest push interval an agent may declare (a day).
+const MAX_INTERVAL_SECONDS: u64 = 86_400;
+/// Most samples one push may carry (an agent catching up sends its backlog in batches).
+pub const MAX_SAMPLES_PER_PUSH: usize = 1000;
+
+pub async fn register(
+    State(state): State<AppState>,
+    _enrolled: EnrollAuth,
+    ApiJson(request): ApiJson<RegisterRequest>,
+) -> Result<Json<RegisterReply>, ApiError> {
+    let invalid = |e: validate::InvalidName| ApiError::Unprocessable(e.to_string());
+    validate::node_name(&request.node_name).map_err(invalid)?;
+    validate::labels(&request.labels).map_err(invalid)?;
+    if !(1..=MAX_INTERVAL_SECONDS).contains(&request.interval_seconds) {
+        return Err(ApiError::Unprocessable(format!(
+            "interval_seconds must be between 1 and {MAX_INTERVAL_SECONDS}"
+        )));
+    }
+    if state
+        .nodes()
+        .get(&request.node_name)
+        .is_some_and(|n| n.record.token_hash.is_none())
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "node name {:?} is the primary's own host",
+            request.node_name
+        )));
+    }
+
+    let token = auth::generate_token().map_err(|e| ApiError::internal("token", e))?;
+    let record = NodeRecord {
+        name: request.node_name.clone(),
+        info: request.info,
+        labels: request.labels,
+        interval_seconds: request.interval_seconds,
+        token_hash: Some(auth::to_hex(&auth::hash_token(&token))),
+        registered_at_ms: ingest::now_ms(),
+    };
+    let registry = state.registry.clone();
+    let stored = record.clone();
+    tokio::task::spawn_blocking(move || registry.put(&stored))
+        .await
+        .map_err(|e| ApiError::internal("registry task", e))?
+        .map_err(|e| ApiError::internal("registry", e))?;
+    let replaced = state.nodes().get(&record.name).is_some();
+    state.nodes_mut().insert(record);
+    Metrics::add(&state.metrics.registrations, 1);
+    tracing::info!(node = %request.node_name, replaced, "node registered");
+    Ok(Json(RegisterReply {
+        node_name: request.node_name,
+        node_token: token,
+    }))
+}
+
+pub async fn vitals(
+    State(state): State<AppState>,
+    node: NodeAuth,
+    ApiJson(push): ApiJson<VitalsPush>,
+) -> Result<Json<Value>, ApiError> {
+    if push.samples.len() > MAX_SAMPLES_PER_PUSH {
+        Metrics::add(&state.metrics.pushes_refused, 1);
+        return Err(ApiError::Unprocessable(format!(
+            "at most {MAX_SAMPLES_PER_PUSH} samples per push, got {}",
+            push.samples.len()
+        )));
+    }
+    let labels = state
+        .nodes()
+        .get(&node.name)
+        .map(|n| n.record.labels.clone())
+        .ok_or(ApiError::Unauthorized("node was removed; register again"))?;
+    let points = ingest(&state, &node.name, &labels, &push.samples).inspect_err(|e| {
+        let counter = match e {
+            ApiError::Unavailable { .. } => &state.metrics.pushes_overloaded,
+            _ => &state.metrics.pushes_refused,
+        };
+        Metrics::add(counter, 1);
+    })?;
+    let accepted = push.samples.len();
+    state.record_push(&node.name, push.samples);
+    Metrics::add(&state.metrics.pushes_accepted, 1);
+    Ok(Json(json!({ "accepted": accepted, "points": points })))
+}
+
+pub async fn goodbye(
+    State(state): State<AppState>,
+    node: NodeAuth,
+    ApiJson(goodbye): ApiJson<Goodbye>,
+) -> StatusCode {
+    if let Some(live) = state.nodes_mut().get_mut(&node.name) {
+        live.stopped = true;
+    }
+    let reason = goodbye.reason.unwrap_or_default();
+    let reason: String = reason.chars().take(200).filter(|c| !c.is_control()).collect();
+    tracing::info!(node = %node.name, %reason, "node said goodbye");
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,98 @@
+//! Extractors that answer in the API's own error shape: JSON bodies, node and admin tokens.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::MAX_BODY_BYTES;
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body; malformed JSON is 400, JSON of the wrong shape 422, too large 413.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> ApiError {
+    let text = rejection.body_text();
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(text),
+        _ => ApiError::BadRequest(text),
+    }
+}
+
+/// The node whose token authorised the request.
+pub struct NodeAuth {
+    pub name: String,
+}
+
+impl FromRequestParts<AppState> for NodeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = auth::bearer(&parts.headers)
+            .ok_or(ApiError::Unauthorized("missing bearer token"))?;
+        let nodes = state.nodes();
+        let node = nodes
+            .by_token(token)
+            .ok_or(ApiError::Unauthorized("unknown node token; register again"))?;
+        Ok(Self {
+            name: node.record.name.clone(),
+        })
+    }
+}
+
+/// The request carried the enrollment token.
+pub struct EnrollAuth;
+
+impl FromRequestParts<AppState> for EnrollAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = auth::bearer(&parts.headers)
+            .ok_or(ApiError::Unauthorized("missing bearer enrollment token"))?;
+        if auth::tokens_match(token, &state.enroll_token) {
+            Ok(Self)
+        } else {
+            Err(ApiError::Unauthorized("wrong enrollment token"))
+        }
+    }
+}
+
+/// The request carried the admin token.
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let expected = state.config.admin_token.as_deref().ok_or(ApiError::Forbidden(
+            "admin API disabled: set PIVITALS_ADMIN_TOKEN on the primary",
+        ))?;
+        let token = auth::bearer(&parts.headers)
+            .ok_or(ApiError::Unauthorized("missing bearer admin token"))?;
+        if auth::tokens_match(token, expected) {
+            Ok(Self)
+        } else {
+            Err(ApiError::Unauthorized("wrong admin token"))
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! What the primary knows at run time: the live node table (in memory, rebuilt from the
+//! registry at start) and the handles every request needs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use pivitals_common::VitalsPayload;
+
+use crate::auth::{self, TokenHash};
+use crate::config::PrimaryConfig;
+use crate::ingest::now_ms;
+use crate::liveness::{self, Status};
+use crate::metrics::Metrics;
+use crate::pipeline::PipelineHandle;
+use crate::registry::{NodeRecord, Registry};
+
+pub type AppState = Arc<Shared>;
+
+pub struct Shared {
+    pub config: PrimaryConfig,
+    pub enroll_token: String,
+    pub registry: Registry,
+    pub nodes: RwLock<Nodes>,
+    pub pipeline: PipelineHandle,
+    pub metrics: Arc<Metrics>,
+    pub started: Instant,
+}
+
+impl Shared {
+    /// A poisoned lock only means another request panicked mid-update of plain data; the table
+    /// is still usable, so recover instead of failing every later request.
+    pub fn nodes(&self) -> RwLockReadGuard<'_, Nodes> {
+        self.nodes.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn nodes_mut(&self) -> RwLockWriteGuard<'_, Nodes> {
+        self.nodes.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes an accepted push: the node is seen now, and its newest sample is kept.
+    pub fn record_push(&self, name: &str, samples: Vec<VitalsPayload>) {
+        let newest = samples.into_iter().max_by_key(|s| s.timestamp_ms);
+        let mut nodes = self.nodes_mut();
+        let Some(node) = nodes.get_mut(name) else {
+            return;
+        };
+        node.last_seen_ms = Some(now_ms());
+        node.last_seen_at = Some(Instant::now());
+        node.stopped = false;
+        if let Some(sample) = newest
+            && node
+                .latest
+                .as_ref()
+                .is_none_or(|l| l.timestamp_ms <= sample.timestamp_ms)
+        {
+            node.latest = Some(sample);
+        }
+    }
+}
+
+/// A registered node and what has been seen of it since the primary started.
+#[derive(Debug, Clone)]
+pub struct LiveNode {
+    pub record: NodeRecord,
+    /// Wall-clock time of the last accepted push, ms since the epoch.
+    pub last_seen_ms: Option<i64>,
+    pub last_seen_at: Option<Instant>,
+    pub stopped: bool,
+    /// The status the liveness watcher last saw.
+    pub status: Status,
+    pub latest: Option<VitalsPayload>,
+}
+
+impl LiveNode {
+    pub fn new(record: NodeRecord) -> Self {
+        Self {
+            record,
+            last_seen_ms: None,
+            last_seen_at: None,
+            stopped: false,
+            status: Status::Up,
+            latest: None,
+        }
+    }
+
+    /// Status now; a node not seen since the primary started is judged from the start, so a
+    /// restart of the primary does not mark the whole cluster down.
+    pub fn status_at(&self, now: Instant, started: Instant) -> Status {
+        let since = now.saturating_duration_since(self.last_seen_at.unwrap_or(started));
+        let interval = Duration::from_secs(self.record.interval_seconds.max(1));
+        liveness::status(since, interval, self.stopped)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Nodes {
+    by_name: BTreeMap<String, LiveNode>,
+    by_token: HashMap<TokenHash, String>,
+}
+
+impl Nodes {
+    pub fn from_records(records: Vec<NodeRecord>) -> Self {
+        let mut nodes = Self::default();
+        for record in records {
+            nodes.insert(record);
+        }
+        nodes
+    }
+
+    /// Adds or replaces a node; a replaced node's old token stops working.
+    pub fn insert(&mut self, record: NodeRecord) {
+        self.remove(&record.name);
+        if let Some(hash) = record.token_hash.as_deref().and_then(auth::from_hex) {
+            self.by_token.insert(hash, record.name.clone());
+        }
+        self.by_name
+            .insert(record.name.clone(), LiveNode::new(record));
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<LiveNode> {
+        let node = self.by_name.remove(name)?;
+        if let Some(hash) = node.record.token_hash.as_deref().and_then(auth::from_hex) {
+            self.by_token.remove(&hash);
+        }
+        Some(node)
+    }
+
+    /// The node a node token belongs to.
+    pub fn by_token(&self, token: &str) -> Option<&LiveNode> {
+        let name = self.by_token.get(&auth::hash_token(token))?;
+        self.by_name.get(name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&LiveNode> {
+        self.by_name.get(name)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut LiveNode> {
+        self.by_name.get_mut(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &LiveNode> {
+        self.by_name.values()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut LiveNode> {
+        self.by_name.values_mut()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}

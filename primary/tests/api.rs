@@ -1,0 +1,359 @@
+//! The HTTP API of a primary running in-process on a loopback port, with the embedded archive
+//! as storage: registration, pushes, node views, and every hostile request answered with a
+//! JSON 4xx that leaves nothing in storage.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pivitals_common::{
+    CpuVitals, MemoryVitals, NodeInfo, RegisterReply, RegisterRequest, VitalsPayload, VitalsPush,
+};
+use pivitals_primary::config::PrimaryConfig;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const ENROLL: &str = "enroll-token-for-tests-0001";
+const ADMIN: &str = "admin-token-for-tests-00001";
+
+struct Primary {
+    url: String,
+    data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Primary {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir) -> Self {
+        pivitals_primary::install_crypto_provider();
+        let data_dir = dir.path().to_owned();
+        let env = [
+            ("PIVITALS_DATA_DIR", data_dir.to_str().unwrap()),
+            ("PIVITALS_ENROLL_TOKEN", ENROLL),
+            ("PIVITALS_ADMIN_TOKEN", ADMIN),
+            ("PIVITALS_SELF_MONITOR", "false"),
+            ("PIVITALS_BATCH__FLUSH_INTERVAL", "100ms"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let config = PrimaryConfig::load(None, env).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(pivitals_primary::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            url,
+            data_dir,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap().unwrap();
+        self._dir
+    }
+
+    async fn register(&self, name: &str) -> String {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/register", self.url))
+            .bearer_auth(ENROLL)
+            .json(&register_request(name))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let reply: RegisterReply = response.json().await.unwrap();
+        assert_eq!(reply.node_name, name);
+        reply.node_token
+    }
+
+    async fn push(&self, token: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(
+            self.http
+                .post(format!("{}/api/v1/vitals", self.url))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
+    async fn call(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"))
+        };
+        (status, body)
+    }
+}
+
+fn register_request(name: &str) -> RegisterRequest {
+    RegisterRequest {
+        node_name: name.into(),
+        info: NodeInfo {
+            hostname: name.into(),
+            board_model: Some("Raspberry Pi 4 Model B Rev 1.4".into()),
+            ..Default::default()
+        },
+        labels: [("stack".to_string(), "1".to_string())].into(),
+        interval_seconds: 1,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn sample(ts: i64, cpu: f64) -> VitalsPayload {
+    VitalsPayload {
+        timestamp_ms: ts,
+        cpu: Some(CpuVitals {
+            usage_percent: cpu,
+            frequency_mhz: None,
+            cores: 4,
+        }),
+        memory: Some(MemoryVitals {
+            total_bytes: 100,
+            available_bytes: 60,
+            used_bytes: 40,
+        }),
+        ..Default::default()
+    }
+}
+
+fn push_body(samples: Vec<VitalsPayload>) -> Value {
+    serde_json::to_value(VitalsPush { samples }).unwrap()
+}
+
+/// Every line in the archive files, after the batcher flushed.
+fn archived_lines(data_dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(data_dir.join("archive")) {
+        for entry in entries {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            lines.extend(text.lines().map(str::to_owned));
+        }
+    }
+    lines
+}
+
+async fn wait_for_lines(data_dir: &Path, at_least: usize) -> Vec<String> {
+    for _ in 0..100 {
+        let lines = archived_lines(data_dir);
+        if lines.len() >= at_least {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    archived_lines(data_dir)
+}
+
+#[tokio::test]
+async fn registered_node_pushes_and_is_listed_up_with_its_latest_sample() {
+    let primary = Primary::start().await;
+    let token = primary.register("pi-01").await;
+    let ts = now_ms();
+    let (status, body) = primary
+        .push(&token, &push_body(vec![sample(ts - 1000, 10.0), sample(ts, 20.0)]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"accepted": 2, "points": 4}));
+
+    let (status, nodes) = primary
+        .call(primary.http.get(format!("{}/api/v1/nodes", primary.url)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let node = &nodes[0];
+    assert_eq!(node["name"], "pi-01");
+    assert_eq!(node["status"], "up");
+    assert_eq!(node["labels"], json!({"stack": "1"}));
+    assert_eq!(node["info"]["board_model"], "Raspberry Pi 4 Model B Rev 1.4");
+    assert_eq!(node["latest"]["timestamp_ms"], ts);
+    assert_eq!(node["latest"]["cpu"]["usage_percent"], 20.0);
+    assert!(node["last_seen"].as_str().unwrap().ends_with('Z'));
+
+    let lines = wait_for_lines(&primary.data_dir, 4).await;
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert!(lines.iter().all(|l| l.contains("node=pi-01") && l.contains("stack=1")));
+    assert!(lines.contains(&format!(
+        "cpu,node=pi-01,stack=1 usage_percent=20,cores=4i {}",
+        ts * 1_000_000
+    )));
+
+    let (status, one) = primary
+        .call(primary.http.get(format!("{}/api/v1/nodes/pi-01", primary.url)))
+        .await;
+    assert_eq!((status, &one["name"]), (StatusCode::OK, &json!("pi-01")));
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn goodbye_marks_the_node_stopped_and_a_new_push_brings_it_back() {
+    let primary = Primary::start().await;
+    let token = primary.register("pi-02").await;
+    let goodbye = primary.http.post(format!("{}/api/v1/goodbye", primary.url));
+    let (status, _) = primary
+        .call(goodbye.bearer_auth(&token).json(&json!({"reason": "SIGTERM"})))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let node_url = format!("{}/api/v1/nodes/pi-02", primary.url);
+    let (_, node) = primary.call(primary.http.get(&node_url)).await;
+    assert_eq!(node["status"], "stopped");
+    let (status, _) = primary
+        .push(&token, &push_body(vec![sample(now_ms(), 1.0)]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, node) = primary.call(primary.http.get(&node_url)).await;
+    assert_eq!(node["status"], "up");
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn registry_and_tokens_survive_a_restart() {
+    let primary = Primary::start().await;
+    let token = primary.register("pi-03").await;
+    let dir = primary.stop().await;
+    let primary = Primary::start_in(dir).await;
+    let (status, body) = primary
+        .push(&token, &push_body(vec![sample(now_ms(), 5.0)]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, nodes) = primary
+        .call(primary.http.get(format!("{}/api/v1/nodes", primary.url)))
+        .await;
+    assert_eq!(nodes.as_array().unwrap().len(), 1);
+    assert_eq!(nodes[0]["labels"], json!({"stack": "1"}));
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn admin_deletes_a_node_and_its_token_stops_working() {
+    let primary = Primary::start().await;
+    let token = primary.register("pi-04").await;
+    let url = format!("{}/api/v1/nodes/pi-04", primary.url);
+    let (status, body) = primary.call(primary.http.delete(&url)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = primary.call(primary.http.delete(&url).bearer_auth(&token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a node token is no admin token: {body}");
+    let (status, _) = primary.call(primary.http.delete(&url).bearer_auth(ADMIN)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = primary.push(&token, &push_body(vec![sample(now_ms(), 1.0)])).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = primary.call(primary.http.get(&url)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("pi-04"));
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_requests_get_json_errors_and_store_nothing() {
+    let primary = Primary::start().await;
+    let token = primary.register("victim").await;
+    let register = || primary.http.post(format!("{}/api/v1/register", primary.url));
+    let vitals = || primary.http.post(format!("{}/api/v1/vitals", primary.url));
+    let good = push_body(vec![sample(now_ms(), 1.0)]);
+    let with_name = |name: &str| {
+        let mut r = serde_json::to_value(register_request("x")).unwrap();
+        r["node_name"] = json!(name);
+        r
+    };
+    let bad_label = {
+        let mut r = serde_json::to_value(register_request("ok")).unwrap();
+        r["labels"] = json!({"role": "a\nb"});
+        r
+    };
+    let future = push_body(vec![sample(now_ms() + 3_600_000, 1.0)]);
+    let ancient = push_body(vec![sample(1_000, 1.0)]);
+    let huge = "x".repeat(1024 * 1024 + 1);
+    // Nesting where a sample should be: refused at the first wrong type, without recursing.
+    let deep = format!("{{\"samples\": {}{}}}", "[".repeat(5000), "]".repeat(5000));
+
+    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode)> = vec![
+        ("push without token", vitals().json(&good), StatusCode::UNAUTHORIZED),
+        ("push with wrong token", vitals().bearer_auth("nope").json(&good), StatusCode::UNAUTHORIZED),
+        ("push with enroll token", vitals().bearer_auth(ENROLL).json(&good), StatusCode::UNAUTHORIZED),
+        ("register without token", register().json(&register_request("x")), StatusCode::UNAUTHORIZED),
+        ("register with node token", register().bearer_auth(&token).json(&register_request("x")), StatusCode::UNAUTHORIZED),
+        ("newline in node name", register().bearer_auth(ENROLL).json(&with_name("a\nb")), StatusCode::UNPROCESSABLE_ENTITY),
+        ("comma in node name", register().bearer_auth(ENROLL).json(&with_name("a,b=c")), StatusCode::UNPROCESSABLE_ENTITY),
+        ("injection in label", register().bearer_auth(ENROLL).json(&bad_label), StatusCode::UNPROCESSABLE_ENTITY),
+        ("malformed JSON", vitals().bearer_auth(&token).header("content-type", "application/json").body("{\"samples\": [").into(), StatusCode::BAD_REQUEST),
+        ("deep JSON", vitals().bearer_auth(&token).header("content-type", "application/json").body(deep), StatusCode::UNPROCESSABLE_ENTITY),
+        ("wrong types", vitals().bearer_auth(&token).json(&json!({"samples": [{"timestamp_ms": "soon"}]})), StatusCode::UNPROCESSABLE_ENTITY),
+        ("NaN as a string", vitals().bearer_auth(&token).json(&json!({"samples": [{"timestamp_ms": 1, "cpu": {"usage_percent": "NaN"}}]})), StatusCode::UNPROCESSABLE_ENTITY),
+        ("future timestamp", vitals().bearer_auth(&token).json(&future), StatusCode::UNPROCESSABLE_ENTITY),
+        ("timestamp beyond retention", vitals().bearer_auth(&token).json(&ancient), StatusCode::UNPROCESSABLE_ENTITY),
+        ("oversized body", vitals().bearer_auth(&token).header("content-type", "application/json").body(huge), StatusCode::PAYLOAD_TOO_LARGE),
+        ("not JSON content type", vitals().bearer_auth(&token).body("{}"), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("unknown endpoint", primary.http.get(format!("{}/api/v1/nope", primary.url)), StatusCode::NOT_FOUND),
+        ("wrong method", primary.http.get(format!("{}/api/v1/vitals", primary.url)), StatusCode::METHOD_NOT_ALLOWED),
+    ];
+    for (name, request, expected) in cases {
+        let (status, body) = primary.call(request).await;
+        assert_eq!(status, expected, "{name}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{name}: error body {body}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(archived_lines(&primary.data_dir).is_empty(), "hostile requests stored points");
+
+    // The legitimate node still lands its points.
+    let (status, _) = primary.push(&token, &good).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(wait_for_lines(&primary.data_dir, 2).await.len(), 2);
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_metrics_describe_the_pipeline() {
+    let primary = Primary::start().await;
+    let token = primary.register("pi-05").await;
+    primary.push(&token, &push_body(vec![sample(now_ms(), 1.0)])).await;
+    wait_for_lines(&primary.data_dir, 2).await;
+    let (status, health) = primary
+        .call(primary.http.get(format!("{}/healthz", primary.url)))
+        .await;
+    assert_eq!((status, &health["status"]), (StatusCode::OK, &json!("ok")));
+    let text = primary
+        .http
+        .get(format!("{}/metrics", primary.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "pivitals_pushes_total{result=\"accepted\"} 1",
+        "pivitals_points_received_total 2",
+        "pivitals_points_written_total 2",
+        "pivitals_nodes{status=\"up\"} 1",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from\n{text}");
+    }
+    primary.stop().await;
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. The integration tests start real servers on free loopback
+# ports: InfluxDB 1.x (Debian package influxdb) and VictoriaMetrics (Debian package
+# victoria-metrics). They are installed here when missing (as root, or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
+command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} for the integration tests"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cargo test --workspace --locked "$@"
