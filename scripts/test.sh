@@ -16,4 +16,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The end-to-end tests run the real binaries; build them first so a filtered run finds them.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked "$@"

@@ -1,5 +1,6 @@
 //! `pivitals-primary`: the command line around [`pivitals_primary::run`].
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -27,6 +28,8 @@ fn main() {
         .with_env_filter(
             EnvFilter::try_from_env("PIVITALS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     if let Err(err) = start(args) {
         eprintln!("pivitals-primary: {err:#}");

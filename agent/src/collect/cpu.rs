@@ -41,7 +41,8 @@ impl CpuCollector {
         }
         let usage = f64::from(system.global_cpu_usage());
         let usage_percent = if usage.is_finite() {
-            usage.clamp(0.0, 100.0)
+            // sysinfo measures in f32: two decimals are all it knows.
+            (usage.clamp(0.0, 100.0) * 100.0).round() / 100.0
         } else {
             0.0
         };
