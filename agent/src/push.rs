@@ -142,7 +142,7 @@ impl Sender {
                 }
             }
             Err(CallError::TooLarge) if count > 1 => {
-                self.batch_limit = count;
+                self.batch_limit = (count / 2).max(1);
                 warn!(
                     "the primary found {count} samples too large (413); sending at most {} at a time",
                     self.batch_limit

@@ -305,11 +305,39 @@ fn every_interval(range: std::ops::Range<usize>) -> Vec<i64> {
     range.map(|k| k as i64 * INTERVAL.as_millis() as i64).collect()
 }
 
+/// Ends the test process if a test is still running after two minutes of real time. Paused
+/// time stands still while the agent busy-loops on the emulator (each request keeps the runtime
+/// busy), so a regression of that kind would otherwise hang the run instead of failing it.
+struct Watchdog(Arc<std::sync::atomic::AtomicBool>);
+
+fn watchdog(test: &'static str) -> Watchdog {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = done.clone();
+    std::thread::spawn(move || {
+        for _ in 0..1200 {
+            std::thread::sleep(Duration::from_millis(100));
+            if seen.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+        eprintln!("{test}: still running after 120 s of real time; the agent is probably spinning");
+        std::process::exit(101);
+    });
+    Watchdog(done)
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The tests.
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_registration_pushes_and_goodbye() {
+    let _watchdog = watchdog("emulated_primary_registration_pushes_and_goodbye");
     let (url, primary) = start_primary().await;
     let state = tempfile::tempdir().unwrap();
     let agent = start_agent(config(&url, state.path()));
@@ -340,6 +368,7 @@ async fn emulated_primary_registration_pushes_and_goodbye() {
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_credential_is_stored_0600_and_reused() {
+    let _watchdog = watchdog("emulated_primary_credential_is_stored_0600_and_reused");
     let (url, primary) = start_primary().await;
     let state = tempfile::tempdir().unwrap();
 
@@ -375,6 +404,7 @@ async fn emulated_primary_credential_is_stored_0600_and_reused() {
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_that_forgets_the_token_gets_a_new_registration_and_the_samples() {
+    let _watchdog = watchdog("emulated_primary_that_forgets_the_token_gets_a_new_registration_and_the_samples");
     let (url, primary) = start_primary().await;
     let state = tempfile::tempdir().unwrap();
     let agent = start_agent(config(&url, state.path()));
@@ -399,6 +429,7 @@ async fn emulated_primary_that_forgets_the_token_gets_a_new_registration_and_the
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_busy_with_retry_after_gets_every_sample_in_order_later() {
+    let _watchdog = watchdog("emulated_primary_busy_with_retry_after_gets_every_sample_in_order_later");
     let (url, primary) = start_primary().await;
     {
         let mut p = lock(&primary);
@@ -428,6 +459,7 @@ async fn emulated_primary_busy_with_retry_after_gets_every_sample_in_order_later
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_413_halves_the_batch_until_it_fits() {
+    let _watchdog = watchdog("emulated_primary_413_halves_the_batch_until_it_fits");
     let (url, primary) = start_primary().await;
     {
         let mut p = lock(&primary);
@@ -463,6 +495,7 @@ async fn emulated_primary_413_halves_the_batch_until_it_fits() {
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_422_on_registration_stops_the_agent_with_its_message() {
+    let _watchdog = watchdog("emulated_primary_422_on_registration_stops_the_agent_with_its_message");
     let (url, primary) = start_primary().await;
     lock(&primary)
         .register_script
@@ -485,6 +518,7 @@ async fn emulated_primary_422_on_registration_stops_the_agent_with_its_message()
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_422_on_a_push_drops_that_batch_and_goes_on() {
+    let _watchdog = watchdog("emulated_primary_422_on_a_push_drops_that_batch_and_goes_on");
     let (url, primary) = start_primary().await;
     lock(&primary)
         .vitals_script
@@ -505,6 +539,7 @@ async fn emulated_primary_422_on_a_push_drops_that_batch_and_goes_on() {
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_refusing_the_enroll_token_is_retried_with_backoff() {
+    let _watchdog = watchdog("emulated_primary_refusing_the_enroll_token_is_retried_with_backoff");
     let (url, primary) = start_primary().await;
     lock(&primary).enroll_token = "the-real-token".into();
     let state = tempfile::tempdir().unwrap();
@@ -536,6 +571,7 @@ async fn emulated_primary_refusing_the_enroll_token_is_retried_with_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_down_long_enough_loses_only_the_oldest_beyond_backlog_max() {
+    let _watchdog = watchdog("emulated_primary_down_long_enough_loses_only_the_oldest_beyond_backlog_max");
     let (url, primary) = start_primary().await;
     lock(&primary).down = Some(canned(500, None, "influx unreachable"));
     let state = tempfile::tempdir().unwrap();
@@ -562,6 +598,7 @@ async fn emulated_primary_down_long_enough_loses_only_the_oldest_beyond_backlog_
 
 #[tokio::test(start_paused = true)]
 async fn unreachable_primary_keeps_the_agent_sampling_and_it_stops_cleanly() {
+    let _watchdog = watchdog("unreachable_primary_keeps_the_agent_sampling_and_it_stops_cleanly");
     // A port nobody listens on: every connection is refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = Url::parse(&format!("http://{}/", closed.local_addr().unwrap())).unwrap();
@@ -580,6 +617,7 @@ async fn unreachable_primary_keeps_the_agent_sampling_and_it_stops_cleanly() {
 
 #[tokio::test(start_paused = true)]
 async fn without_enroll_token_or_credential_the_agent_refuses_to_start() {
+    let _watchdog = watchdog("without_enroll_token_or_credential_the_agent_refuses_to_start");
     let (url, primary) = start_primary().await;
     let state = tempfile::tempdir().unwrap();
     let mut cfg = config(&url, state.path());
@@ -591,6 +629,7 @@ async fn without_enroll_token_or_credential_the_agent_refuses_to_start() {
 
 #[tokio::test(start_paused = true)]
 async fn start_jitter_takes_the_first_sample_within_ten_seconds() {
+    let _watchdog = watchdog("start_jitter_takes_the_first_sample_within_ten_seconds");
     let (url, primary) = start_primary().await;
     let state = tempfile::tempdir().unwrap();
     let mut cfg = config(&url, state.path());

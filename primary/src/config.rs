@@ -36,6 +36,7 @@ pub struct PrimaryConfig {
     pub self_interval: Duration,
     pub influx: InfluxConfig,
     pub batch: BatchConfig,
+    pub spool: SpoolConfig,
     /// Days the embedded line-protocol archive keeps its daily files.
     pub archive_retention_days: u32,
 }
@@ -48,6 +49,21 @@ pub struct BatchConfig {
     /// A batch that is not full is written after this long.
     #[serde(deserialize_with = "duration")]
     pub flush_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SpoolConfig {
+    /// Record bytes the spool may hold before pushes are refused with 503.
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 1 << 30,
+        }
+    }
 }
 
 impl Default for BatchConfig {
@@ -70,6 +86,7 @@ impl Default for PrimaryConfig {
             self_interval: Duration::from_secs(10),
             influx: InfluxConfig::default(),
             batch: BatchConfig::default(),
+            spool: SpoolConfig::default(),
             archive_retention_days: 365,
         }
     }
@@ -87,6 +104,7 @@ impl fmt::Debug for PrimaryConfig {
             .field("self_interval", &self.self_interval)
             .field("influx", &self.influx)
             .field("batch", &self.batch)
+            .field("spool", &self.spool)
             .field("archive_retention_days", &self.archive_retention_days)
             .finish()
     }
@@ -130,6 +148,9 @@ impl PrimaryConfig {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.batch.max_points == 0 {
             return invalid("PIVITALS_BATCH__MAX_POINTS must be at least 1");
+        }
+        if self.spool.max_bytes < 1 << 20 {
+            return invalid("PIVITALS_SPOOL__MAX_BYTES must be at least 1048576 (1 MiB)");
         }
         if self.batch.flush_interval.is_zero() {
             return invalid("PIVITALS_BATCH__FLUSH_INTERVAL must be longer than 0s");

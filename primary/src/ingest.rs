@@ -8,7 +8,7 @@ use pivitals_common::{Labels, VitalsPayload};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::pipeline::{Batch, SubmitError};
+use crate::spool::AppendError;
 use crate::state::Shared;
 
 /// How far ahead of the primary's clock a sample may be stamped.
@@ -23,9 +23,9 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Checks, encodes and submits the samples of one node; returns the number of points.
-/// Nothing is submitted unless every sample is acceptable.
-pub fn ingest(
+/// Checks, encodes and spools the samples of one node; returns the number of points once
+/// they are durable. Nothing is spooled unless every sample is acceptable.
+pub async fn ingest(
     shared: &Shared,
     node: &str,
     labels: &Labels,
@@ -53,21 +53,21 @@ pub fn ingest(
             .map_err(|e| ApiError::Unprocessable(format!("sample {i}: {e}")))?;
     }
     if points > 0 {
-        let batch = Batch {
-            node: node.to_owned(),
-            lines,
-            points,
-        };
-        shared.pipeline.submit(batch).map_err(|e| match e {
-            SubmitError::Full => ApiError::Unavailable {
-                reason: "the primary is catching up with its storage; retry later",
-                retry_after: Duration::from_secs(5),
-            },
-            SubmitError::Closed => ApiError::Unavailable {
-                reason: "the primary is shutting down",
-                retry_after: Duration::from_secs(10),
-            },
-        })?;
+        shared
+            .spool
+            .append(node, &lines, points)
+            .await
+            .map_err(|e| match e {
+                AppendError::Full { .. } => ApiError::Unavailable {
+                    reason: "the primary's spool is full while the storage catches up; retry later",
+                    retry_after: Duration::from_secs(30),
+                },
+                AppendError::Closed => ApiError::Unavailable {
+                    reason: "the primary is shutting down",
+                    retry_after: Duration::from_secs(10),
+                },
+                AppendError::Storage(detail) => ApiError::Internal(detail),
+            })?;
     }
     Metrics::add(&shared.metrics.samples_received, samples.len());
     Metrics::add(&shared.metrics.points_received, points);

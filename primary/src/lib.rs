@@ -21,6 +21,7 @@ pub mod registry;
 pub mod routes;
 pub mod self_monitor;
 pub mod shutdown;
+pub mod spool;
 pub mod state;
 
 use std::future::Future;
@@ -34,17 +35,14 @@ use tokio::sync::watch;
 use crate::config::PrimaryConfig;
 use crate::influx::InfluxWriter;
 use crate::metrics::Metrics;
-use crate::pipeline::PipelineHandle;
 use crate::pipeline::archive::Archive;
-use crate::pipeline::batcher::{Batcher, SHUTDOWN_GRACE};
+use crate::pipeline::flusher::{Flusher, SHUTDOWN_GRACE};
 use crate::pipeline::sink::Sink;
 use crate::registry::Registry;
+use crate::spool::Spool;
 use crate::state::{AppState, Nodes, Shared};
 
 pub use routes::app;
-
-/// Submissions that may wait for the batcher before pushes are answered 503.
-const PIPELINE_CAPACITY: usize = 4096;
 
 /// Installs the TLS crypto provider reqwest is built to expect; harmless when already done.
 pub fn install_crypto_provider() {
@@ -52,8 +50,8 @@ pub fn install_crypto_provider() {
 }
 
 /// Runs the primary on `listener` until `shutdown` completes, then drains: the HTTP server
-/// stops taking requests, and the batcher writes what it holds (for up to
-/// [`SHUTDOWN_GRACE`]).
+/// stops taking requests, and the flusher writes what is spooled (for up to
+/// [`SHUTDOWN_GRACE`]; the rest waits in the spool for the next start).
 pub async fn run(
     listener: TcpListener,
     config: PrimaryConfig,
@@ -72,26 +70,32 @@ pub async fn run(
 
     let sink = build_sink(&config).await?;
     let metrics = Arc::new(Metrics::default());
-    let (pipeline, pipeline_rx) = PipelineHandle::new(PIPELINE_CAPACITY);
+    let spool = Spool::open(&config.data_dir.join("spool.redb"), config.spool.max_bytes)
+        .context("opening the spool")?;
+    let held = spool.stats();
+    if held.points > 0 {
+        tracing::info!(points = held.points, "spool holds points from before the restart; writing them first");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let state: AppState = Arc::new(Shared {
         enroll_token,
         registry,
         nodes: RwLock::new(nodes),
-        pipeline,
+        spool: spool.clone(),
         metrics: Arc::clone(&metrics),
         started: Instant::now(),
         config,
     });
 
-    let batcher = Batcher::new(
+    let flusher = Flusher::new(
         sink,
+        spool,
         state.config.batch.clone(),
         Arc::clone(&metrics),
         stop_rx.clone(),
     );
-    let batcher_task = tokio::spawn(batcher.run(pipeline_rx));
+    let flusher_task = tokio::spawn(flusher.run());
     tokio::spawn(liveness::watch(Arc::clone(&state), stop_rx.clone()));
     if state.config.self_monitor {
         tokio::spawn(self_monitor::run(
@@ -115,11 +119,11 @@ pub async fn run(
     });
     let served = server.await.context("HTTP server");
     trigger.abort();
-    // The pipeline's sender lives in the state; the batcher drains on the stop signal.
-    match tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(5), batcher_task).await {
+    // The flusher writes what it can within its grace; the rest stays spooled.
+    match tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(5), flusher_task).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "batcher task failed"),
-        Err(_) => tracing::error!("batcher did not stop in time"),
+        Ok(Err(e)) => tracing::error!(error = %e, "flusher task failed"),
+        Err(_) => tracing::error!("flusher did not stop in time"),
     }
     served
 }

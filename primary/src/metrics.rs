@@ -4,6 +4,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::spool::SpoolStats;
+
 /// Writes one metric family: its help, its type and its samples (label set, value).
 fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -27,7 +29,6 @@ pub struct Metrics {
     pub write_errors_refused: AtomicU64,
     pub write_errors_rejected: AtomicU64,
     pub write_seconds_micros: AtomicU64,
-    pub pending_points: AtomicU64,
 }
 
 impl Metrics {
@@ -40,8 +41,9 @@ impl Metrics {
         self.write_seconds_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition; `nodes` is the count of nodes per status.
-    pub fn render(&self, nodes: &[(&str, usize)]) -> String {
+    /// Prometheus text exposition; `nodes` is the count of nodes per status, `spool` what the
+    /// spool holds at `now_ms`.
+    pub fn render(&self, nodes: &[(&str, usize)], spool: &SpoolStats, now_ms: i64) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::with_capacity(2048);
         family(
@@ -122,11 +124,36 @@ impl Metrics {
         );
         family(
             &mut out,
-            "pivitals_pending_points",
+            "pivitals_spool_points",
             "gauge",
-            "Points accepted but not yet confirmed by the storage.",
-            &[("", get(&self.pending_points))],
+            "Points accepted and durable on the primary, not yet confirmed by the storage.",
+            &[("", spool.points)],
         );
+        family(
+            &mut out,
+            "pivitals_spool_bytes",
+            "gauge",
+            "Record bytes held by the spool (bounded by PIVITALS_SPOOL__MAX_BYTES).",
+            &[("", spool.bytes)],
+        );
+        family(
+            &mut out,
+            "pivitals_spool_records",
+            "gauge",
+            "Pushes held by the spool.",
+            &[("", spool.records)],
+        );
+        let age = spool
+            .oldest_spooled_ms
+            .map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0);
+        family(
+            &mut out,
+            "pivitals_spool_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest point not yet confirmed by the storage (0 when none).",
+            &[],
+        );
+        let _ = writeln!(out, "pivitals_spool_oldest_age_seconds {age:.3}");
         let _ = writeln!(
             out,
             "# HELP pivitals_nodes Registered nodes by status.\n# TYPE pivitals_nodes gauge"

@@ -79,7 +79,7 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
             }
         };
         let samples = vec![sample];
-        match ingest(&state, &name, &labels, &samples) {
+        match ingest(&state, &name, &labels, &samples).await {
             Ok(_) => state.record_push(&name, samples),
             Err(e) => tracing::warn!(error = %e, "self-sample not accepted"),
         }

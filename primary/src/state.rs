@@ -12,8 +12,8 @@ use crate::config::PrimaryConfig;
 use crate::ingest::now_ms;
 use crate::liveness::{self, Status};
 use crate::metrics::Metrics;
-use crate::pipeline::PipelineHandle;
 use crate::registry::{NodeRecord, Registry};
+use crate::spool::Spool;
 
 pub type AppState = Arc<Shared>;
 
@@ -22,7 +22,7 @@ pub struct Shared {
     pub enroll_token: String,
     pub registry: Registry,
     pub nodes: RwLock<Nodes>,
-    pub pipeline: PipelineHandle,
+    pub spool: Spool,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
 }

@@ -67,9 +67,13 @@ pub fn request(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
+    // One write for head and body: a server that answers early (401) and closes after
+    // reading only the head would otherwise get the body on a closed socket and reset the
+    // connection, losing its answer.
+    let mut message = head.into_bytes();
+    message.extend_from_slice(body);
     stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body))
+        .write_all(&message)
         .map_err(|e| format!("send {method} {url}: {e}"))?;
 
     let mut raw = Vec::new();

@@ -1,13 +1,16 @@
 //! Spawning a server binary with its output in a log file, waiting until it answers, and
-//! killing it again.
+//! stopping it again (gracefully or not).
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a server may take to answer its health check.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long [`Server::terminate`] waits after SIGTERM before it sends SIGKILL.
+pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running server process; killed (and reaped) on drop.
 pub(crate) struct Server {
@@ -28,9 +31,14 @@ pub(crate) fn find_binary(name: &str) -> Option<PathBuf> {
 }
 
 impl Server {
-    /// Spawns `program args` with stdout and stderr appended to `log`.
+    /// Spawns `program args` with stdout and stderr appended to `log` (created if missing, so
+    /// a restarted server's log follows the previous run's).
     pub(crate) fn spawn(program: &Path, args: &[String], log: &Path) -> Result<Server, String> {
-        let out = File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("open {}: {e}", log.display()))?;
         let err = out
             .try_clone()
             .map_err(|e| format!("clone log handle: {e}"))?;
@@ -77,10 +85,78 @@ impl Server {
 
     /// The last 40 lines of the server's log.
     pub(crate) fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        log_tail(&self.log)
     }
+
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit; sends SIGKILL if it
+    /// has not by then. Returns the exit status (already exited processes just report it).
+    pub(crate) fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus, String> {
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        // The child has not been reaped (try_wait said it is running, or a zombie), so its
+        // pid still belongs to it and cannot have been reused.
+        sigterm(&self.child)?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill()
+    }
+
+    /// Sends SIGKILL (like a crash or power loss) and reaps the process.
+    pub(crate) fn kill(&mut self) -> Result<ExitStatus, String> {
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        // Fails only when the process already exited, which `wait` then reports.
+        let _ = self.child.kill();
+        self.child
+            .wait()
+            .map_err(|e| format!("wait for server: {e}"))
+    }
+
+    fn try_wait(&mut self) -> Result<Option<ExitStatus>, String> {
+        self.child
+            .try_wait()
+            .map_err(|e| format!("check server process: {e}"))
+    }
+}
+
+/// The last 40 lines of a log file (empty when it cannot be read).
+pub(crate) fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+#[cfg(unix)]
+fn sigterm(child: &Child) -> Result<(), String> {
+    unsafe extern "C" {
+        // From the C library std already links; `pid_t` is `i32` on every Unix Rust supports.
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    const SIGTERM: i32 = 15;
+    let pid = i32::try_from(child.id()).map_err(|_| format!("pid {} too large", child.id()))?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid is our own
+    // unreaped child.
+    if unsafe { kill(pid, SIGTERM) } == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "SIGTERM to pid {pid}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+#[cfg(not(unix))]
+fn sigterm(child: &Child) -> Result<(), String> {
+    let _ = child;
+    Err("graceful stop needs Unix signals".to_owned())
 }
 
 impl Drop for Server {

@@ -85,7 +85,9 @@ pub async fn vitals(
         .get(&node.name)
         .map(|n| n.record.labels.clone())
         .ok_or(ApiError::Unauthorized("node was removed; register again"))?;
-    let points = ingest(&state, &node.name, &labels, &push.samples).inspect_err(|e| {
+    let points = ingest(&state, &node.name, &labels, &push.samples)
+        .await
+        .inspect_err(|e| {
         let counter = match e {
             ApiError::Unavailable { .. } => &state.metrics.pushes_overloaded,
             _ => &state.metrics.pushes_refused,

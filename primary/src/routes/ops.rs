@@ -30,6 +30,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&counts),
+        state
+            .metrics
+            .render(&counts, &state.spool.stats(), crate::ingest::now_ms()),
     )
 }

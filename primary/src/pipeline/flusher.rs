@@ -1,148 +1,137 @@
-//! The batcher task: groups submitted points by node, writes a batch when it holds
-//! `max_points` or when `flush_interval` has passed, and keeps a failed batch until the
-//! storage confirms it (or refuses its content for good).
+//! The flusher task: reads the spool oldest first, groups each batch of at most `max_points`
+//! points by node, writes it to the sink and deletes it from the spool only once the storage
+//! answered for it. A batch is written as soon as `max_points` are spooled, and whatever is
+//! spooled at least every `flush_interval`.
 //!
-//! While a write is being retried the batcher takes no new submissions; the bounded channel
-//! in front of it fills and pushes are answered 503, so agents keep their samples.
+//! While a write is being retried nothing newer is written; the spool keeps growing (up to
+//! its bound, then pushes are answered 503 and agents keep their samples).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch};
 use tokio::time::{self, Duration, MissedTickBehavior};
 
-use super::Batch;
 use super::retry;
 use super::sink::{Sink, SinkError};
 use crate::config::BatchConfig;
 use crate::metrics::Metrics;
+use crate::shutdown::{Shutdown, stopped};
+use crate::spool::{Spool, SpooledBatch};
 
-/// How long the batcher keeps trying to write what it holds once shutdown begins.
+/// How long the flusher keeps writing once shutdown begins; what is left stays spooled.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Points waiting to be written, grouped by node.
-#[derive(Default)]
-struct Pending {
-    by_node: BTreeMap<String, Vec<u8>>,
-    points: usize,
+/// One write body: the batch's lines grouped by node (records of a node keep their order).
+fn body_by_node(batch: &SpooledBatch) -> Vec<u8> {
+    let mut by_node: BTreeMap<&str, Vec<&[u8]>> = BTreeMap::new();
+    for (node, lines) in &batch.records {
+        by_node.entry(node).or_default().push(lines);
+    }
+    let mut body = Vec::with_capacity(batch.bytes as usize);
+    for chunks in by_node.into_values() {
+        for lines in chunks {
+            body.extend_from_slice(lines);
+        }
+    }
+    body
 }
 
-impl Pending {
-    fn add(&mut self, batch: Batch) {
-        self.by_node
-            .entry(batch.node)
-            .or_default()
-            .extend_from_slice(&batch.lines);
-        self.points += batch.points;
-    }
-
-    /// The held lines, grouped by node, cut into bodies of at most `max_points` lines.
-    fn take_bodies(&mut self, max_points: usize) -> Vec<(Vec<u8>, usize)> {
-        let mut bodies = Vec::new();
-        let mut body = Vec::new();
-        let mut lines = 0;
-        for chunk in std::mem::take(&mut self.by_node).into_values() {
-            for line in chunk.split_inclusive(|b| *b == b'\n') {
-                body.extend_from_slice(line);
-                lines += 1;
-                if lines == max_points {
-                    bodies.push((std::mem::take(&mut body), lines));
-                    lines = 0;
-                }
-            }
-        }
-        if lines > 0 {
-            bodies.push((body, lines));
-        }
-        self.points = 0;
-        bodies
-    }
-}
-
-pub struct Batcher {
+pub struct Flusher {
     sink: Sink,
     config: BatchConfig,
     metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
+    spool: Spool,
+    shutdown: Shutdown,
     /// Set once shutdown began: retries stop at this instant.
     deadline: Option<Instant>,
 }
 
-impl Batcher {
+impl Flusher {
     pub fn new(
         sink: Sink,
+        spool: Spool,
         config: BatchConfig,
         metrics: Arc<Metrics>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: Shutdown,
     ) -> Self {
         Self {
             sink,
             config,
             metrics,
+            spool,
             shutdown,
             deadline: None,
         }
     }
 
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Batch>) {
-        tracing::info!(sink = %self.sink.describe(), "batcher started");
-        let mut pending = Pending::default();
+    pub async fn run(mut self) {
+        tracing::info!(sink = %self.sink.describe(), "flusher started");
         let mut ticker = time::interval(self.config.flush_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut stop = self.shutdown.clone();
         loop {
-            tokio::select! {
-                received = rx.recv() => match received {
-                    Some(batch) => {
-                        pending.add(batch);
-                        self.set_pending(pending.points);
-                        if pending.points >= self.config.max_points {
-                            self.flush(&mut pending).await;
-                        }
-                    }
-                    None => break,
-                },
-                _ = ticker.tick() => {
-                    if pending.points > 0 {
-                        self.flush(&mut pending).await;
-                    }
+            let timer_due = tokio::select! {
+                _ = self.spool.appended() => false,
+                _ = ticker.tick() => true,
+                _ = stopped(&mut stop) => break,
+            };
+            if !self.drain(timer_due).await {
+                break;
+            }
+        }
+        self.deadline
+            .get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+        self.drain(true).await;
+        let left = self.spool.stats();
+        if left.points > 0 {
+            tracing::info!(points = left.points, "stopped with points still spooled; they are written after the next start");
+        }
+        tracing::info!("flusher stopped");
+    }
+
+    /// Writes spooled batches: full ones always, a partial one only when `timer_due`. Returns
+    /// false when the shutdown deadline passed.
+    async fn drain(&mut self, timer_due: bool) -> bool {
+        loop {
+            let pending = self.spool.stats().points as usize;
+            if pending == 0 || (pending < self.config.max_points && !timer_due) {
+                return true;
+            }
+            let spool = self.spool.clone();
+            let max_points = self.config.max_points;
+            let batch = match tokio::task::spawn_blocking(move || spool.read_oldest(max_points)).await {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot read the spool");
+                    return self.sleep(retry::SLOW).await;
                 }
-                _ = crate::shutdown::stopped(&mut stop) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "spool read task failed");
+                    return self.sleep(retry::SLOW).await;
+                }
+            };
+            if batch.records.is_empty() {
+                return true;
             }
-        }
-        self.deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
-        rx.close();
-        while let Some(batch) = rx.recv().await {
-            pending.add(batch);
-        }
-        self.flush(&mut pending).await;
-        let lost = self.metrics.pending_points.load(Ordering::Relaxed);
-        if lost > 0 {
-            tracing::error!(points = lost, "stopped with points the storage never confirmed");
-        }
-        tracing::info!("batcher stopped");
-    }
-
-    fn set_pending(&self, points: usize) {
-        self.metrics
-            .pending_points
-            .store(points as u64, Ordering::Relaxed);
-    }
-
-    async fn flush(&mut self, pending: &mut Pending) {
-        let bodies = pending.take_bodies(self.config.max_points);
-        let mut unwritten: usize = bodies.iter().map(|(_, n)| n).sum();
-        for (body, points) in bodies {
-            if self.write_until_settled(&body, points).await {
-                unwritten -= points;
-                self.set_pending(unwritten);
+            let body = body_by_node(&batch);
+            if !self.write_until_settled(&body, batch.points).await {
+                return false;
             }
-        }
-        if unwritten > 0 {
-            // Only after the shutdown deadline: keep the count for the final report.
-            self.set_pending(unwritten);
+            let spool = self.spool.clone();
+            let removed = tokio::task::spawn_blocking(move || spool.remove(&batch)).await;
+            match removed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    // The batch stays spooled and is written again: harmless, but loud.
+                    tracing::error!(error = %e, "cannot delete written records from the spool");
+                    return self.sleep(retry::SLOW).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "spool delete task failed");
+                    return self.sleep(retry::SLOW).await;
+                }
+            }
         }
     }
 
@@ -247,33 +236,21 @@ fn split_in_half(body: &[u8], points: usize) -> ((&[u8], usize), (&[u8], usize))
 mod tests {
     use super::*;
 
-    fn batch(node: &str, lines: &[&str]) -> Batch {
-        Batch {
-            node: node.into(),
-            lines: lines.iter().map(|l| format!("{l}\n")).collect::<String>().into_bytes(),
-            points: lines.len(),
-        }
-    }
-
     #[test]
-    fn bodies_are_grouped_by_node_and_capped() {
-        let mut pending = Pending::default();
-        pending.add(batch("b", &["m,node=b f=1 1"]));
-        pending.add(batch("a", &["m,node=a f=1 1", "m,node=a f=2 2"]));
-        pending.add(batch("b", &["m,node=b f=2 2"]));
-        assert_eq!(pending.points, 4);
-        let bodies = pending.take_bodies(3);
-        assert_eq!(pending.points, 0);
-        let texts: Vec<_> = bodies
-            .iter()
-            .map(|(b, n)| (String::from_utf8(b.clone()).unwrap(), *n))
-            .collect();
+    fn bodies_are_grouped_by_node_keeping_each_nodes_order() {
+        let batch = SpooledBatch {
+            seqs: Some(0..=2),
+            records: vec![
+                ("b".into(), b"m,node=b f=1 1\n".to_vec()),
+                ("a".into(), b"m,node=a f=1 1\nm,node=a f=2 2\n".to_vec()),
+                ("b".into(), b"m,node=b f=2 2\n".to_vec()),
+            ],
+            points: 4,
+            bytes: 60,
+        };
         assert_eq!(
-            texts,
-            [
-                ("m,node=a f=1 1\nm,node=a f=2 2\nm,node=b f=1 1\n".to_string(), 3),
-                ("m,node=b f=2 2\n".to_string(), 1),
-            ]
+            String::from_utf8(body_by_node(&batch)).unwrap(),
+            "m,node=a f=1 1\nm,node=a f=2 2\nm,node=b f=1 1\nm,node=b f=2 2\n"
         );
     }
 
