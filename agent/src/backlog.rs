@@ -81,7 +81,10 @@ impl Backlog {
     /// Removes what is still here of `batch` (everything older than its end); returns how many
     /// samples that removed.
     pub fn remove_batch(&mut self, batch: &Batch) -> usize {
-        let count = batch.end_seq.saturating_sub(self.first_seq).min(self.samples.len() as u64);
+        let count = batch
+            .end_seq
+            .saturating_sub(self.first_seq)
+            .min(self.samples.len() as u64);
         self.samples.drain(..count as usize);
         self.first_seq += count;
         count as usize
@@ -155,7 +158,11 @@ mod tests {
         let batch = backlog.peek_batch(3); // 1, 2, 3 in flight
         backlog.push(sample(5)); // drops 1
         backlog.push(sample(6)); // drops 2
-        assert_eq!(backlog.remove_batch(&batch), 1, "only 3 is left of the batch");
+        assert_eq!(
+            backlog.remove_batch(&batch),
+            1,
+            "only 3 is left of the batch"
+        );
         assert_eq!(timestamps(&backlog.peek_batch(10).samples), [4, 5, 6]);
 
         let batch = backlog.peek_batch(2); // 4, 5

@@ -183,9 +183,10 @@ async fn success_body(response: Response) -> Result<Vec<u8>, CallError> {
         StatusCode::UNAUTHORIZED => CallError::Unauthorized { message },
         StatusCode::PAYLOAD_TOO_LARGE => CallError::TooLarge,
         StatusCode::UNPROCESSABLE_ENTITY => CallError::Rejected { message },
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-            CallError::Busy { status, retry_after }
-        }
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => CallError::Busy {
+            status,
+            retry_after,
+        },
         _ => CallError::Status { status, message },
     })
 }
@@ -244,14 +245,20 @@ mod tests {
         assert_eq!(parse_retry_after(&headers), None);
         headers.insert(RETRY_AFTER, HeaderValue::from_static("30"));
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(30)));
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(parse_retry_after(&headers), None);
     }
 
     #[test]
     fn error_messages_from_json_text_or_status() {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
-        assert_eq!(error_message(status, br#"{"error":"bad label"}"#), "bad label");
+        assert_eq!(
+            error_message(status, br#"{"error":"bad label"}"#),
+            "bad label"
+        );
         assert_eq!(error_message(status, b"plain\ntext "), "plain text");
         assert_eq!(error_message(status, b""), "Unprocessable Entity");
         let long = error_message(status, "é".repeat(400).as_bytes());
@@ -260,10 +267,20 @@ mod tests {
 
     #[test]
     fn endpoints_keep_the_base_path() {
-        let client = PrimaryClient::new(&Url::parse("http://primary:8080/pivitals/").unwrap()).unwrap();
-        assert_eq!(client.vitals_url.as_str(), "http://primary:8080/pivitals/api/v1/vitals");
-        assert_eq!(client.register_url.as_str(), "http://primary:8080/pivitals/api/v1/register");
-        assert_eq!(client.goodbye_url.as_str(), "http://primary:8080/pivitals/api/v1/goodbye");
+        let client =
+            PrimaryClient::new(&Url::parse("http://primary:8080/pivitals/").unwrap()).unwrap();
+        assert_eq!(
+            client.vitals_url.as_str(),
+            "http://primary:8080/pivitals/api/v1/vitals"
+        );
+        assert_eq!(
+            client.register_url.as_str(),
+            "http://primary:8080/pivitals/api/v1/register"
+        );
+        assert_eq!(
+            client.goodbye_url.as_str(),
+            "http://primary:8080/pivitals/api/v1/goodbye"
+        );
     }
 
     #[test]
@@ -272,7 +289,10 @@ mod tests {
             status: StatusCode::SERVICE_UNAVAILABLE,
             retry_after: Some(Duration::from_secs(30)),
         };
-        assert_eq!(busy.to_string(), "the primary is busy (503 Service Unavailable), retry after 30s");
+        assert_eq!(
+            busy.to_string(),
+            "the primary is busy (503 Service Unavailable), retry after 30s"
+        );
         assert_eq!(busy.retry_after(), Some(Duration::from_secs(30)));
     }
 }

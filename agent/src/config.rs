@@ -79,7 +79,7 @@ pub enum ConfigError {
     #[error("config file {}: {source}", path.display())]
     File {
         path: PathBuf,
-        source: config::ConfigError,
+        source: Box<config::ConfigError>,
     },
     #[error("config file {}: unknown key {key:?} (known: {})", path.display(), KEYS.join(", "))]
     UnknownKey { path: PathBuf, key: String },
@@ -87,13 +87,15 @@ pub enum ConfigError {
     Type {
         var: String,
         key: &'static str,
-        source: config::ConfigError,
+        source: Box<config::ConfigError>,
     },
     #[error(
         "PIVITALS_PRIMARY_URL (primary_url) is required: the primary's address, e.g. http://primary:8080"
     )]
     MissingPrimaryUrl,
-    #[error("PIVITALS_PRIMARY_URL (primary_url) {value:?} is not an http:// or https:// URL: {reason}")]
+    #[error(
+        "PIVITALS_PRIMARY_URL (primary_url) {value:?} is not an http:// or https:// URL: {reason}"
+    )]
     PrimaryUrl { value: String, reason: String },
     #[error(
         "PIVITALS_INTERVAL (interval) {value:?} is not a duration between 1s and 24h (e.g. 60s, 500ms, 2m): {reason}"
@@ -121,7 +123,11 @@ pub enum ConfigError {
 impl Config {
     /// Settings with defaults for everything but the primary, the node name and the state
     /// directory; for tests and for embedding the agent.
-    pub fn new(primary_url: Url, node_name: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        primary_url: Url,
+        node_name: impl Into<String>,
+        state_dir: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             primary_url,
             enroll_token: None,
@@ -137,7 +143,8 @@ impl Config {
 
     /// Reads `file` (if any) and the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
         Self::from_sources(file, env)
     }
 
@@ -155,12 +162,12 @@ impl Config {
                 .build()
                 .map_err(|source| ConfigError::File {
                     path: path.to_owned(),
-                    source,
+                    source: Box::new(source),
                 })?;
             let table = from_file.collect().map_err(|source| ConfigError::File {
-                    path: path.to_owned(),
-                    source,
-                })?;
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
             if let Some(key) = table.keys().find(|key| !KEYS.contains(&key.as_str())) {
                 return Err(ConfigError::UnknownKey {
                     path: path.to_owned(),
@@ -185,11 +192,14 @@ impl Config {
             .map_err(|source| ConfigError::Type {
                 var: "PIVITALS_*".into(),
                 key: "*",
-                source,
+                source: Box::new(source),
             })?;
         let raw = Raw(merged);
 
-        let primary_url = parse_primary_url(&raw.string("primary_url")?.ok_or(ConfigError::MissingPrimaryUrl)?)?;
+        let primary_url = parse_primary_url(
+            &raw.string("primary_url")?
+                .ok_or(ConfigError::MissingPrimaryUrl)?,
+        )?;
         let enroll_token = raw.string("enroll_token")?.map(Secret::new);
         let node_name = match raw.string("node_name")? {
             Some(name) => {
@@ -197,7 +207,9 @@ impl Config {
                 name
             }
             None => {
-                let hostname = sysinfo::System::host_name().ok().ok_or(ConfigError::NoHostname)?;
+                let hostname = sysinfo::System::host_name()
+                    .ok()
+                    .ok_or(ConfigError::NoHostname)?;
                 validate::node_name(&hostname).map_err(|source| {
                     ConfigError::HostnameNotANodeName {
                         hostname: hostname.clone(),
@@ -227,7 +239,9 @@ impl Config {
             },
             None => default_backlog_max(interval),
         };
-        let root = raw.string("root")?.map_or_else(|| PathBuf::from("/"), PathBuf::from);
+        let root = raw
+            .string("root")?
+            .map_or_else(|| PathBuf::from("/"), PathBuf::from);
         let start_jitter = match raw.string("start_jitter")? {
             Some(text) => match text.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => true,
@@ -253,7 +267,12 @@ impl Config {
     /// The interval in whole seconds, rounded up, as the primary's liveness check wants it.
     pub fn interval_seconds(&self) -> u64 {
         let secs = self.interval.as_secs();
-        if self.interval.subsec_nanos() > 0 { secs + 1 } else { secs }.max(1)
+        if self.interval.subsec_nanos() > 0 {
+            secs + 1
+        } else {
+            secs
+        }
+        .max(1)
     }
 }
 
@@ -281,7 +300,9 @@ impl Raw {
             Ok(table) => {
                 let mut labels = Labels::new();
                 for (key, value) in table {
-                    let value = value.into_string().map_err(|source| type_error("labels", source))?;
+                    let value = value
+                        .into_string()
+                        .map_err(|source| type_error("labels", source))?;
                     labels.insert(key, value);
                 }
                 validate::labels(&labels).map_err(ConfigError::Labels)?;
@@ -300,7 +321,7 @@ fn type_error(key: &'static str, source: config::ConfigError) -> ConfigError {
     ConfigError::Type {
         var: format!("PIVITALS_{}", key.to_ascii_uppercase()),
         key,
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -395,7 +416,10 @@ mod tests {
     #[test]
     fn node_name_defaults_to_the_host_name() {
         let vars = env(&[("PIVITALS_PRIMARY_URL", "http://primary:8080")]);
-        match (Config::from_sources(None, vars), sysinfo::System::host_name().ok()) {
+        match (
+            Config::from_sources(None, vars),
+            sysinfo::System::host_name().ok(),
+        ) {
             (Ok(cfg), Some(host)) => assert_eq!(cfg.node_name, host),
             (Err(ConfigError::HostnameNotANodeName { hostname, .. }), Some(host)) => {
                 assert_eq!(hostname, host)
@@ -430,12 +454,21 @@ mod tests {
             "#,
         );
         let from_file = Config::from_sources(Some(file.path()), Vec::new()).unwrap();
-        assert_eq!(from_file.primary_url.as_str(), "https://file.example:9000/base/");
-        assert_eq!(from_file.enroll_token.as_ref().map(Secret::expose), Some("from-file"));
+        assert_eq!(
+            from_file.primary_url.as_str(),
+            "https://file.example:9000/base/"
+        );
+        assert_eq!(
+            from_file.enroll_token.as_ref().map(Secret::expose),
+            Some("from-file")
+        );
         assert_eq!(from_file.node_name, "file-node");
         assert_eq!(from_file.interval, Duration::from_secs(120));
         assert_eq!(from_file.labels.get("stack").map(String::as_str), Some("2"));
-        assert_eq!(from_file.labels.get("role").map(String::as_str), Some("worker"));
+        assert_eq!(
+            from_file.labels.get("role").map(String::as_str),
+            Some("worker")
+        );
         assert_eq!(from_file.state_dir, PathBuf::from("/tmp/file-state"));
         assert_eq!(from_file.backlog_max, 7);
         assert!(!from_file.start_jitter);
@@ -453,7 +486,10 @@ mod tests {
         ]);
         let cfg = Config::from_sources(Some(file.path()), vars).unwrap();
         assert_eq!(cfg.primary_url.as_str(), "http://env:8080/");
-        assert_eq!(cfg.enroll_token.as_ref().map(Secret::expose), Some("from-env"));
+        assert_eq!(
+            cfg.enroll_token.as_ref().map(Secret::expose),
+            Some("from-env")
+        );
         assert_eq!(cfg.node_name, "env-node");
         assert_eq!(cfg.interval, Duration::from_millis(1500));
         assert_eq!(cfg.interval_seconds(), 2);
@@ -478,7 +514,10 @@ mod tests {
     fn default_backlog_is_a_day_of_samples_within_bounds() {
         assert_eq!(default_backlog_max(Duration::from_secs(60)), 1440);
         assert_eq!(default_backlog_max(Duration::from_secs(10)), 8640);
-        assert_eq!(default_backlog_max(Duration::from_secs(1)), DEFAULT_BACKLOG_CAP);
+        assert_eq!(
+            default_backlog_max(Duration::from_secs(1)),
+            DEFAULT_BACKLOG_CAP
+        );
         assert_eq!(default_backlog_max(MAX_INTERVAL), 1);
         let mut vars = minimal();
         vars.extend(env(&[("PIVITALS_INTERVAL", "30s")]));
@@ -488,11 +527,25 @@ mod tests {
     #[test]
     fn missing_or_wrong_primary_url() {
         let vars = env(&[("PIVITALS_NODE_NAME", "pi-01")]);
-        assert!(error_text(None, vars).starts_with("PIVITALS_PRIMARY_URL (primary_url) is required"));
-        for bad in ["primary:8080", "ftp://primary/", "http://", "not a url", "http://p/?x=1"] {
-            let vars = env(&[("PIVITALS_NODE_NAME", "pi-01"), ("PIVITALS_PRIMARY_URL", bad)]);
+        assert!(
+            error_text(None, vars).starts_with("PIVITALS_PRIMARY_URL (primary_url) is required")
+        );
+        for bad in [
+            "primary:8080",
+            "ftp://primary/",
+            "http://",
+            "not a url",
+            "http://p/?x=1",
+        ] {
+            let vars = env(&[
+                ("PIVITALS_NODE_NAME", "pi-01"),
+                ("PIVITALS_PRIMARY_URL", bad),
+            ]);
             let text = error_text(None, vars);
-            assert!(text.contains("is not an http:// or https:// URL"), "{bad}: {text}");
+            assert!(
+                text.contains("is not an http:// or https:// URL"),
+                "{bad}: {text}"
+            );
         }
     }
 
@@ -505,12 +558,20 @@ mod tests {
                 // An empty variable counts as unset.
                 Ok(cfg) if bad.is_empty() => assert_eq!(cfg.interval, DEFAULT_INTERVAL),
                 Err(e @ ConfigError::Interval { .. }) => {
-                    assert!(e.to_string().starts_with("PIVITALS_INTERVAL (interval)"), "{e}")
+                    assert!(
+                        e.to_string().starts_with("PIVITALS_INTERVAL (interval)"),
+                        "{e}"
+                    )
                 }
                 other => panic!("{bad:?}: {other:?}"),
             }
         }
-        for (good, expected) in [("1s", 1000), ("2m", 120_000), ("30", 30_000), ("1m 30s", 90_000)] {
+        for (good, expected) in [
+            ("1s", 1000),
+            ("2m", 120_000),
+            ("30", 30_000),
+            ("1m 30s", 90_000),
+        ] {
             let mut vars = minimal();
             vars.push(("PIVITALS_INTERVAL".into(), good.into()));
             let cfg = Config::from_sources(None, vars).unwrap();
@@ -529,7 +590,10 @@ mod tests {
         let mut vars = minimal();
         vars.push(("PIVITALS_LABELS".into(), "stack".into()));
         let text = error_text(None, vars);
-        assert!(text.starts_with("PIVITALS_LABELS (labels): label \"stack\""), "{text}");
+        assert!(
+            text.starts_with("PIVITALS_LABELS (labels): label \"stack\""),
+            "{text}"
+        );
 
         let file = toml_file("[labels]\n\"bad key\" = \"x\"\n");
         assert!(matches!(
@@ -542,7 +606,10 @@ mod tests {
             ("PIVITALS_NODE_NAME", "pi 01"),
         ]);
         let text = error_text(None, vars);
-        assert!(text.starts_with("PIVITALS_NODE_NAME (node_name): node name \"pi 01\""), "{text}");
+        assert!(
+            text.starts_with("PIVITALS_NODE_NAME (node_name): node name \"pi 01\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -550,11 +617,20 @@ mod tests {
         for bad in ["0", "many", "-3"] {
             let mut vars = minimal();
             vars.push(("PIVITALS_BACKLOG_MAX".into(), bad.into()));
-            assert!(matches!(Config::from_sources(None, vars), Err(ConfigError::BacklogMax(_))), "{bad}");
+            assert!(
+                matches!(
+                    Config::from_sources(None, vars),
+                    Err(ConfigError::BacklogMax(_))
+                ),
+                "{bad}"
+            );
         }
         let mut vars = minimal();
         vars.push(("PIVITALS_START_JITTER".into(), "sometimes".into()));
-        assert!(matches!(Config::from_sources(None, vars), Err(ConfigError::StartJitter(_))));
+        assert!(matches!(
+            Config::from_sources(None, vars),
+            Err(ConfigError::StartJitter(_))
+        ));
     }
 
     #[test]
@@ -570,7 +646,10 @@ mod tests {
 
         let missing = Path::new("/nonexistent/pivitals-agent.toml");
         let text = error_text(Some(missing), minimal());
-        assert!(text.starts_with("config file /nonexistent/pivitals-agent.toml"), "{text}");
+        assert!(
+            text.starts_with("config file /nonexistent/pivitals-agent.toml"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -107,7 +107,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state/nested");
         prepare_dir(&state).unwrap();
-        assert_eq!(fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         assert_eq!(load(&state).unwrap(), None);
 
         store(&state, &credential("first")).unwrap();
@@ -137,6 +140,9 @@ mod tests {
     fn a_corrupt_file_is_invalid_data() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(path(dir.path()), "{not json").unwrap();
-        assert_eq!(load(dir.path()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            load(dir.path()).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
     }
 }

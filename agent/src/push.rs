@@ -120,7 +120,10 @@ impl Sender {
             Ok(accepted) => {
                 lock(backlog).remove_batch(&batch);
                 if accepted != count as u64 {
-                    warn!(count, accepted, "the primary accepted {accepted} of {count} samples");
+                    warn!(
+                        count,
+                        accepted, "the primary accepted {accepted} of {count} samples"
+                    );
                 }
                 debug!(count, "pushed {count} samples");
                 self.stats.sent += count as u64;
@@ -187,7 +190,9 @@ impl Sender {
         let goodbye = Goodbye {
             reason: Some(reason.to_owned()),
         };
-        self.client.goodbye(&credential.node_token, &goodbye).await?;
+        self.client
+            .goodbye(&credential.node_token, &goodbye)
+            .await?;
         Ok(true)
     }
 
@@ -203,7 +208,10 @@ impl Sender {
             }
             Ok(reply) => {
                 if reply.node_name != *node {
-                    warn!("registered as {:?} although {node:?} was asked for", reply.node_name);
+                    warn!(
+                        "registered as {:?} although {node:?} was asked for",
+                        reply.node_name
+                    );
                 }
                 let credential = Credential {
                     node_name: reply.node_name,
@@ -250,9 +258,13 @@ impl Sender {
         let delay = self.backoff.next_delay_after(error.retry_after());
         let retry = humantime::format_duration(delay);
         if self.should_warn() {
-            warn!("cannot {what} the primary: {error}; {waiting} samples waiting, retrying in {retry}");
+            warn!(
+                "cannot {what} the primary: {error}; {waiting} samples waiting, retrying in {retry}"
+            );
         } else {
-            debug!("cannot {what} the primary: {error}; {waiting} samples waiting, retrying in {retry}");
+            debug!(
+                "cannot {what} the primary: {error}; {waiting} samples waiting, retrying in {retry}"
+            );
         }
         delay
     }

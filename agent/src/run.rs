@@ -96,7 +96,10 @@ pub async fn run_with<S: Sampler>(
         Ok(None) => None,
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
             let path = credential::path(&cfg.state_dir);
-            warn!("ignoring the unreadable credential file {}: {e}", path.display());
+            warn!(
+                "ignoring the unreadable credential file {}: {e}",
+                path.display()
+            );
             None
         }
         Err(e) => return Err(state_error(e)),
@@ -156,7 +159,10 @@ pub async fn run_with<S: Sampler>(
     match tokio::time::timeout(FINAL_PUSH_TIMEOUT, sender.flush(&backlog)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
-        Err(_) => warn!("the last push did not finish within {}s", FINAL_PUSH_TIMEOUT.as_secs()),
+        Err(_) => warn!(
+            "the last push did not finish within {}s",
+            FINAL_PUSH_TIMEOUT.as_secs()
+        ),
     }
     let left = lock(&backlog).len();
     if left > 0 {
@@ -166,7 +172,10 @@ pub async fn run_with<S: Sampler>(
         Ok(Ok(true)) => info!("said goodbye to the primary"),
         Ok(Ok(false)) => {}
         Ok(Err(e)) => warn!("goodbye failed: {e}"),
-        Err(_) => warn!("goodbye did not finish within {}s", GOODBYE_TIMEOUT.as_secs()),
+        Err(_) => warn!(
+            "goodbye did not finish within {}s",
+            GOODBYE_TIMEOUT.as_secs()
+        ),
     }
     let dropped = lock(&backlog).dropped();
     info!(
@@ -269,7 +278,12 @@ mod tests {
             assert!(start_offset(Duration::from_secs(2)) < Duration::from_secs(2));
         }
         assert_eq!(start_offset(Duration::ZERO), Duration::ZERO);
-        let offsets: Vec<_> = (0..50).map(|_| start_offset(Duration::from_secs(60))).collect();
-        assert!(offsets.iter().any(|o| *o != offsets[0]), "offsets are random");
+        let offsets: Vec<_> = (0..50)
+            .map(|_| start_offset(Duration::from_secs(60)))
+            .collect();
+        assert!(
+            offsets.iter().any(|o| *o != offsets[0]),
+            "offsets are random"
+        );
     }
 }

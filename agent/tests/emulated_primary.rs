@@ -105,7 +105,12 @@ fn bearer(headers: &HeaderMap) -> String {
 fn answer(canned: &Canned) -> Response {
     let body = Json(json!({ "error": canned.error }));
     match canned.retry_after {
-        Some(secs) => (canned.status, [(header::RETRY_AFTER, secs.to_string())], body).into_response(),
+        Some(secs) => (
+            canned.status,
+            [(header::RETRY_AFTER, secs.to_string())],
+            body,
+        )
+            .into_response(),
         None => (canned.status, body).into_response(),
     }
 }
@@ -295,14 +300,20 @@ impl Agent {
 async fn wait_until(primary: &Shared, limit: Duration, ready: impl Fn(&Primary) -> bool) {
     let deadline = Instant::now() + limit;
     while !ready(&lock(primary)) {
-        assert!(Instant::now() < deadline, "condition not met within {limit:?}: {:#?}", lock(primary));
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}: {:#?}",
+            lock(primary)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Timestamps of samples taken every INTERVAL from 0: 0, 10_000, 20_000, …
 fn every_interval(range: std::ops::Range<usize>) -> Vec<i64> {
-    range.map(|k| k as i64 * INTERVAL.as_millis() as i64).collect()
+    range
+        .map(|k| k as i64 * INTERVAL.as_millis() as i64)
+        .collect()
 }
 
 /// Ends the test process if a test is still running after two minutes of real time. Paused
@@ -352,10 +363,20 @@ async fn emulated_primary_registration_pushes_and_goodbye() {
     assert_eq!(registration.request.node_name, "pi-test");
     assert_eq!(registration.request.interval_seconds, 10);
     assert_eq!(registration.request.info.hostname, "test-host");
-    assert_eq!(registration.request.labels.get("stack").map(String::as_str), Some("2"));
-    assert_eq!(registration.request.labels.get("role").map(String::as_str), Some("worker"));
+    assert_eq!(
+        registration.request.labels.get("stack").map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(
+        registration.request.labels.get("role").map(String::as_str),
+        Some("worker")
+    );
 
-    assert!(p.pushes.iter().all(|push| push.token == "node-token-1" && push.status == 200));
+    assert!(
+        p.pushes
+            .iter()
+            .all(|push| push.token == "node-token-1" && push.status == 200)
+    );
     // One sample per interval from the start, plus the last one taken at shutdown, pushed
     // before goodbye.
     let taken = p.received.len();
@@ -373,38 +394,58 @@ async fn emulated_primary_credential_is_stored_0600_and_reused() {
     let state = tempfile::tempdir().unwrap();
 
     let agent = start_agent(config(&url, state.path()));
-    wait_until(&primary, Duration::from_secs(60), |p| !p.received.is_empty()).await;
+    wait_until(&primary, Duration::from_secs(60), |p| {
+        !p.received.is_empty()
+    })
+    .await;
     agent.stop().await.unwrap();
 
     let file = state.path().join("credential.json");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    assert_eq!(stored, json!({ "node_name": "pi-test", "node_token": "node-token-1" }));
+    assert_eq!(
+        stored,
+        json!({ "node_name": "pi-test", "node_token": "node-token-1" })
+    );
 
     // A restart reuses it: no new registration, pushes with the stored token.
     let pushes_before = lock(&primary).pushes.len();
     let agent = start_agent(config(&url, state.path()));
-    wait_until(&primary, Duration::from_secs(60), |p| p.pushes.len() > pushes_before).await;
+    wait_until(&primary, Duration::from_secs(60), |p| {
+        p.pushes.len() > pushes_before
+    })
+    .await;
     agent.stop().await.unwrap();
     {
         let p = lock(&primary);
         assert_eq!(p.registrations.len(), 1);
-        assert!(p.pushes.iter().all(|push| push.token == "node-token-1" && push.status == 200));
+        assert!(
+            p.pushes
+                .iter()
+                .all(|push| push.token == "node-token-1" && push.status == 200)
+        );
     }
 
     // Another node name in the same state directory registers for itself.
     let mut cfg = config(&url, state.path());
     cfg.node_name = "pi-other".into();
     let agent = start_agent(cfg);
-    wait_until(&primary, Duration::from_secs(60), |p| p.registrations.len() == 2).await;
+    wait_until(&primary, Duration::from_secs(60), |p| {
+        p.registrations.len() == 2
+    })
+    .await;
     agent.stop().await.unwrap();
-    assert_eq!(lock(&primary).registrations[1].request.node_name, "pi-other");
+    assert_eq!(
+        lock(&primary).registrations[1].request.node_name,
+        "pi-other"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_that_forgets_the_token_gets_a_new_registration_and_the_samples() {
-    let _watchdog = watchdog("emulated_primary_that_forgets_the_token_gets_a_new_registration_and_the_samples");
+    let _watchdog =
+        watchdog("emulated_primary_that_forgets_the_token_gets_a_new_registration_and_the_samples");
     let (url, primary) = start_primary().await;
     let state = tempfile::tempdir().unwrap();
     let agent = start_agent(config(&url, state.path()));
@@ -417,9 +458,21 @@ async fn emulated_primary_that_forgets_the_token_gets_a_new_registration_and_the
 
     let p = lock(&primary);
     assert_eq!(p.registrations.len(), 2);
-    assert!(p.pushes.iter().any(|push| push.status == 401 && push.token == "node-token-1"));
-    let after: Vec<_> = p.pushes.iter().skip_while(|push| push.status != 401).skip(1).collect();
-    assert!(after.iter().all(|push| push.token == "node-token-2"), "{after:#?}");
+    assert!(
+        p.pushes
+            .iter()
+            .any(|push| push.status == 401 && push.token == "node-token-1")
+    );
+    let after: Vec<_> = p
+        .pushes
+        .iter()
+        .skip_while(|push| push.status != 401)
+        .skip(1)
+        .collect();
+    assert!(
+        after.iter().all(|push| push.token == "node-token-2"),
+        "{after:#?}"
+    );
     // Nothing lost, nothing twice: the refused sample went out again after registering.
     let (_at_shutdown, regular) = p.received.split_last().unwrap();
     assert_eq!(regular, every_interval(0..taken));
@@ -429,29 +482,46 @@ async fn emulated_primary_that_forgets_the_token_gets_a_new_registration_and_the
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_busy_with_retry_after_gets_every_sample_in_order_later() {
-    let _watchdog = watchdog("emulated_primary_busy_with_retry_after_gets_every_sample_in_order_later");
+    let _watchdog =
+        watchdog("emulated_primary_busy_with_retry_after_gets_every_sample_in_order_later");
     let (url, primary) = start_primary().await;
     {
         let mut p = lock(&primary);
-        p.vitals_script.push_back(canned(503, Some(30), "spool full"));
-        p.vitals_script.push_back(canned(429, Some(30), "slow down"));
+        p.vitals_script
+            .push_back(canned(503, Some(30), "spool full"));
+        p.vitals_script
+            .push_back(canned(429, Some(30), "slow down"));
     }
     let state = tempfile::tempdir().unwrap();
     let agent = start_agent(config(&url, state.path()));
-    wait_until(&primary, Duration::from_secs(300), |p| p.received.len() >= 6).await;
+    wait_until(&primary, Duration::from_secs(300), |p| {
+        p.received.len() >= 6
+    })
+    .await;
     agent.stop().await.unwrap();
 
     let p = lock(&primary);
     let statuses: Vec<u16> = p.pushes.iter().map(|push| push.status).collect();
     assert_eq!(&statuses[..3], [503, 429, 200]);
     // Retry-After is honoured: no push comes back sooner.
-    assert!(p.pushes[1].at - p.pushes[0].at >= Duration::from_secs(30), "{:#?}", p.pushes);
-    assert!(p.pushes[2].at - p.pushes[1].at >= Duration::from_secs(30), "{:#?}", p.pushes);
+    assert!(
+        p.pushes[1].at - p.pushes[0].at >= Duration::from_secs(30),
+        "{:#?}",
+        p.pushes
+    );
+    assert!(
+        p.pushes[2].at - p.pushes[1].at >= Duration::from_secs(30),
+        "{:#?}",
+        p.pushes
+    );
     // The first accepted push carries everything sampled meanwhile, oldest first, with the
     // times the samples were taken (every 10 s from 0), not the time of the push.
     let first_ok = &p.pushes[2];
     assert!(first_ok.timestamps.len() >= 6, "{first_ok:#?}");
-    assert_eq!(first_ok.timestamps, every_interval(0..first_ok.timestamps.len()));
+    assert_eq!(
+        first_ok.timestamps,
+        every_interval(0..first_ok.timestamps.len())
+    );
     assert!(first_ok.at >= Duration::from_secs(60));
     let last = p.received.len() - 1;
     assert_eq!(&p.received[..last], &every_interval(0..last)[..]);
@@ -471,7 +541,10 @@ async fn emulated_primary_413_halves_the_batch_until_it_fits() {
     // Ten samples pile up while the primary is down.
     tokio::time::sleep(Duration::from_secs(95)).await;
     lock(&primary).down = None;
-    wait_until(&primary, Duration::from_secs(300), |p| p.received.len() >= 12).await;
+    wait_until(&primary, Duration::from_secs(300), |p| {
+        p.received.len() >= 12
+    })
+    .await;
     agent.stop().await.unwrap();
 
     let p = lock(&primary);
@@ -488,21 +561,30 @@ async fn emulated_primary_413_halves_the_batch_until_it_fits() {
         assert_eq!(pair[0].1, 413, "{tried:?}");
         assert_eq!(pair[1].0, pair[0].0 / 2, "{tried:?}");
     }
-    assert!(tried[first_ok..].iter().all(|(n, status)| *status == 200 && *n <= 2), "{tried:?}");
+    assert!(
+        tried[first_ok..]
+            .iter()
+            .all(|(n, status)| *status == 200 && *n <= 2),
+        "{tried:?}"
+    );
     let last = p.received.len() - 1;
     assert_eq!(&p.received[..last], &every_interval(0..last)[..]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_422_on_registration_stops_the_agent_with_its_message() {
-    let _watchdog = watchdog("emulated_primary_422_on_registration_stops_the_agent_with_its_message");
+    let _watchdog =
+        watchdog("emulated_primary_422_on_registration_stops_the_agent_with_its_message");
     let (url, primary) = start_primary().await;
     lock(&primary)
         .register_script
         .push_back(canned(422, None, "node name pi-test is taken"));
     let state = tempfile::tempdir().unwrap();
     let agent = start_agent(config(&url, state.path()));
-    let result = tokio::time::timeout(Duration::from_secs(30), agent.task).await.unwrap().unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), agent.task)
+        .await
+        .unwrap()
+        .unwrap();
     match result {
         Err(e @ AgentError::Refused { .. }) => {
             assert!(e.is_configuration());
@@ -525,7 +607,10 @@ async fn emulated_primary_422_on_a_push_drops_that_batch_and_goes_on() {
         .push_back(canned(422, None, "timestamp in the future"));
     let state = tempfile::tempdir().unwrap();
     let agent = start_agent(config(&url, state.path()));
-    wait_until(&primary, Duration::from_secs(120), |p| p.received.len() >= 3).await;
+    wait_until(&primary, Duration::from_secs(120), |p| {
+        p.received.len() >= 3
+    })
+    .await;
     agent.stop().await.unwrap();
 
     let p = lock(&primary);
@@ -554,13 +639,22 @@ async fn emulated_primary_refusing_the_enroll_token_is_retried_with_backoff() {
         // jitter averages one try per 30 s once it is reached).
         assert!((8..=80).contains(&attempts.len()), "{attempts:?}");
         let gaps = attempts.windows(2).map(|w| w[1] - w[0]);
-        assert!(gaps.clone().all(|gap| gap <= Duration::from_secs(61)), "{attempts:?}");
-        assert!(!agent.task.is_finished(), "a refused enroll token is not fatal");
+        assert!(
+            gaps.clone().all(|gap| gap <= Duration::from_secs(61)),
+            "{attempts:?}"
+        );
+        assert!(
+            !agent.task.is_finished(),
+            "a refused enroll token is not fatal"
+        );
     }
 
     // The operator fixes the token on the primary: the node registers and the backlog arrives.
     lock(&primary).enroll_token = ENROLL.into();
-    wait_until(&primary, Duration::from_secs(120), |p| !p.received.is_empty()).await;
+    wait_until(&primary, Duration::from_secs(120), |p| {
+        !p.received.is_empty()
+    })
+    .await;
     agent.stop().await.unwrap();
     let p = lock(&primary);
     assert_eq!(p.registrations.last().unwrap().status, 200);
@@ -571,7 +665,8 @@ async fn emulated_primary_refusing_the_enroll_token_is_retried_with_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn emulated_primary_down_long_enough_loses_only_the_oldest_beyond_backlog_max() {
-    let _watchdog = watchdog("emulated_primary_down_long_enough_loses_only_the_oldest_beyond_backlog_max");
+    let _watchdog =
+        watchdog("emulated_primary_down_long_enough_loses_only_the_oldest_beyond_backlog_max");
     let (url, primary) = start_primary().await;
     lock(&primary).down = Some(canned(500, None, "influx unreachable"));
     let state = tempfile::tempdir().unwrap();
@@ -583,7 +678,10 @@ async fn emulated_primary_down_long_enough_loses_only_the_oldest_beyond_backlog_
     let taken = agent.taken();
     assert_eq!(taken, 13, "sampling goes on while the primary is down");
     lock(&primary).down = None;
-    wait_until(&primary, Duration::from_secs(120), |p| p.received.len() >= 5).await;
+    wait_until(&primary, Duration::from_secs(120), |p| {
+        p.received.len() >= 5
+    })
+    .await;
     agent.stop().await.unwrap();
 
     let p = lock(&primary);
@@ -591,9 +689,20 @@ async fn emulated_primary_down_long_enough_loses_only_the_oldest_beyond_backlog_
     // t = 125 s pushed out more of the old ones); from there on nothing is missing.
     let first = (p.received[0] / 10_000) as usize;
     assert!(first >= taken - 5, "{:?}", p.received);
-    assert!(p.pushes.iter().find(|push| push.status == 200).unwrap().timestamps.len() == 5);
+    assert!(
+        p.pushes
+            .iter()
+            .find(|push| push.status == 200)
+            .unwrap()
+            .timestamps
+            .len()
+            == 5
+    );
     let last = p.received.len() - 1;
-    assert_eq!(&p.received[..last], &every_interval(first..first + last)[..]);
+    assert_eq!(
+        &p.received[..last],
+        &every_interval(first..first + last)[..]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -611,7 +720,9 @@ async fn unreachable_primary_keeps_the_agent_sampling_and_it_stops_cleanly() {
     assert_eq!(agent.taken(), 30);
     let stopping = Instant::now();
     agent.stop().await.unwrap();
-    assert!(stopping.elapsed() <= pivitals_agent::FINAL_PUSH_TIMEOUT + pivitals_agent::GOODBYE_TIMEOUT);
+    assert!(
+        stopping.elapsed() <= pivitals_agent::FINAL_PUSH_TIMEOUT + pivitals_agent::GOODBYE_TIMEOUT
+    );
     assert!(!state.path().join("credential.json").exists());
 }
 
@@ -623,7 +734,10 @@ async fn without_enroll_token_or_credential_the_agent_refuses_to_start() {
     let mut cfg = config(&url, state.path());
     cfg.enroll_token = None;
     let result = start_agent(cfg).task.await.unwrap();
-    assert!(matches!(&result, Err(e @ AgentError::NoEnrollToken(_)) if e.is_configuration()), "{result:?}");
+    assert!(
+        matches!(&result, Err(e @ AgentError::NoEnrollToken(_)) if e.is_configuration()),
+        "{result:?}"
+    );
     assert!(lock(&primary).registrations.is_empty());
 }
 
@@ -636,7 +750,10 @@ async fn start_jitter_takes_the_first_sample_within_ten_seconds() {
     cfg.start_jitter = true;
     let agent = start_agent(cfg);
     // The first sample comes within the start jitter (under 10 s).
-    wait_until(&primary, pivitals_agent::MAX_START_JITTER, |p| !p.received.is_empty()).await;
+    wait_until(&primary, pivitals_agent::MAX_START_JITTER, |p| {
+        !p.received.is_empty()
+    })
+    .await;
     agent.stop().await.unwrap();
     let p = lock(&primary);
     assert!(p.received[0] < 10_000, "{:?}", p.received);

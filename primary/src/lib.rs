@@ -90,7 +90,7 @@ pub async fn run(
 
     let flusher = Flusher::new(
         sink,
-        spool,
+        spool.clone(),
         state.config.batch.clone(),
         Arc::clone(&metrics),
         stop_rx.clone(),
@@ -124,6 +124,11 @@ pub async fn run(
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "flusher task failed"),
         Err(_) => tracing::error!("flusher did not stop in time"),
+    }
+    // Close the spool file once every task holding the state has finished.
+    drop(state);
+    if tokio::time::timeout(Duration::from_secs(5), spool.close()).await.is_err() {
+        tracing::warn!("spool still in use at exit");
     }
     served
 }

@@ -247,6 +247,7 @@ mod tests {
             ],
             points: 4,
             bytes: 60,
+            skipped: 0,
         };
         assert_eq!(
             String::from_utf8(body_by_node(&batch)).unwrap(),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 pub const BASE: Duration = Duration::from_millis(500);
-pub const CAP: Duration = Duration::from_secs(60);
+pub const CAP: Duration = Duration::from_secs(30);
 /// Wait between attempts while the storage refuses us for a reason a person must fix.
 pub const SLOW: Duration = Duration::from_secs(30);
 
