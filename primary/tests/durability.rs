@@ -59,6 +59,7 @@ fn assert_nothing_lost(influx: &InfluxV1, agents: &mut [Proc]) {
     }
     for agent in agents.iter() {
         let (sent, rejected, dropped) = agent_summary(agent);
+        assert!(!agent.log().contains("are lost"), "{}:\n{}", agent.name, agent.log_tail());
         assert_eq!((rejected, dropped), (0, 0), "{}: samples refused or dropped", agent.name);
         let stored = eventually(
             &format!("{}: {sent} samples in InfluxDB", agent.name),
@@ -122,6 +123,11 @@ fn primary_killed_with_kill_9_and_restarted_loses_no_sample() {
     std::thread::sleep(Duration::from_secs(6));
     let mut primary = start_primary(dir.path(), port, &env);
     std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        primary.log().contains("spool holds points from before the restart"),
+        "the kill found nothing spooled, so it proved nothing:\n{}",
+        primary.log_tail()
+    );
 
     assert_nothing_lost(&influx, &mut agents);
     let status = primary.terminate(Duration::from_secs(30));
