@@ -1,5 +1,5 @@
 //! The agent's side of the primary's HTTP API: one method per call, every answer that is not a
-//! success sorted into a [`CallError`] that the sender ([`crate::push`]) decides on.
+//! success sorted into a [`CallError`] that the sender (`push.rs`) decides on.
 //!
 //! | call                     | token        | body              | success                   |
 //! |--------------------------|--------------|-------------------|---------------------------|

@@ -286,4 +286,15 @@ mod tests {
             "offsets are random"
         );
     }
+
+    #[test]
+    fn the_agent_can_run_as_a_task_on_a_multi_thread_runtime() {
+        fn assert_send<T: Send>(_: &T) {}
+        let url = reqwest::Url::parse("http://primary:8080/").unwrap();
+        let agent = run(
+            Config::new(url, "pi-01", "/nonexistent"),
+            std::future::pending(),
+        );
+        assert_send(&agent);
+    }
 }
