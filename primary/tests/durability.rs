@@ -133,3 +133,64 @@ fn primary_killed_with_kill_9_and_restarted_loses_no_sample() {
     let status = primary.terminate(Duration::from_secs(30));
     assert!(status.success(), "primary exit {status}:\n{}", primary.log_tail());
 }
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[test]
+fn agent_killed_and_restarted_while_the_primary_is_down_delivers_its_backlog() {
+    let influx = InfluxV1::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let node = "dur-agent";
+    let mut primary = start_primary(dir.path(), port, &influx_env(&influx));
+    let mut agent = start_agent(dir.path(), node, &url, "1s");
+    eventually("first points", Duration::from_secs(30), || {
+        (stored_timestamps(&influx, node).len() >= 3).then_some(())
+    });
+
+    // The primary goes away; the agent samples into its backlog for a while, then crashes.
+    let status = primary.terminate(Duration::from_secs(30));
+    assert!(status.success(), "primary exit {status}:\n{}", primary.log_tail());
+    let primary_down_at = now_ms();
+    std::thread::sleep(Duration::from_secs(6));
+    let killed_at = now_ms();
+    agent.kill_hard();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut agent = start_agent(dir.path(), node, &url, "1s");
+    let restarted_at = now_ms();
+    std::thread::sleep(Duration::from_secs(4));
+    let mut primary = start_primary(dir.path(), port, &influx_env(&influx));
+
+    let stored = eventually("the backlog in InfluxDB", Duration::from_secs(90), || {
+        let ts = stored_timestamps(&influx, node);
+        (ts.last().copied().unwrap_or(0) > restarted_at + 5_000).then_some(ts)
+    });
+    let before_kill: Vec<i64> = stored.iter().copied().filter(|t| *t <= killed_at).collect();
+    let after_restart: Vec<i64> = stored.iter().copied().filter(|t| *t >= restarted_at - 1000).collect();
+    let sampled_while_down = before_kill.iter().filter(|t| **t > primary_down_at).count();
+    println!(
+        "{node}: {} samples stored, {sampled_while_down} of them taken while the primary was down before the crash",
+        stored.len()
+    );
+    assert!(sampled_while_down >= 5, "the backlog taken while the primary was down is missing");
+    for (what, run) in [("before the crash", &before_kill), ("after the restart", &after_restart)] {
+        let worst = run.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        assert!(worst <= MAX_GAP_MS, "{node} {what}: a gap of {worst} ms");
+    }
+    let last_before = before_kill.last().copied().unwrap_or(0);
+    assert!(
+        killed_at - last_before <= MAX_GAP_MS,
+        "the samples of the last {} ms before the crash are missing",
+        killed_at - last_before
+    );
+    let status = agent.terminate(Duration::from_secs(20));
+    assert!(status.success(), "agent exit {status}:\n{}", agent.log_tail());
+    let status = primary.terminate(Duration::from_secs(30));
+    assert!(status.success(), "primary exit {status}:\n{}", primary.log_tail());
+}
