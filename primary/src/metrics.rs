@@ -1,10 +1,25 @@
 //! Counters about the pipeline itself, rendered as Prometheus text at `GET /metrics`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::pipeline::sink::SinkError;
 use crate::spool::SpoolStats;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes a counter family whose label sets are only known at run time.
+fn labelled(out: &mut String, name: &str, help: &str, samples: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
 
 /// Writes one metric family: its help, its type and its samples (label set, value).
 fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
@@ -23,12 +38,13 @@ pub struct Metrics {
     pub samples_received: AtomicU64,
     pub points_received: AtomicU64,
     pub points_written: AtomicU64,
-    pub points_rejected: AtomicU64,
     pub batches_written: AtomicU64,
-    pub write_errors_transient: AtomicU64,
-    pub write_errors_refused: AtomicU64,
-    pub write_errors_rejected: AtomicU64,
+    pub write_requests: AtomicU64,
     pub write_seconds_micros: AtomicU64,
+    /// Points the storage refused for their content, by reason.
+    points_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Failed writes by HTTP status (`network` when there was no answer).
+    write_errors: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
@@ -39,6 +55,25 @@ impl Metrics {
     pub fn observe_write(&self, took: Duration) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.write_seconds_micros.fetch_add(micros, Ordering::Relaxed);
+        self.write_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_rejected(&self, reason: &'static str, points: usize) {
+        *lock(&self.points_rejected).entry(reason).or_default() += points as u64;
+    }
+
+    pub fn count_write_error(&self, err: &SinkError) {
+        let status = match err {
+            SinkError::Rejected { .. } => None,
+            SinkError::TooLarge => Some(413),
+            SinkError::Retry { status, .. } => *status,
+        };
+        let key = match (err, status) {
+            (SinkError::Rejected { .. }, _) => "rejected".to_owned(),
+            (_, Some(code)) => code.to_string(),
+            (_, None) => "network".to_owned(),
+        };
+        *lock(&self.write_errors).entry(key).or_default() += 1;
     }
 
     /// Prometheus text exposition; `nodes` is the count of nodes per status, `spool` what the
@@ -75,7 +110,7 @@ impl Metrics {
             &mut out,
             "pivitals_points_received_total",
             "counter",
-            "Line-protocol points accepted for writing.",
+            "Line-protocol points accepted and spooled (durable on the primary).",
             &[("", get(&self.points_received))],
         );
         family(
@@ -85,12 +120,15 @@ impl Metrics {
             "Points confirmed by the storage (InfluxDB or the archive).",
             &[("", get(&self.points_written))],
         );
-        family(
+        let rejected: Vec<(String, u64)> = lock(&self.points_rejected)
+            .iter()
+            .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), *n))
+            .collect();
+        labelled(
             &mut out,
             "pivitals_points_rejected_total",
-            "counter",
-            "Points in batches the storage refused for their content (not retried).",
-            &[("", get(&self.points_rejected))],
+            "Points the storage refused for their content (not retried), by reason.",
+            &rejected,
         );
         family(
             &mut out,
@@ -99,16 +137,22 @@ impl Metrics {
             "Batches confirmed by the storage.",
             &[("", get(&self.batches_written))],
         );
-        family(
+        let errors: Vec<(String, u64)> = lock(&self.write_errors)
+            .iter()
+            .map(|(status, n)| (format!("{{status=\"{status}\"}}"), *n))
+            .collect();
+        labelled(
             &mut out,
             "pivitals_write_errors_total",
+            "Failed storage writes by HTTP status (network: no answer; rejected: content refused).",
+            &errors,
+        );
+        family(
+            &mut out,
+            "pivitals_write_requests_total",
             "counter",
-            "Failed batch writes by kind.",
-            &[
-                ("{kind=\"transient\"}", get(&self.write_errors_transient)),
-                ("{kind=\"refused\"}", get(&self.write_errors_refused)),
-                ("{kind=\"rejected\"}", get(&self.write_errors_rejected)),
-            ],
+            "Storage write requests (their total time is pivitals_write_seconds_total).",
+            &[("", get(&self.write_requests))],
         );
         family(
             &mut out,
@@ -162,5 +206,50 @@ impl Metrics {
             let _ = writeln!(out, "pivitals_nodes{{status=\"{status}\"}} {count}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labelled_counters_and_spool_figures_render() {
+        let metrics = Metrics::default();
+        metrics.count_rejected("partial_write", 3);
+        metrics.count_rejected("partial_write", 2);
+        metrics.count_write_error(&SinkError::Retry {
+            after: None,
+            slow: false,
+            status: Some(503),
+            detail: String::new(),
+        });
+        metrics.count_write_error(&SinkError::Retry {
+            after: None,
+            slow: false,
+            status: None,
+            detail: String::new(),
+        });
+        metrics.observe_write(Duration::from_millis(1500));
+        let spool = SpoolStats {
+            records: 2,
+            points: 14,
+            bytes: 900,
+            oldest_spooled_ms: Some(10_000),
+        };
+        let text = metrics.render(&[("up", 3)], &spool, 12_500);
+        for line in [
+            "pivitals_points_rejected_total{reason=\"partial_write\"} 5",
+            "pivitals_write_errors_total{status=\"503\"} 1",
+            "pivitals_write_errors_total{status=\"network\"} 1",
+            "pivitals_write_requests_total 1",
+            "pivitals_write_seconds_total 1.500000",
+            "pivitals_spool_points 14",
+            "pivitals_spool_bytes 900",
+            "pivitals_spool_oldest_age_seconds 2.500",
+            "pivitals_nodes{status=\"up\"} 3",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

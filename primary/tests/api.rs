@@ -33,16 +33,23 @@ impl Primary {
     }
 
     async fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with(dir, &[]).await
+    }
+
+    async fn start_with(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> Self {
         pivitals_primary::install_crypto_provider();
         let data_dir = dir.path().to_owned();
-        let env = [
+        let env: Vec<(String, String)> = [
             ("PIVITALS_DATA_DIR", data_dir.to_str().unwrap()),
             ("PIVITALS_ENROLL_TOKEN", ENROLL),
             ("PIVITALS_ADMIN_TOKEN", ADMIN),
             ("PIVITALS_SELF_MONITOR", "false"),
             ("PIVITALS_BATCH__FLUSH_INTERVAL", "100ms"),
         ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         let config = PrimaryConfig::load(None, env).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -355,5 +362,58 @@ async fn health_and_metrics_describe_the_pipeline() {
     ] {
         assert!(text.contains(expected), "{expected} missing from\n{text}");
     }
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_spool_answers_503_with_retry_after_and_keeps_what_it_holds() {
+    // InfluxDB is configured but unreachable, so nothing leaves the 1 MiB spool.
+    let closed_port = pivitals_testkit::free_port();
+    let influx_url = format!("http://127.0.0.1:{closed_port}");
+    let primary = Primary::start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            ("PIVITALS_INFLUX__API", "v1"),
+            ("PIVITALS_INFLUX__URL", &influx_url),
+            ("PIVITALS_SPOOL__MAX_BYTES", "1048576"),
+        ],
+    )
+    .await;
+    let token = primary.register("pi-full").await;
+    let mut accepted = 0;
+    let (status, body, retry_after) = loop {
+        let samples: Vec<_> = (0..200).map(|i| sample(now_ms() - 1000 + i, 1.0)).collect();
+        let response = primary
+            .http
+            .post(format!("{}/api/v1/vitals", primary.url))
+            .bearer_auth(&token)
+            .json(&push_body(samples))
+            .send()
+            .await
+            .unwrap();
+        if response.status() != StatusCode::OK {
+            let status = response.status();
+            let retry_after = response.headers().get("retry-after").cloned();
+            let body: Value = response.json().await.unwrap();
+            break (status, body, retry_after);
+        }
+        accepted += 1;
+        assert!(accepted < 1000, "the spool never filled");
+    };
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("spool is full"), "{body}");
+    assert!(retry_after.is_some(), "no Retry-After");
+    let metrics = primary
+        .http
+        .get(format!("{}/metrics", primary.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let spooled = 400 * accepted;
+    assert!(metrics.contains(&format!("pivitals_spool_points {spooled}\n")), "{metrics}");
+    assert!(metrics.contains("pivitals_write_errors_total{status=\"network\"}"), "{metrics}");
     primary.stop().await;
 }

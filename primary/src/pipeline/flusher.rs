@@ -143,15 +143,17 @@ impl Flusher {
             let started = Instant::now();
             let result = self.sink.write(body).await;
             self.metrics.observe_write(started.elapsed());
+            if let Err(e) = &result {
+                self.metrics.count_write_error(e);
+            }
             match result {
                 Ok(()) => {
                     Metrics::add(&self.metrics.points_written, points);
                     Metrics::add(&self.metrics.batches_written, 1);
                     return true;
                 }
-                Err(SinkError::Rejected { detail }) => {
-                    Metrics::add(&self.metrics.write_errors_rejected, 1);
-                    Metrics::add(&self.metrics.points_rejected, points);
+                Err(SinkError::Rejected { reason, detail }) => {
+                    self.metrics.count_rejected(reason, points);
                     tracing::error!(points, %detail, "storage rejected a batch; not retrying it");
                     return true;
                 }
@@ -163,7 +165,7 @@ impl Flusher {
                     return left_done && right_done;
                 }
                 Err(SinkError::TooLarge) => {
-                    Metrics::add(&self.metrics.points_rejected, 1);
+                    self.metrics.count_rejected("too_large", 1);
                     tracing::error!("storage refuses a single point as too large; dropping it");
                     return true;
                 }
@@ -171,13 +173,8 @@ impl Flusher {
                     after,
                     slow,
                     detail,
+                    ..
                 }) => {
-                    let counter = if slow {
-                        &self.metrics.write_errors_refused
-                    } else {
-                        &self.metrics.write_errors_transient
-                    };
-                    Metrics::add(counter, 1);
                     let wait = if slow {
                         retry::SLOW
                     } else {

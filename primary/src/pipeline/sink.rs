@@ -18,7 +18,7 @@ pub enum Sink {
 pub enum SinkError {
     /// The storage refused the content (partial write, parse error): retrying cannot help.
     #[error("storage rejected the batch: {detail}")]
-    Rejected { detail: String },
+    Rejected { reason: &'static str, detail: String },
     /// The batch is too large for the storage: split it.
     #[error("storage says the batch is too large")]
     TooLarge,
@@ -27,6 +27,8 @@ pub enum SinkError {
     Retry {
         after: Option<Duration>,
         slow: bool,
+        /// The HTTP status, or `None` for a network or local error.
+        status: Option<u16>,
         detail: String,
     },
 }
@@ -34,19 +36,27 @@ pub enum SinkError {
 impl From<WriteError> for SinkError {
     fn from(err: WriteError) -> Self {
         let detail = err.to_string();
+        let status = err.status();
         match err {
-            WriteError::PartiallyWritten { .. } | WriteError::Malformed { .. } => {
-                SinkError::Rejected { detail }
-            }
+            WriteError::PartiallyWritten { .. } => SinkError::Rejected {
+                reason: "partial_write",
+                detail,
+            },
+            WriteError::Malformed { .. } => SinkError::Rejected {
+                reason: "malformed",
+                detail,
+            },
             WriteError::TooLarge => SinkError::TooLarge,
             WriteError::Refused { .. } => SinkError::Retry {
                 after: None,
                 slow: true,
+                status,
                 detail,
             },
             WriteError::Transient { retry_after, .. } => SinkError::Retry {
                 after: retry_after,
                 slow: false,
+                status,
                 detail,
             },
         }
@@ -73,11 +83,13 @@ impl Sink {
                     Ok(Err(e)) => Err(SinkError::Retry {
                         after: None,
                         slow: false,
+                        status: None,
                         detail: format!("archive append: {e}"),
                     }),
                     Err(e) => Err(SinkError::Retry {
                         after: None,
                         slow: false,
+                        status: None,
                         detail: format!("archive task: {e}"),
                     }),
                 }
