@@ -43,7 +43,11 @@ pub const SCHEMA: &[MeasurementSchema] = &[
     MeasurementSchema {
         name: "cpu",
         tags: &[],
-        fields: &[("usage_percent", Float), ("frequency_mhz", Integer), ("cores", Integer)],
+        fields: &[
+            ("usage_percent", Float),
+            ("frequency_mhz", Integer),
+            ("cores", Integer),
+        ],
     },
     MeasurementSchema {
         name: "mem",
@@ -58,7 +62,11 @@ pub const SCHEMA: &[MeasurementSchema] = &[
     MeasurementSchema {
         name: "swap",
         tags: &[],
-        fields: &[("total_bytes", Integer), ("used_bytes", Integer), ("used_percent", Float)],
+        fields: &[
+            ("total_bytes", Integer),
+            ("used_bytes", Integer),
+            ("used_percent", Float),
+        ],
     },
     MeasurementSchema {
         name: "disk",
@@ -214,7 +222,10 @@ pub fn encode_sample(
             &[
                 ("total_bytes", Some(int(disk.total_bytes))),
                 ("used_bytes", Some(int(disk.used_bytes))),
-                ("free_bytes", Some(int(disk.total_bytes.saturating_sub(disk.used_bytes)))),
+                (
+                    "free_bytes",
+                    Some(int(disk.total_bytes.saturating_sub(disk.used_bytes))),
+                ),
                 ("used_percent", percent(disk.used_bytes, disk.total_bytes)),
             ],
         );
@@ -256,8 +267,14 @@ pub fn encode_sample(
             ("uptime_seconds", sample.uptime_seconds.map(int)),
             ("processes", sample.process_count.map(int)),
             ("throttled_flags", throttling.map(|t| int(t.raw.into()))),
-            ("under_voltage", throttling.map(|t| flag(t.under_voltage_now()))),
-            ("frequency_capped", throttling.map(|t| flag(t.frequency_capped_now()))),
+            (
+                "under_voltage",
+                throttling.map(|t| flag(t.under_voltage_now())),
+            ),
+            (
+                "frequency_capped",
+                throttling.map(|t| flag(t.frequency_capped_now())),
+            ),
             ("throttled", throttling.map(|t| flag(t.throttled_now()))),
             (
                 "soft_temp_limit",
@@ -419,10 +436,16 @@ mod tests {
         assert_eq!(parsed.len(), 7);
         let disk = &parsed[3];
         assert_eq!(disk.series.measurement.as_str(), "disk");
-        assert_eq!(disk.tag_value("mount").unwrap().as_str(), "/mnt/usb disk,a=b");
+        assert_eq!(
+            disk.tag_value("mount").unwrap().as_str(),
+            "/mnt/usb disk,a=b"
+        );
         assert_eq!(disk.tag_value("node").unwrap().as_str(), "pi-01");
         let temp = &parsed[5];
-        assert_eq!(temp.tag_value("sensor").unwrap().as_str(), "cpu thermal,zone=0");
+        assert_eq!(
+            temp.tag_value("sensor").unwrap().as_str(),
+            "cpu thermal,zone=0"
+        );
         assert_eq!(temp.field_value("celsius"), Some(&FieldValue::F64(48.312)));
         for line in &parsed {
             assert_eq!(line.timestamp, Some(1_700_000_000_123_000_000));
@@ -442,7 +465,10 @@ mod tests {
         sample.temperatures[0].celsius = f64::NAN;
         let text = encode(&sample);
         assert!(!text.contains("NaN") && !text.contains("inf"), "{text}");
-        assert!(!text.contains("temperature"), "a line with no field is left out");
+        assert!(
+            !text.contains("temperature"),
+            "a line with no field is left out"
+        );
         assert!(text.contains("cpu,node=pi-01,role=worker,stack=2 frequency_mhz=1500i,cores=4i "));
         assert!(text.contains(" load15=0.75,"));
         assert!(parse_lines(&text).all(|l| l.is_ok()));
@@ -464,7 +490,11 @@ mod tests {
             ..Default::default()
         });
         let text = encode(&sample);
-        assert_eq!(text.lines().count(), 1, "an empty mount leaves its line out: {text}");
+        assert_eq!(
+            text.lines().count(),
+            1,
+            "an empty mount leaves its line out: {text}"
+        );
         let line = parse_lines(&text).next().unwrap().unwrap();
         assert_eq!(
             line.tag_value("sensor").unwrap().as_str(),
@@ -480,8 +510,14 @@ mod tests {
         sample.temperatures[0].celsius = 48.0;
         let text = encode(&sample);
         let parsed: Vec<_> = parse_lines(&text).collect::<Result<_, _>>().unwrap();
-        assert_eq!(parsed[0].field_value("usage_percent"), Some(&FieldValue::F64(100.0)));
-        assert_eq!(parsed[5].field_value("celsius"), Some(&FieldValue::F64(48.0)));
+        assert_eq!(
+            parsed[0].field_value("usage_percent"),
+            Some(&FieldValue::F64(100.0))
+        );
+        assert_eq!(
+            parsed[5].field_value("celsius"),
+            Some(&FieldValue::F64(48.0))
+        );
     }
 
     #[test]

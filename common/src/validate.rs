@@ -14,7 +14,13 @@ use crate::vitals::Labels;
 
 /// Tag keys the encoder writes; a label may not shadow them.
 pub const RESERVED_TAG_KEYS: &[&str] = &[
-    "node", "mount", "device", "fstype", "interface", "sensor", "time",
+    "node",
+    "mount",
+    "device",
+    "fstype",
+    "interface",
+    "sensor",
+    "time",
 ];
 pub const MAX_LABELS: usize = 16;
 
@@ -100,7 +106,15 @@ mod tests {
             assert_eq!(node_name(good), Ok(()), "{good}");
         }
         for bad in [
-            "", "-pi", ".pi", "pi 01", "pi\n01", "pi,01", "pi=1", "π", &"x".repeat(64),
+            "",
+            "-pi",
+            ".pi",
+            "pi 01",
+            "pi\n01",
+            "pi,01",
+            "pi=1",
+            "π",
+            &"x".repeat(64),
         ] {
             assert!(node_name(bad).is_err(), "{bad:?}");
         }
@@ -116,13 +130,34 @@ mod tests {
 
     #[test]
     fn hostile_labels_are_refused() {
-        assert!(matches!(parse_labels("stack"), Err(InvalidName::LabelSyntax(_))));
-        assert!(matches!(parse_labels("node=x"), Err(InvalidName::ReservedLabelKey(_))));
-        assert!(matches!(parse_labels("1a=x"), Err(InvalidName::LabelKey(_))));
-        assert!(matches!(parse_labels("a=x y"), Err(InvalidName::LabelValue { .. })));
-        assert!(matches!(parse_labels("a=x\nb"), Err(InvalidName::LabelValue { .. })));
-        assert!(matches!(parse_labels("a="), Err(InvalidName::LabelValue { .. })));
+        assert!(matches!(
+            parse_labels("stack"),
+            Err(InvalidName::LabelSyntax(_))
+        ));
+        assert!(matches!(
+            parse_labels("node=x"),
+            Err(InvalidName::ReservedLabelKey(_))
+        ));
+        assert!(matches!(
+            parse_labels("1a=x"),
+            Err(InvalidName::LabelKey(_))
+        ));
+        assert!(matches!(
+            parse_labels("a=x y"),
+            Err(InvalidName::LabelValue { .. })
+        ));
+        assert!(matches!(
+            parse_labels("a=x\nb"),
+            Err(InvalidName::LabelValue { .. })
+        ));
+        assert!(matches!(
+            parse_labels("a="),
+            Err(InvalidName::LabelValue { .. })
+        ));
         let many: Vec<String> = (0..17).map(|i| format!("k{i}=v")).collect();
-        assert!(matches!(parse_labels(&many.join(",")), Err(InvalidName::TooManyLabels(17))));
+        assert!(matches!(
+            parse_labels(&many.join(",")),
+            Err(InvalidName::TooManyLabels(17))
+        ));
     }
 }

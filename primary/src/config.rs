@@ -60,9 +60,7 @@ pub struct SpoolConfig {
 
 impl Default for SpoolConfig {
     fn default() -> Self {
-        Self {
-            max_bytes: 1 << 30,
-        }
+        Self { max_bytes: 1 << 30 }
     }
 }
 
@@ -227,8 +225,7 @@ mod tests {
         let err = PrimaryConfig::load(None, env(&[("PIVITALS_BATCH__FLUSH_INTERVAL", "soon")]))
             .unwrap_err();
         assert!(err.to_string().contains("not a duration"), "{err}");
-        let err =
-            PrimaryConfig::load(None, env(&[("PIVITALS_ADMIN_TOKEN", "short")])).unwrap_err();
+        let err = PrimaryConfig::load(None, env(&[("PIVITALS_ADMIN_TOKEN", "short")])).unwrap_err();
         assert!(err.to_string().contains("PIVITALS_ADMIN_TOKEN"), "{err}");
     }
 }

@@ -57,9 +57,15 @@ mod tests {
         assert_eq!(origin, Origin::Generated);
         let (again, origin) = load_or_create(None, dir.path()).unwrap();
         assert_eq!((again.as_str(), origin), (first.as_str(), Origin::Stored));
-        let mode = fs::metadata(dir.path().join(FILE_NAME)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let (configured, origin) = load_or_create(Some("from-config-123456"), dir.path()).unwrap();
-        assert_eq!((configured.as_str(), origin), ("from-config-123456", Origin::Configured));
+        assert_eq!(
+            (configured.as_str(), origin),
+            ("from-config-123456", Origin::Configured)
+        );
     }
 }

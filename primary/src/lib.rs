@@ -63,8 +63,8 @@ pub async fn run(
     let (enroll_token, _) =
         enroll::load_or_create(config.enroll_token.as_deref(), &config.data_dir)
             .context("enrollment token")?;
-    let registry = Registry::open(&config.data_dir.join("registry.redb"))
-        .context("opening the registry")?;
+    let registry =
+        Registry::open(&config.data_dir.join("registry.redb")).context("opening the registry")?;
     let nodes = Nodes::from_records(registry.load_all().context("reading the registry")?);
     tracing::info!(nodes = nodes.len(), "registry loaded");
 
@@ -74,7 +74,10 @@ pub async fn run(
         .context("opening the spool")?;
     let held = spool.stats();
     if held.points > 0 {
-        tracing::info!(points = held.points, "spool holds points from before the restart; writing them first");
+        tracing::info!(
+            points = held.points,
+            "spool holds points from before the restart; writing them first"
+        );
     }
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -108,8 +111,8 @@ pub async fn run(
     let local = listener.local_addr().context("listener address")?;
     tracing::info!(%local, "primary listening");
     let mut server_stop = stop_rx.clone();
-    let server = axum::serve(listener, app(Arc::clone(&state)))
-        .with_graceful_shutdown(async move {
+    let server =
+        axum::serve(listener, app(Arc::clone(&state))).with_graceful_shutdown(async move {
             crate::shutdown::stopped(&mut server_stop).await;
         });
     let trigger = tokio::spawn(async move {
@@ -127,7 +130,10 @@ pub async fn run(
     }
     // Close the spool file once every task holding the state has finished.
     drop(state);
-    if tokio::time::timeout(Duration::from_secs(5), spool.close()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), spool.close())
+        .await
+        .is_err()
+    {
         tracing::warn!("spool still in use at exit");
     }
     served

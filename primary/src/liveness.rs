@@ -68,8 +68,12 @@ pub async fn watch(state: AppState, mut shutdown: watch::Receiver<bool>) {
             }
             let (node_name, from, to) = (&node.record.name, node.status.as_str(), status.as_str());
             match status {
-                Status::Up | Status::Stopped => tracing::info!(node = %node_name, from, to, "node status changed"),
-                Status::Late | Status::Down => tracing::warn!(node = %node_name, from, to, "node status changed"),
+                Status::Up | Status::Stopped => {
+                    tracing::info!(node = %node_name, from, to, "node status changed")
+                }
+                Status::Late | Status::Down => {
+                    tracing::warn!(node = %node_name, from, to, "node status changed")
+                }
             }
             node.status = status;
         }
@@ -95,8 +99,17 @@ mod tests {
     #[test]
     fn one_second_agents_get_at_least_a_second_of_grace() {
         let second = Duration::from_secs(1);
-        assert_eq!(status(Duration::from_millis(1900), second, false), Status::Up);
-        assert_eq!(status(Duration::from_millis(2100), second, false), Status::Late);
-        assert_eq!(status(Duration::from_millis(4100), second, false), Status::Down);
+        assert_eq!(
+            status(Duration::from_millis(1900), second, false),
+            Status::Up
+        );
+        assert_eq!(
+            status(Duration::from_millis(2100), second, false),
+            Status::Late
+        );
+        assert_eq!(
+            status(Duration::from_millis(4100), second, false),
+            Status::Down
+        );
     }
 }

@@ -54,7 +54,8 @@ impl Metrics {
 
     pub fn observe_write(&self, took: Duration) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.write_seconds_micros.fetch_add(micros, Ordering::Relaxed);
+        self.write_seconds_micros
+            .fetch_add(micros, Ordering::Relaxed);
         self.write_requests.fetch_add(1, Ordering::Relaxed);
     }
 

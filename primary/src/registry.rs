@@ -78,12 +78,11 @@ impl Registry {
         let mut records = Vec::new();
         for entry in table.iter()? {
             let (name, bytes) = entry?;
-            let record = serde_json::from_slice(bytes.value()).map_err(|source| {
-                RegistryError::Record {
+            let record =
+                serde_json::from_slice(bytes.value()).map_err(|source| RegistryError::Record {
                     name: name.value().to_owned(),
                     source,
-                }
-            })?;
+                })?;
             records.push(record);
         }
         Ok(records)

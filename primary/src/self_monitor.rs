@@ -28,7 +28,10 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
     let info = {
         let collector = Arc::clone(&collector);
         match tokio::task::spawn_blocking(move || {
-            collector.lock().unwrap_or_else(|e| e.into_inner()).node_info()
+            collector
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .node_info()
         })
         .await
         {

@@ -183,7 +183,10 @@ async fn registered_node_pushes_and_is_listed_up_with_its_latest_sample() {
     let token = primary.register("pi-01").await;
     let ts = now_ms();
     let (status, body) = primary
-        .push(&token, &push_body(vec![sample(ts - 1000, 10.0), sample(ts, 20.0)]))
+        .push(
+            &token,
+            &push_body(vec![sample(ts - 1000, 10.0), sample(ts, 20.0)]),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"accepted": 2, "points": 4}));
@@ -196,21 +199,32 @@ async fn registered_node_pushes_and_is_listed_up_with_its_latest_sample() {
     assert_eq!(node["name"], "pi-01");
     assert_eq!(node["status"], "up");
     assert_eq!(node["labels"], json!({"stack": "1"}));
-    assert_eq!(node["info"]["board_model"], "Raspberry Pi 4 Model B Rev 1.4");
+    assert_eq!(
+        node["info"]["board_model"],
+        "Raspberry Pi 4 Model B Rev 1.4"
+    );
     assert_eq!(node["latest"]["timestamp_ms"], ts);
     assert_eq!(node["latest"]["cpu"]["usage_percent"], 20.0);
     assert!(node["last_seen"].as_str().unwrap().ends_with('Z'));
 
     let lines = wait_for_lines(&primary.data_dir, 4).await;
     assert_eq!(lines.len(), 4, "{lines:#?}");
-    assert!(lines.iter().all(|l| l.contains("node=pi-01") && l.contains("stack=1")));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("node=pi-01") && l.contains("stack=1"))
+    );
     assert!(lines.contains(&format!(
         "cpu,node=pi-01,stack=1 usage_percent=20,cores=4i {}",
         ts * 1_000_000
     )));
 
     let (status, one) = primary
-        .call(primary.http.get(format!("{}/api/v1/nodes/pi-01", primary.url)))
+        .call(
+            primary
+                .http
+                .get(format!("{}/api/v1/nodes/pi-01", primary.url)),
+        )
         .await;
     assert_eq!((status, &one["name"]), (StatusCode::OK, &json!("pi-01")));
     primary.stop().await;
@@ -222,7 +236,11 @@ async fn goodbye_marks_the_node_stopped_and_a_new_push_brings_it_back() {
     let token = primary.register("pi-02").await;
     let goodbye = primary.http.post(format!("{}/api/v1/goodbye", primary.url));
     let (status, _) = primary
-        .call(goodbye.bearer_auth(&token).json(&json!({"reason": "SIGTERM"})))
+        .call(
+            goodbye
+                .bearer_auth(&token)
+                .json(&json!({"reason": "SIGTERM"})),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let node_url = format!("{}/api/v1/nodes/pi-02", primary.url);
@@ -262,11 +280,21 @@ async fn admin_deletes_a_node_and_its_token_stops_working() {
     let url = format!("{}/api/v1/nodes/pi-04", primary.url);
     let (status, body) = primary.call(primary.http.delete(&url)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    let (status, body) = primary.call(primary.http.delete(&url).bearer_auth(&token)).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "a node token is no admin token: {body}");
-    let (status, _) = primary.call(primary.http.delete(&url).bearer_auth(ADMIN)).await;
+    let (status, body) = primary
+        .call(primary.http.delete(&url).bearer_auth(&token))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a node token is no admin token: {body}"
+    );
+    let (status, _) = primary
+        .call(primary.http.delete(&url).bearer_auth(ADMIN))
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, body) = primary.push(&token, &push_body(vec![sample(now_ms(), 1.0)])).await;
+    let (status, body) = primary
+        .push(&token, &push_body(vec![sample(now_ms(), 1.0)]))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let (status, body) = primary.call(primary.http.get(&url)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -278,7 +306,11 @@ async fn admin_deletes_a_node_and_its_token_stops_working() {
 async fn hostile_requests_get_json_errors_and_store_nothing() {
     let primary = Primary::start().await;
     let token = primary.register("victim").await;
-    let register = || primary.http.post(format!("{}/api/v1/register", primary.url));
+    let register = || {
+        primary
+            .http
+            .post(format!("{}/api/v1/register", primary.url))
+    };
     let vitals = || primary.http.post(format!("{}/api/v1/vitals", primary.url));
     let good = push_body(vec![sample(now_ms(), 1.0)]);
     let with_name = |name: &str| {
@@ -298,24 +330,109 @@ async fn hostile_requests_get_json_errors_and_store_nothing() {
     let deep = format!("{{\"samples\": {}{}}}", "[".repeat(5000), "]".repeat(5000));
 
     let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode)> = vec![
-        ("push without token", vitals().json(&good), StatusCode::UNAUTHORIZED),
-        ("push with wrong token", vitals().bearer_auth("nope").json(&good), StatusCode::UNAUTHORIZED),
-        ("push with enroll token", vitals().bearer_auth(ENROLL).json(&good), StatusCode::UNAUTHORIZED),
-        ("register without token", register().json(&register_request("x")), StatusCode::UNAUTHORIZED),
-        ("register with node token", register().bearer_auth(&token).json(&register_request("x")), StatusCode::UNAUTHORIZED),
-        ("newline in node name", register().bearer_auth(ENROLL).json(&with_name("a\nb")), StatusCode::UNPROCESSABLE_ENTITY),
-        ("comma in node name", register().bearer_auth(ENROLL).json(&with_name("a,b=c")), StatusCode::UNPROCESSABLE_ENTITY),
-        ("injection in label", register().bearer_auth(ENROLL).json(&bad_label), StatusCode::UNPROCESSABLE_ENTITY),
-        ("malformed JSON", vitals().bearer_auth(&token).header("content-type", "application/json").body("{\"samples\": [").into(), StatusCode::BAD_REQUEST),
-        ("deep JSON", vitals().bearer_auth(&token).header("content-type", "application/json").body(deep), StatusCode::UNPROCESSABLE_ENTITY),
-        ("wrong types", vitals().bearer_auth(&token).json(&json!({"samples": [{"timestamp_ms": "soon"}]})), StatusCode::UNPROCESSABLE_ENTITY),
-        ("NaN as a string", vitals().bearer_auth(&token).json(&json!({"samples": [{"timestamp_ms": 1, "cpu": {"usage_percent": "NaN"}}]})), StatusCode::UNPROCESSABLE_ENTITY),
-        ("future timestamp", vitals().bearer_auth(&token).json(&future), StatusCode::UNPROCESSABLE_ENTITY),
-        ("timestamp beyond retention", vitals().bearer_auth(&token).json(&ancient), StatusCode::UNPROCESSABLE_ENTITY),
-        ("oversized body", vitals().bearer_auth(&token).header("content-type", "application/json").body(huge), StatusCode::PAYLOAD_TOO_LARGE),
-        ("not JSON content type", vitals().bearer_auth(&token).body("{}"), StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        ("unknown endpoint", primary.http.get(format!("{}/api/v1/nope", primary.url)), StatusCode::NOT_FOUND),
-        ("wrong method", primary.http.get(format!("{}/api/v1/vitals", primary.url)), StatusCode::METHOD_NOT_ALLOWED),
+        (
+            "push without token",
+            vitals().json(&good),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "push with wrong token",
+            vitals().bearer_auth("nope").json(&good),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "push with enroll token",
+            vitals().bearer_auth(ENROLL).json(&good),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "register without token",
+            register().json(&register_request("x")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "register with node token",
+            register().bearer_auth(&token).json(&register_request("x")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "newline in node name",
+            register().bearer_auth(ENROLL).json(&with_name("a\nb")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "comma in node name",
+            register().bearer_auth(ENROLL).json(&with_name("a,b=c")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "injection in label",
+            register().bearer_auth(ENROLL).json(&bad_label),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "malformed JSON",
+            vitals()
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body("{\"samples\": ["),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "deep JSON",
+            vitals()
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(deep),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "wrong types",
+            vitals()
+                .bearer_auth(&token)
+                .json(&json!({"samples": [{"timestamp_ms": "soon"}]})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "NaN as a string",
+            vitals()
+                .bearer_auth(&token)
+                .json(&json!({"samples": [{"timestamp_ms": 1, "cpu": {"usage_percent": "NaN"}}]})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "future timestamp",
+            vitals().bearer_auth(&token).json(&future),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "timestamp beyond retention",
+            vitals().bearer_auth(&token).json(&ancient),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "oversized body",
+            vitals()
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(huge),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "not JSON content type",
+            vitals().bearer_auth(&token).body("{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "unknown endpoint",
+            primary.http.get(format!("{}/api/v1/nope", primary.url)),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "wrong method",
+            primary.http.get(format!("{}/api/v1/vitals", primary.url)),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
     ];
     for (name, request, expected) in cases {
         let (status, body) = primary.call(request).await;
@@ -326,7 +443,10 @@ async fn hostile_requests_get_json_errors_and_store_nothing() {
         );
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(archived_lines(&primary.data_dir).is_empty(), "hostile requests stored points");
+    assert!(
+        archived_lines(&primary.data_dir).is_empty(),
+        "hostile requests stored points"
+    );
 
     // The legitimate node still lands its points.
     let (status, _) = primary.push(&token, &good).await;
@@ -339,7 +459,9 @@ async fn hostile_requests_get_json_errors_and_store_nothing() {
 async fn health_and_metrics_describe_the_pipeline() {
     let primary = Primary::start().await;
     let token = primary.register("pi-05").await;
-    primary.push(&token, &push_body(vec![sample(now_ms(), 1.0)])).await;
+    primary
+        .push(&token, &push_body(vec![sample(now_ms(), 1.0)]))
+        .await;
     wait_for_lines(&primary.data_dir, 2).await;
     let (status, health) = primary
         .call(primary.http.get(format!("{}/healthz", primary.url)))
@@ -401,7 +523,10 @@ async fn a_full_spool_answers_503_with_retry_after_and_keeps_what_it_holds() {
         assert!(accepted < 1000, "the spool never filled");
     };
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("spool is full"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("spool is full"),
+        "{body}"
+    );
     assert!(retry_after.is_some(), "no Retry-After");
     let metrics = primary
         .http
@@ -413,7 +538,13 @@ async fn a_full_spool_answers_503_with_retry_after_and_keeps_what_it_holds() {
         .await
         .unwrap();
     let spooled = 400 * accepted;
-    assert!(metrics.contains(&format!("pivitals_spool_points {spooled}\n")), "{metrics}");
-    assert!(metrics.contains("pivitals_write_errors_total{status=\"network\"}"), "{metrics}");
+    assert!(
+        metrics.contains(&format!("pivitals_spool_points {spooled}\n")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pivitals_write_errors_total{status=\"network\"}"),
+        "{metrics}"
+    );
     primary.stop().await;
 }

@@ -44,7 +44,10 @@ fn agent_summary(agent: &Proc) -> (u64, u64, u64) {
 
 fn stored_timestamps(influx: &InfluxV1, node: &str) -> Vec<i64> {
     let mut ts = influx
-        .timestamps_ms(DB, &format!("SELECT usage_percent FROM cpu WHERE node = '{node}'"))
+        .timestamps_ms(
+            DB,
+            &format!("SELECT usage_percent FROM cpu WHERE node = '{node}'"),
+        )
         .unwrap_or_default();
     ts.dedup();
     ts
@@ -55,12 +58,27 @@ fn stored_timestamps(influx: &InfluxV1, node: &str) -> Vec<i64> {
 fn assert_nothing_lost(influx: &InfluxV1, agents: &mut [Proc]) {
     for agent in agents.iter_mut() {
         let status = agent.terminate(Duration::from_secs(20));
-        assert!(status.success(), "{} exit {status}:\n{}", agent.name, agent.log_tail());
+        assert!(
+            status.success(),
+            "{} exit {status}:\n{}",
+            agent.name,
+            agent.log_tail()
+        );
     }
     for agent in agents.iter() {
         let (sent, rejected, dropped) = agent_summary(agent);
-        assert!(!agent.log().contains("are lost"), "{}:\n{}", agent.name, agent.log_tail());
-        assert_eq!((rejected, dropped), (0, 0), "{}: samples refused or dropped", agent.name);
+        assert!(
+            !agent.log().contains("are lost"),
+            "{}:\n{}",
+            agent.name,
+            agent.log_tail()
+        );
+        assert_eq!(
+            (rejected, dropped),
+            (0, 0),
+            "{}: samples refused or dropped",
+            agent.name
+        );
         let stored = eventually(
             &format!("{}: {sent} samples in InfluxDB", agent.name),
             Duration::from_secs(90),
@@ -69,8 +87,17 @@ fn assert_nothing_lost(influx: &InfluxV1, agents: &mut [Proc]) {
                 (ts.len() as u64 >= sent).then_some(ts)
             },
         );
-        println!("{}: acknowledged {sent}, stored {}", agent.name, stored.len());
-        assert_eq!(stored.len() as u64, sent, "{}: stored more than acknowledged", agent.name);
+        println!(
+            "{}: acknowledged {sent}, stored {}",
+            agent.name,
+            stored.len()
+        );
+        assert_eq!(
+            stored.len() as u64,
+            sent,
+            "{}: stored more than acknowledged",
+            agent.name
+        );
         let worst = stored.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
         println!("{}: largest gap between samples {worst} ms", agent.name);
         assert!(worst <= MAX_GAP_MS, "{}: a gap of {worst} ms", agent.name);
@@ -78,7 +105,10 @@ fn assert_nothing_lost(influx: &InfluxV1, agents: &mut [Proc]) {
 }
 
 fn start_agents(dir: &Path, url: &str, names: &[&str]) -> Vec<Proc> {
-    names.iter().map(|n| start_agent(dir, n, url, "1s")).collect()
+    names
+        .iter()
+        .map(|n| start_agent(dir, n, url, "1s"))
+        .collect()
 }
 
 #[test]
@@ -100,7 +130,11 @@ fn influxdb_down_for_20_seconds_loses_no_sample() {
 
     assert_nothing_lost(&influx, &mut agents);
     let status = primary.terminate(Duration::from_secs(30));
-    assert!(status.success(), "primary exit {status}:\n{}", primary.log_tail());
+    assert!(
+        status.success(),
+        "primary exit {status}:\n{}",
+        primary.log_tail()
+    );
 }
 
 #[test]
@@ -124,14 +158,20 @@ fn primary_killed_with_kill_9_and_restarted_loses_no_sample() {
     let mut primary = start_primary(dir.path(), port, &env);
     std::thread::sleep(Duration::from_secs(3));
     assert!(
-        primary.log().contains("spool holds points from before the restart"),
+        primary
+            .log()
+            .contains("spool holds points from before the restart"),
         "the kill found nothing spooled, so it proved nothing:\n{}",
         primary.log_tail()
     );
 
     assert_nothing_lost(&influx, &mut agents);
     let status = primary.terminate(Duration::from_secs(30));
-    assert!(status.success(), "primary exit {status}:\n{}", primary.log_tail());
+    assert!(
+        status.success(),
+        "primary exit {status}:\n{}",
+        primary.log_tail()
+    );
 }
 
 fn now_ms() -> i64 {
@@ -156,7 +196,11 @@ fn agent_killed_and_restarted_while_the_primary_is_down_delivers_its_backlog() {
 
     // The primary goes away; the agent samples into its backlog for a while, then crashes.
     let status = primary.terminate(Duration::from_secs(30));
-    assert!(status.success(), "primary exit {status}:\n{}", primary.log_tail());
+    assert!(
+        status.success(),
+        "primary exit {status}:\n{}",
+        primary.log_tail()
+    );
     let primary_down_at = now_ms();
     std::thread::sleep(Duration::from_secs(6));
     let killed_at = now_ms();
@@ -172,14 +216,24 @@ fn agent_killed_and_restarted_while_the_primary_is_down_delivers_its_backlog() {
         (ts.last().copied().unwrap_or(0) > restarted_at + 5_000).then_some(ts)
     });
     let before_kill: Vec<i64> = stored.iter().copied().filter(|t| *t <= killed_at).collect();
-    let after_restart: Vec<i64> = stored.iter().copied().filter(|t| *t >= restarted_at - 1000).collect();
+    let after_restart: Vec<i64> = stored
+        .iter()
+        .copied()
+        .filter(|t| *t >= restarted_at - 1000)
+        .collect();
     let sampled_while_down = before_kill.iter().filter(|t| **t > primary_down_at).count();
     println!(
         "{node}: {} samples stored, {sampled_while_down} of them taken while the primary was down before the crash",
         stored.len()
     );
-    assert!(sampled_while_down >= 5, "the backlog taken while the primary was down is missing");
-    for (what, run) in [("before the crash", &before_kill), ("after the restart", &after_restart)] {
+    assert!(
+        sampled_while_down >= 5,
+        "the backlog taken while the primary was down is missing"
+    );
+    for (what, run) in [
+        ("before the crash", &before_kill),
+        ("after the restart", &after_restart),
+    ] {
         let worst = run.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
         assert!(worst <= MAX_GAP_MS, "{node} {what}: a gap of {worst} ms");
     }
@@ -190,7 +244,15 @@ fn agent_killed_and_restarted_while_the_primary_is_down_delivers_its_backlog() {
         killed_at - last_before
     );
     let status = agent.terminate(Duration::from_secs(20));
-    assert!(status.success(), "agent exit {status}:\n{}", agent.log_tail());
+    assert!(
+        status.success(),
+        "agent exit {status}:\n{}",
+        agent.log_tail()
+    );
     let status = primary.terminate(Duration::from_secs(30));
-    assert!(status.success(), "primary exit {status}:\n{}", primary.log_tail());
+    assert!(
+        status.success(),
+        "primary exit {status}:\n{}",
+        primary.log_tail()
+    );
 }

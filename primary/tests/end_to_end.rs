@@ -53,9 +53,11 @@ fn three_agents_at_one_second_land_in_influxdb_1x_tagged_by_node() {
     // Every node lands at least 5 one-second samples in InfluxDB.
     for name in names {
         let query = format!("SELECT count(usage_percent) FROM cpu WHERE node = '{name}'");
-        eventually(&format!("5 cpu points of {name}"), Duration::from_secs(40), || {
-            (influx.count(DB, &query).ok()? >= 5).then_some(())
-        });
+        eventually(
+            &format!("5 cpu points of {name}"),
+            Duration::from_secs(40),
+            || (influx.count(DB, &query).ok()? >= 5).then_some(()),
+        );
     }
     for name in names {
         for (measurement, field) in [
@@ -77,23 +79,34 @@ fn three_agents_at_one_second_land_in_influxdb_1x_tagged_by_node() {
         )
         .unwrap();
     assert!(
-        rows(&per_second).iter().all(|r| r.get(1) == Some(&Value::from(1))),
+        rows(&per_second)
+            .iter()
+            .all(|r| r.get(1) == Some(&Value::from(1))),
         "more than one cpu point in a second: {per_second}"
     );
     // Labels are tags.
     let stacks = influx
         .query(DB, "SHOW TAG VALUES FROM cpu WITH KEY = \"stack\"")
         .unwrap();
-    assert_eq!(rows(&stacks), vec![vec![Value::from("stack"), Value::from("7")]]);
+    assert_eq!(
+        rows(&stacks),
+        vec![vec![Value::from("stack"), Value::from("7")]]
+    );
 
     // The 365-day retention policy, created by the primary as the default.
-    let policies = influx.query(DB, "SHOW RETENTION POLICIES ON \"pivitals\"").unwrap();
+    let policies = influx
+        .query(DB, "SHOW RETENTION POLICIES ON \"pivitals\"")
+        .unwrap();
     let rp = rows(&policies)
         .into_iter()
         .find(|r| r.first() == Some(&Value::from("pivitals_365d")))
         .unwrap_or_else(|| panic!("no pivitals_365d in {policies}"));
     assert_eq!(rp.get(1), Some(&Value::from("8760h0m0s")), "{policies}");
-    assert_eq!(rp.last(), Some(&Value::from(true)), "not the default: {policies}");
+    assert_eq!(
+        rp.last(),
+        Some(&Value::from(true)),
+        "not the default: {policies}"
+    );
 
     // The API sees the three nodes up with their labels and latest sample.
     let nodes = get_json(&format!("{url}/api/v1/nodes"));
@@ -108,7 +121,11 @@ fn three_agents_at_one_second_land_in_influxdb_1x_tagged_by_node() {
 
     // SIGTERM: a last push and a goodbye, so the node is `stopped`, not `down`.
     let status = agents[0].terminate(Duration::from_secs(15));
-    assert!(status.success(), "agent exit: {status}\n{}", agents[0].log_tail());
+    assert!(
+        status.success(),
+        "agent exit: {status}\n{}",
+        agents[0].log_tail()
+    );
     assert_eq!(node_status(&url, "e2e-a"), "stopped");
     // SIGKILL: no goodbye; the node goes late after one missed push, down after three.
     agents[1].kill_hard();
@@ -121,9 +138,16 @@ fn three_agents_at_one_second_land_in_influxdb_1x_tagged_by_node() {
     assert_eq!(node_status(&url, "e2e-c"), "up");
 
     let status = primary.terminate(Duration::from_secs(30));
-    assert!(status.success(), "primary exit: {status}\n{}", primary.log_tail());
+    assert!(
+        status.success(),
+        "primary exit: {status}\n{}",
+        primary.log_tail()
+    );
     let log = primary.log();
-    assert!(!log.contains(support::ENROLL), "the enrollment token was logged");
+    assert!(
+        !log.contains(support::ENROLL),
+        "the enrollment token was logged"
+    );
 }
 
 #[test]
@@ -151,12 +175,16 @@ fn agents_land_in_victoria_metrics_through_the_v2_write_api() {
         .collect();
     for name in ["vm-a", "vm-b"] {
         let selector = format!("{{__name__=\"cpu_usage_percent\",node=\"{name}\"}}");
-        let series = eventually(&format!("{name} in VictoriaMetrics"), Duration::from_secs(40), || {
-            let _ = vm.force_flush();
-            let series = vm.export(&selector).ok()?;
-            let points = series.first()?["values"].as_array()?.len();
-            (points >= 3).then_some(series)
-        });
+        let series = eventually(
+            &format!("{name} in VictoriaMetrics"),
+            Duration::from_secs(40),
+            || {
+                let _ = vm.force_flush();
+                let series = vm.export(&selector).ok()?;
+                let points = series.first()?["values"].as_array()?.len();
+                (points >= 3).then_some(series)
+            },
+        );
         assert_eq!(series[0]["metric"]["stack"], "7", "{series:?}");
         assert_eq!(series[0]["metric"]["role"], "worker", "{series:?}");
     }
@@ -164,7 +192,11 @@ fn agents_land_in_victoria_metrics_through_the_v2_write_api() {
     let nodes = get_json(&format!("{url}/api/v1/nodes"));
     assert_eq!(nodes.as_array().unwrap().len(), 3, "{nodes}");
     let status = primary.terminate(Duration::from_secs(30));
-    assert!(status.success(), "primary exit: {status}\n{}", primary.log_tail());
+    assert!(
+        status.success(),
+        "primary exit: {status}\n{}",
+        primary.log_tail()
+    );
     // The bucket API is missing on VictoriaMetrics: one warning naming the unverified retention.
     let log = primary.log();
     assert!(log.contains("365"), "no retention warning:\n{log}");

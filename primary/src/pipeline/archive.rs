@@ -54,7 +54,10 @@ impl Archive {
 
     /// Removes daily files whose day is older than the retention; returns how many.
     pub fn prune(&self, now: SystemTime) -> io::Result<usize> {
-        let oldest_kept = day_of(now.checked_sub(self.retention).unwrap_or(SystemTime::UNIX_EPOCH));
+        let oldest_kept = day_of(
+            now.checked_sub(self.retention)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        );
         let mut removed = 0;
         for entry in fs::read_dir(&self.dir)? {
             let name = entry?.file_name();
@@ -63,10 +66,13 @@ impl Archive {
             };
             // Only files this archive writes: YYYY-MM-DD.lp.
             let is_day = day.len() == 10
-                && day
-                    .bytes()
-                    .enumerate()
-                    .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+                && day.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                });
             if is_day && day < oldest_kept.as_str() {
                 fs::remove_file(self.dir.join(&name))?;
                 removed += 1;
@@ -88,13 +94,22 @@ mod tests {
         archive.append(b"cpu,node=a usage_percent=2 2\n").unwrap();
         let today = day_of(SystemTime::now());
         let text = fs::read_to_string(dir.path().join(format!("{today}.lp"))).unwrap();
-        assert_eq!(text, "cpu,node=a usage_percent=1 1\ncpu,node=a usage_percent=2 2\n");
+        assert_eq!(
+            text,
+            "cpu,node=a usage_percent=1 1\ncpu,node=a usage_percent=2 2\n"
+        );
     }
 
     #[test]
     fn prunes_only_day_files_older_than_the_retention() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["2024-01-01.lp", "2025-06-01.lp", "2025-06-02.lp", "notes.lp", "x.txt"] {
+        for name in [
+            "2024-01-01.lp",
+            "2025-06-01.lp",
+            "2025-06-02.lp",
+            "notes.lp",
+            "x.txt",
+        ] {
             fs::write(dir.path().join(name), "x").unwrap();
         }
         let archive = Archive::open(dir.path(), 365).unwrap();

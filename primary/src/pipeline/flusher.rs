@@ -85,7 +85,10 @@ impl Flusher {
         self.drain(true).await;
         let left = self.spool.stats();
         if left.points > 0 {
-            tracing::info!(points = left.points, "stopped with points still spooled; they are written after the next start");
+            tracing::info!(
+                points = left.points,
+                "stopped with points still spooled; they are written after the next start"
+            );
         }
         tracing::info!("flusher stopped");
     }
@@ -100,17 +103,18 @@ impl Flusher {
             }
             let spool = self.spool.clone();
             let max_points = self.config.max_points;
-            let batch = match tokio::task::spawn_blocking(move || spool.read_oldest(max_points)).await {
-                Ok(Ok(batch)) => batch,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot read the spool");
-                    return self.sleep(retry::SLOW).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "spool read task failed");
-                    return self.sleep(retry::SLOW).await;
-                }
-            };
+            let batch =
+                match tokio::task::spawn_blocking(move || spool.read_oldest(max_points)).await {
+                    Ok(Ok(batch)) => batch,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "cannot read the spool");
+                        return self.sleep(retry::SLOW).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "spool read task failed");
+                        return self.sleep(retry::SLOW).await;
+                    }
+                };
             if batch.records.is_empty() {
                 return true;
             }
@@ -216,8 +220,11 @@ impl Flusher {
     }
 }
 
+/// Part of a body: its bytes and how many points (lines) they hold.
+type Part<'a> = (&'a [u8], usize);
+
 /// Splits newline-terminated lines into two halves by line count.
-fn split_in_half(body: &[u8], points: usize) -> ((&[u8], usize), (&[u8], usize)) {
+fn split_in_half(body: &[u8], points: usize) -> (Part<'_>, Part<'_>) {
     let half = points / 2;
     let cut = body
         .iter()

@@ -18,7 +18,10 @@ pub enum Sink {
 pub enum SinkError {
     /// The storage refused the content (partial write, parse error): retrying cannot help.
     #[error("storage rejected the batch: {detail}")]
-    Rejected { reason: &'static str, detail: String },
+    Rejected {
+        reason: &'static str,
+        detail: String,
+    },
     /// The batch is too large for the storage: split it.
     #[error("storage says the batch is too large")]
     TooLarge,

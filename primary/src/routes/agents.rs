@@ -88,12 +88,12 @@ pub async fn vitals(
     let points = ingest(&state, &node.name, &labels, &push.samples)
         .await
         .inspect_err(|e| {
-        let counter = match e {
-            ApiError::Unavailable { .. } => &state.metrics.pushes_overloaded,
-            _ => &state.metrics.pushes_refused,
-        };
-        Metrics::add(counter, 1);
-    })?;
+            let counter = match e {
+                ApiError::Unavailable { .. } => &state.metrics.pushes_overloaded,
+                _ => &state.metrics.pushes_refused,
+            };
+            Metrics::add(counter, 1);
+        })?;
     let accepted = push.samples.len();
     state.record_push(&node.name, push.samples);
     Metrics::add(&state.metrics.pushes_accepted, 1);
@@ -109,7 +109,11 @@ pub async fn goodbye(
         live.stopped = true;
     }
     let reason = goodbye.reason.unwrap_or_default();
-    let reason: String = reason.chars().take(200).filter(|c| !c.is_control()).collect();
+    let reason: String = reason
+        .chars()
+        .take(200)
+        .filter(|c| !c.is_control())
+        .collect();
     tracing::info!(node = %node.name, %reason, "node said goodbye");
     StatusCode::NO_CONTENT
 }

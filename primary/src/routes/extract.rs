@@ -48,8 +48,8 @@ impl FromRequestParts<AppState> for NodeAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = auth::bearer(&parts.headers)
-            .ok_or(ApiError::Unauthorized("missing bearer token"))?;
+        let token =
+            auth::bearer(&parts.headers).ok_or(ApiError::Unauthorized("missing bearer token"))?;
         let nodes = state.nodes();
         let node = nodes
             .by_token(token)
@@ -84,9 +84,13 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let expected = state.config.admin_token.as_deref().ok_or(ApiError::Forbidden(
-            "admin API disabled: set PIVITALS_ADMIN_TOKEN on the primary",
-        ))?;
+        let expected = state
+            .config
+            .admin_token
+            .as_deref()
+            .ok_or(ApiError::Forbidden(
+                "admin API disabled: set PIVITALS_ADMIN_TOKEN on the primary",
+            ))?;
         let token = auth::bearer(&parts.headers)
             .ok_or(ApiError::Unauthorized("missing bearer admin token"))?;
         if auth::tokens_match(token, expected) {

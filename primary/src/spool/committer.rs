@@ -19,7 +19,11 @@ pub(super) struct Append {
     pub(super) done: oneshot::Sender<Result<(), AppendError>>,
 }
 
-pub(super) async fn run(inner: Arc<Inner>, mut requests: mpsc::Receiver<Append>, mut next_seq: u64) {
+pub(super) async fn run(
+    inner: Arc<Inner>,
+    mut requests: mpsc::Receiver<Append>,
+    mut next_seq: u64,
+) {
     let mut group = Vec::with_capacity(64);
     while requests.recv_many(&mut group, MAX_GROUP).await > 0 {
         let values: Vec<(Vec<u8>, u64)> = group
@@ -63,7 +67,11 @@ pub(super) async fn run(inner: Arc<Inner>, mut requests: mpsc::Receiver<Append>,
 
 /// Inserts the values under consecutive sequence numbers and commits with fsync; returns how
 /// many were written and the spool time of the first.
-fn commit(inner: &Inner, first_seq: u64, values: &[(Vec<u8>, u64)]) -> Result<(u64, i64), SpoolError> {
+fn commit(
+    inner: &Inner,
+    first_seq: u64,
+    values: &[(Vec<u8>, u64)],
+) -> Result<(u64, i64), SpoolError> {
     let txn = inner.db.begin_write()?;
     {
         let mut table = txn.open_table(RECORDS)?;

@@ -67,7 +67,12 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let bytes = encode("pi-01", 1_700_000_000_000, 7, b"cpu,node=pi-01 usage_percent=1 1\n");
+        let bytes = encode(
+            "pi-01",
+            1_700_000_000_000,
+            7,
+            b"cpu,node=pi-01 usage_percent=1 1\n",
+        );
         let record = decode(&bytes).unwrap();
         assert_eq!(record.node, "pi-01");
         assert_eq!(record.spooled_at_ms, 1_700_000_000_000);

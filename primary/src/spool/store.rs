@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 use thiserror::Error;
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -277,7 +279,10 @@ mod tests {
     use super::*;
 
     fn lines(n: usize) -> Vec<u8> {
-        (0..n).map(|i| format!("cpu,node=a usage_percent={i} {i}\n")).collect::<String>().into_bytes()
+        (0..n)
+            .map(|i| format!("cpu,node=a usage_percent={i} {i}\n"))
+            .collect::<String>()
+            .into_bytes()
     }
 
     #[tokio::test]
@@ -325,8 +330,15 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert!(matches!(refused, AppendError::Full { max_bytes: 4096 }), "{refused}");
-        assert!(accepted >= 5 && spool.stats().bytes <= 4096, "{accepted} {:?}", spool.stats());
+        assert!(
+            matches!(refused, AppendError::Full { max_bytes: 4096 }),
+            "{refused}"
+        );
+        assert!(
+            accepted >= 5 && spool.stats().bytes <= 4096,
+            "{accepted} {:?}",
+            spool.stats()
+        );
         let batch = spool.read_oldest(1_000_000).unwrap();
         assert_eq!(batch.records.len(), accepted);
         spool.remove(&batch).unwrap();
@@ -364,7 +376,10 @@ mod tests {
             // A damaged record between two good ones, as a crash of another writer could leave.
             let db = Database::create(&path).unwrap();
             let txn = db.begin_write().unwrap();
-            txn.open_table(RECORDS).unwrap().insert(1, &[9u8, 1, 2][..]).unwrap();
+            txn.open_table(RECORDS)
+                .unwrap()
+                .insert(1, &[9u8, 1, 2][..])
+                .unwrap();
             txn.commit().unwrap();
         }
         let spool = Spool::open(&path, 1 << 20).unwrap();
@@ -381,7 +396,10 @@ mod tests {
     async fn child_appends_until_killed(path: &Path) {
         let spool = Spool::open(path, 1 << 30).unwrap();
         for i in 0u64.. {
-            spool.append("a", format!("m,node=a i={i}i {i}\n").as_bytes(), 1).await.unwrap();
+            spool
+                .append("a", format!("m,node=a i={i}i {i}\n").as_bytes(), 1)
+                .await
+                .unwrap();
             println!("acked {i}");
         }
     }
@@ -396,7 +414,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spool.redb");
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "spool::store::tests::every_acknowledged_append_survives_kill_9", "--nocapture"])
+            .args([
+                "--exact",
+                "spool::store::tests::every_acknowledged_append_survives_kill_9",
+                "--nocapture",
+            ])
             .env(CHILD, &path)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -418,15 +440,26 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         child.kill().unwrap();
         child.wait().unwrap();
-        let last_acked = reader.join().unwrap().expect("the child acknowledged appends");
+        let last_acked = reader
+            .join()
+            .unwrap()
+            .expect("the child acknowledged appends");
 
         let spool = Spool::open(&path, 1 << 30).unwrap();
         let batch = spool.read_oldest(usize::MAX).unwrap();
         assert_eq!(batch.skipped, 0);
         let held = batch.records.len() as u64;
-        assert!(held > last_acked, "acknowledged {} appends, the spool holds {held}", last_acked + 1);
+        assert!(
+            held > last_acked,
+            "acknowledged {} appends, the spool holds {held}",
+            last_acked + 1
+        );
         for (i, (_, lines)) in batch.records.iter().enumerate() {
-            assert_eq!(lines, format!("m,node=a i={i}i {i}\n").as_bytes(), "record {i}");
+            assert_eq!(
+                lines,
+                format!("m,node=a i={i}i {i}\n").as_bytes(),
+                "record {i}"
+            );
         }
     }
 }

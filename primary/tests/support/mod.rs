@@ -41,7 +41,9 @@ impl Proc {
         let err = out.try_clone().expect("log handle");
         let mut command = Command::new(program);
         command.stdin(Stdio::null()).stdout(out).stderr(err);
-        command.env_remove("PIVITALS_PRIMARY_URL").env("PIVITALS_LOG", "info");
+        command
+            .env_remove("PIVITALS_PRIMARY_URL")
+            .env("PIVITALS_LOG", "info");
         for (key, value) in env {
             command.env(key, value);
         }
@@ -124,7 +126,10 @@ pub fn eventually<T>(what: &str, within: Duration, mut check: impl FnMut() -> Op
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?}: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?}: {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -133,21 +138,23 @@ pub fn eventually<T>(what: &str, within: Duration, mut check: impl FnMut() -> Op
 pub fn start_primary(dir: &Path, port: u16, extra: &[(&str, String)]) -> Proc {
     let mut env = vec![
         ("PIVITALS_LISTEN", format!("127.0.0.1:{port}")),
-        ("PIVITALS_DATA_DIR", dir.join("primary").display().to_string()),
+        (
+            "PIVITALS_DATA_DIR",
+            dir.join("primary").display().to_string(),
+        ),
         ("PIVITALS_ENROLL_TOKEN", ENROLL.to_owned()),
         ("PIVITALS_BATCH__FLUSH_INTERVAL", "500ms".to_owned()),
     ];
     env.extend(extra.iter().cloned());
-    let mut primary = Proc::spawn(
-        "primary",
-        &workspace_binary("pivitals-primary"),
-        &env,
-        dir,
-    );
+    let mut primary = Proc::spawn("primary", &workspace_binary("pivitals-primary"), &env, dir);
     let url = format!("http://127.0.0.1:{port}/healthz");
     let started = Instant::now();
     while pivitals_testkit::http::get(&url).map(|r| r.status) != Ok(200) {
-        assert!(primary.is_running(), "primary exited:\n{}", primary.log_tail());
+        assert!(
+            primary.is_running(),
+            "primary exited:\n{}",
+            primary.log_tail()
+        );
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "primary did not answer:\n{}",
