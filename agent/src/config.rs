@@ -8,7 +8,7 @@
 //! | `PIVITALS_INTERVAL`     | `interval`     | `60s` (`500ms`, `2m`, …; at least 1 s)    |
 //! | `PIVITALS_LABELS`       | `labels`       | none; `stack=2,role=worker` or a table    |
 //! | `PIVITALS_STATE_DIR`    | `state_dir`    | `$STATE_DIRECTORY`, else `./pivitals-agent-state` |
-//! | `PIVITALS_BACKLOG_MAX`  | `backlog_max`  | 24 h of samples, at most [`DEFAULT_BACKLOG_CAP`] |
+//! | `PIVITALS_BACKLOG_MAX`  | `backlog_max`  | 24 h of samples: 86,400 s ÷ the interval   |
 //! | `PIVITALS_ROOT`         | `root`         | `/` (where `proc/` and `sys/` are read)   |
 //! | `PIVITALS_START_JITTER` | `start_jitter` | `true`                                    |
 //!
@@ -32,9 +32,8 @@ use crate::secret::Secret;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
-/// The default backlog holds 24 h of samples, but never more than this many (a sample takes
-/// one to two kilobytes, so a 1 s interval would otherwise keep ~100 MB on a small Pi).
-pub const DEFAULT_BACKLOG_CAP: usize = 10_000;
+/// The default backlog holds this much time's worth of samples.
+pub const DEFAULT_BACKLOG_SPAN: Duration = Duration::from_secs(24 * 60 * 60);
 pub const DEFAULT_STATE_DIR: &str = "pivitals-agent-state";
 
 /// Every key the file may hold; the variable is `PIVITALS_` and the key in upper case.
@@ -63,9 +62,10 @@ pub struct Config {
     pub interval: Duration,
     /// Passed [`validate::labels`].
     pub labels: Labels,
-    /// Where the node credential is kept.
+    /// Where the node credential and the backlog (`backlog/`) are kept.
     pub state_dir: PathBuf,
-    /// Samples kept while the primary is unreachable; the oldest go first. At least 1.
+    /// Samples kept (on disk, across restarts) while the primary is unreachable; the oldest
+    /// go first. At least 1.
     pub backlog_max: usize,
     /// Root under which `proc/` and `sys/` are read.
     pub root: PathBuf,
@@ -276,10 +276,12 @@ impl Config {
     }
 }
 
-/// 24 h of samples at `interval`, capped at [`DEFAULT_BACKLOG_CAP`].
+/// 24 h of samples at `interval` ([`DEFAULT_BACKLOG_SPAN`]), at least 1. Not capped: the
+/// backlog is on disk and its memory is an index of 8 bytes a sample, so a day at 1 s (86,400
+/// samples, 100–200 MB on disk) costs about 700 KiB of memory.
 pub fn default_backlog_max(interval: Duration) -> usize {
-    let per_day = (86_400_000 / interval.as_millis().max(1)) as usize;
-    per_day.clamp(1, DEFAULT_BACKLOG_CAP)
+    let per_day = DEFAULT_BACKLOG_SPAN.as_millis() / interval.as_millis().max(1);
+    usize::try_from(per_day).unwrap_or(usize::MAX).max(1)
 }
 
 /// The merged sources, read key by key.
@@ -511,13 +513,11 @@ mod tests {
     }
 
     #[test]
-    fn default_backlog_is_a_day_of_samples_within_bounds() {
+    fn default_backlog_is_a_day_of_samples() {
         assert_eq!(default_backlog_max(Duration::from_secs(60)), 1440);
         assert_eq!(default_backlog_max(Duration::from_secs(10)), 8640);
-        assert_eq!(
-            default_backlog_max(Duration::from_secs(1)),
-            DEFAULT_BACKLOG_CAP
-        );
+        assert_eq!(default_backlog_max(Duration::from_secs(1)), 86_400);
+        assert_eq!(default_backlog_max(Duration::from_millis(1500)), 57_600);
         assert_eq!(default_backlog_max(MAX_INTERVAL), 1);
         let mut vars = minimal();
         vars.extend(env(&[("PIVITALS_INTERVAL", "30s")]));

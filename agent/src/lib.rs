@@ -6,7 +6,8 @@
 //! - [`run`](run()): the agent's life — sampling loop, sending loop, shutdown;
 //! - `push`: the sender's decisions on every answer of the primary;
 //! - [`client`]: the primary's HTTP API, one method per call;
-//! - [`backlog`]: samples waiting for the primary, bounded, oldest dropped first;
+//! - [`backlog`]: samples waiting for the primary, on disk in the state directory so they
+//!   survive a restart; bounded, oldest dropped first;
 //! - [`backoff`]: capped exponential backoff with full jitter;
 //! - [`credential`]: the node token kept in the state directory;
 //! - [`shutdown`]: SIGTERM and Ctrl-C; [`secret`]: tokens that never print.
@@ -34,6 +35,7 @@ pub use config::{Config, ConfigError};
 pub use error::AgentError;
 pub use push::MAX_BATCH;
 pub use run::{
-    FINAL_PUSH_TIMEOUT, GOODBYE_TIMEOUT, MAX_START_JITTER, Sampler, run, run_with, start_offset,
+    BACKLOG_DIR, FINAL_PUSH_TIMEOUT, GOODBYE_TIMEOUT, MAX_START_JITTER, Sampler, run, run_with,
+    start_offset,
 };
 pub use secret::Secret;

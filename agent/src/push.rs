@@ -13,9 +13,10 @@
 //! | 429 / 503 (`Retry-After` s)     | keep the samples, wait at least `Retry-After`            |
 //! | other status, no answer         | keep the samples, back off ([`crate::backoff`])          |
 //!
-//! A batch is removed only after its answer, so a cancelled or failed push loses nothing; a push
-//! whose answer was lost is sent again, which the primary's storage absorbs (a point with the
-//! same series and timestamp overwrites itself in InfluxDB).
+//! A batch is removed only after its answer, so a cancelled or failed push loses nothing (and,
+//! the backlog being on disk, neither does a restart or a crash); a push whose answer was lost,
+//! or whose removal a crash undid, is sent again, which the primary's storage absorbs (a point
+//! with the same series and timestamp overwrites itself in InfluxDB).
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};

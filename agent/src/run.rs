@@ -5,8 +5,9 @@
 //! runtime): a sampling loop and a sending loop are two futures polled by one `select!`, which
 //! also watches the shutdown future. They share the backlog through a mutex that is never held
 //! across an `.await`. Sampling never waits for the primary: while it is unreachable, samples
-//! pile up in the backlog (the oldest dropped beyond `backlog_max`) and go out oldest first, with
-//! their original timestamps, when it returns.
+//! pile up in the backlog on disk (`STATE_DIR/backlog/`, the oldest dropped beyond
+//! `backlog_max`) and go out oldest first, with their original timestamps, when it returns, in
+//! this run or the next.
 //!
 //! The first sample is taken after a random offset in `[0, min(interval, 10 s))` (unless
 //! `start_jitter` is off), so a rack that boots together spreads its pushes; then every
@@ -38,8 +39,10 @@ pub const FINAL_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The random start offset is below this (and below the interval).
 pub const MAX_START_JITTER: Duration = Duration::from_secs(10);
-/// A full backlog says so at most this often.
+/// A full backlog, or one that cannot be written, says so at most this often.
 const DROP_WARNING_EVERY: Duration = Duration::from_secs(60);
+/// The backlog's directory under `state_dir`.
+pub const BACKLOG_DIR: &str = "backlog";
 
 /// What the agent samples; [`Collector`] on a real host, something scripted in tests.
 pub trait Sampler {
@@ -122,7 +125,17 @@ pub async fn run_with<S: Sampler>(
         cfg.enroll_token.clone(),
         stored,
     );
-    let backlog = Mutex::new(Backlog::new(cfg.backlog_max));
+    let backlog_dir = cfg.state_dir.join(BACKLOG_DIR);
+    let backlog =
+        Backlog::open(&backlog_dir, cfg.backlog_max).map_err(|source| AgentError::State {
+            path: backlog_dir.clone(),
+            source,
+        })?;
+    let waiting = backlog.len();
+    if waiting > 0 {
+        info!("{waiting} samples kept from before this start are sent first");
+    }
+    let backlog = Mutex::new(backlog);
     let wake = Notify::new();
     let interval = cfg.interval.max(Duration::from_millis(1));
     let offset = if cfg.start_jitter {
@@ -135,12 +148,13 @@ pub async fn run_with<S: Sampler>(
         primary = %cfg.primary_url,
         interval = %humantime::format_duration(interval),
         backlog_max = cfg.backlog_max,
+        backlog = waiting,
         "pivitals-agent started; first sample in {}",
         humantime::format_duration(offset)
     );
 
+    let mut recorder = Recorder::new(&backlog, &wake);
     {
-        let mut recorder = Recorder::new(&backlog, &wake);
         let sampling = sample_loop(&mut sampler, &mut recorder, interval, offset);
         let sending = send_loop(&mut sender, &backlog, &wake);
         tokio::select! {
@@ -155,7 +169,7 @@ pub async fn run_with<S: Sampler>(
     }
 
     info!("stopping: taking a last sample and pushing what is waiting");
-    Recorder::new(&backlog, &wake).record(sampler.sample());
+    recorder.record(sampler.sample());
     match tokio::time::timeout(FINAL_PUSH_TIMEOUT, sender.flush(&backlog)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
@@ -164,9 +178,18 @@ pub async fn run_with<S: Sampler>(
             FINAL_PUSH_TIMEOUT.as_secs()
         ),
     }
-    let left = lock(&backlog).len();
+    let left = {
+        let mut backlog = lock(&backlog);
+        if let Err(e) = backlog.sync() {
+            warn!("cannot sync the backlog: {e}; sent samples may be sent again after a restart");
+        }
+        backlog.len()
+    };
     if left > 0 {
-        warn!("{left} samples could not be pushed before stopping and are lost");
+        info!(
+            "{left} samples could not be pushed before stopping; they are kept in {} for the next start",
+            backlog_dir.display()
+        );
     }
     match tokio::time::timeout(GOODBYE_TIMEOUT, sender.goodbye("shutdown")).await {
         Ok(Ok(true)) => info!("said goodbye to the primary"),
@@ -179,9 +202,11 @@ pub async fn run_with<S: Sampler>(
     }
     let dropped = lock(&backlog).dropped();
     info!(
+        sampled = recorder.sampled,
         sent = sender.stats.sent,
         rejected = sender.stats.rejected,
         dropped,
+        backlog = left,
         "pivitals-agent stopped"
     );
     Ok(())
@@ -225,12 +250,38 @@ async fn send_loop(
     }
 }
 
-/// Puts samples into the backlog, wakes the sender, and warns (rate-limited) about drops.
+/// Puts samples into the backlog, wakes the sender, counts, and warns (rate-limited) about
+/// samples lost to a full backlog or to a failed write.
 struct Recorder<'a> {
     backlog: &'a Mutex<Backlog>,
     wake: &'a Notify,
-    last_warning: Option<Instant>,
+    /// Samples taken in this run.
+    sampled: u64,
+    full: Warnings,
+    unwritable: Warnings,
+}
+
+/// Losses not yet reported, and when they were last.
+#[derive(Default)]
+struct Warnings {
+    last: Option<Instant>,
     unreported: u64,
+}
+
+impl Warnings {
+    /// Counts one loss; true when it is time to say so (the count is then in `unreported`
+    /// until [`Self::reported`]).
+    fn count(&mut self) -> bool {
+        self.unreported += 1;
+        let now = Instant::now();
+        self.last
+            .is_none_or(|last| now.duration_since(last) >= DROP_WARNING_EVERY)
+    }
+
+    fn reported(&mut self) {
+        self.last = Some(Instant::now());
+        self.unreported = 0;
+    }
 }
 
 impl<'a> Recorder<'a> {
@@ -238,28 +289,37 @@ impl<'a> Recorder<'a> {
         Self {
             backlog,
             wake,
-            last_warning: None,
-            unreported: 0,
+            sampled: 0,
+            full: Warnings::default(),
+            unwritable: Warnings::default(),
         }
     }
 
     fn record(&mut self, sample: VitalsPayload) {
+        self.sampled += 1;
         let mut backlog = lock(self.backlog);
-        if backlog.push(sample) {
-            self.unreported += 1;
-            let now = Instant::now();
-            if self
-                .last_warning
-                .is_none_or(|last| now.duration_since(last) >= DROP_WARNING_EVERY)
-            {
-                warn!(
-                    "the backlog is full ({} samples): dropped the {} oldest ({} since start)",
-                    backlog.capacity(),
-                    self.unreported,
-                    backlog.dropped()
-                );
-                self.last_warning = Some(now);
-                self.unreported = 0;
+        match backlog.push(&sample) {
+            Ok(false) => {}
+            Ok(true) => {
+                if self.full.count() {
+                    warn!(
+                        "the backlog is full ({} samples): dropped the {} oldest ({} since start)",
+                        backlog.capacity(),
+                        self.full.unreported,
+                        backlog.dropped()
+                    );
+                    self.full.reported();
+                }
+            }
+            Err(e) => {
+                if self.unwritable.count() {
+                    warn!(
+                        "cannot write to the backlog in {}: {e}; {} new samples lost",
+                        backlog.dir().display(),
+                        self.unwritable.unreported
+                    );
+                    self.unwritable.reported();
+                }
             }
         }
         drop(backlog);

@@ -22,7 +22,7 @@ use axum::{Json, Router};
 use pivitals_agent::{AgentError, Config, Sampler, Secret, run_with};
 use pivitals_common::validate;
 use pivitals_common::{
-    Goodbye, NodeInfo, RegisterReply, RegisterRequest, VitalsPayload, VitalsPush,
+    Goodbye, LoadAverage, NodeInfo, RegisterReply, RegisterRequest, VitalsPayload, VitalsPush,
 };
 use reqwest::Url;
 use serde_json::json;
@@ -70,6 +70,7 @@ struct RegisterRecord {
 
 #[derive(Debug)]
 struct Primary {
+    url: Url,
     started: Instant,
     enroll_token: String,
     tokens: HashSet<String>,
@@ -79,6 +80,8 @@ struct Primary {
     goodbyes: Vec<(String, Goodbye)>,
     /// Timestamps of every accepted sample, in the order they arrived.
     received: Vec<i64>,
+    /// Every accepted sample, in the order it arrived.
+    received_samples: Vec<VitalsPayload>,
     register_script: VecDeque<Canned>,
     vitals_script: VecDeque<Canned>,
     /// Answer every push with this while set.
@@ -175,6 +178,7 @@ async fn vitals(
     } else {
         let timestamps = push.samples.iter().map(|s| s.timestamp_ms);
         p.received.extend(timestamps);
+        p.received_samples.extend(push.samples.iter().cloned());
         Json(json!({ "accepted": count })).into_response()
     };
     let record = PushRecord {
@@ -203,7 +207,10 @@ async fn goodbye(
 
 /// Starts the emulated primary on a free loopback port.
 async fn start_primary() -> (Url, Shared) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
     let primary = Arc::new(Mutex::new(Primary {
+        url: url.clone(),
         started: Instant::now(),
         enroll_token: ENROLL.into(),
         tokens: HashSet::new(),
@@ -212,6 +219,7 @@ async fn start_primary() -> (Url, Shared) {
         pushes: Vec::new(),
         goodbyes: Vec::new(),
         received: Vec::new(),
+        received_samples: Vec::new(),
         register_script: VecDeque::new(),
         vitals_script: VecDeque::new(),
         down: None,
@@ -222,8 +230,6 @@ async fn start_primary() -> (Url, Shared) {
         .route("/api/v1/vitals", post(vitals))
         .route("/api/v1/goodbye", post(goodbye))
         .with_state(primary.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, primary)
 }
@@ -231,10 +237,13 @@ async fn start_primary() -> (Url, Shared) {
 // ---------------------------------------------------------------------------------------------
 // The agent under test.
 
-/// Stamps each sample with the paused clock: milliseconds since the test started.
+/// Stamps each sample with the paused clock: milliseconds since `started` (the start of the
+/// agent, or of the test for agents that run one after the other). Other fields make every
+/// sample's content distinct, and every sample taken is kept for comparing.
 struct ClockSampler {
     started: Instant,
     taken: Arc<AtomicUsize>,
+    samples: Arc<Mutex<Vec<VitalsPayload>>>,
 }
 
 impl Sampler for ClockSampler {
@@ -247,11 +256,21 @@ impl Sampler for ClockSampler {
     }
 
     fn sample(&mut self) -> VitalsPayload {
-        self.taken.fetch_add(1, Ordering::SeqCst);
-        VitalsPayload {
-            timestamp_ms: self.started.elapsed().as_millis() as i64,
+        let n = self.taken.fetch_add(1, Ordering::SeqCst) as u64;
+        let elapsed = self.started.elapsed();
+        let sample = VitalsPayload {
+            timestamp_ms: elapsed.as_millis() as i64,
+            uptime_seconds: Some(elapsed.as_secs()),
+            process_count: Some(n),
+            load: Some(LoadAverage {
+                one: n as f64 / 3.0,
+                five: 0.1 + n as f64,
+                fifteen: std::f64::consts::PI * n as f64,
+            }),
             ..Default::default()
-        }
+        };
+        self.samples.lock().unwrap().push(sample.clone());
+        sample
     }
 }
 
@@ -268,20 +287,33 @@ struct Agent {
     task: JoinHandle<Result<(), AgentError>>,
     stop: oneshot::Sender<()>,
     taken: Arc<AtomicUsize>,
+    samples: Arc<Mutex<Vec<VitalsPayload>>>,
 }
 
 fn start_agent(cfg: Config) -> Agent {
+    start_agent_since(cfg, Instant::now())
+}
+
+/// Starts an agent whose samples are stamped with the time since `started`.
+fn start_agent_since(cfg: Config, started: Instant) -> Agent {
     let taken = Arc::new(AtomicUsize::new(0));
+    let samples = Arc::new(Mutex::new(Vec::new()));
     let sampler = ClockSampler {
-        started: Instant::now(),
+        started,
         taken: taken.clone(),
+        samples: samples.clone(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async move {
         let _ = stopped.await;
     };
     let task = tokio::spawn(run_with(cfg, sampler, shutdown));
-    Agent { task, stop, taken }
+    Agent {
+        task,
+        stop,
+        taken,
+        samples,
+    }
 }
 
 impl Agent {
@@ -758,4 +790,233 @@ async fn start_jitter_takes_the_first_sample_within_ten_seconds() {
     let p = lock(&primary);
     assert!(p.received[0] < 10_000, "{:?}", p.received);
     assert_eq!(p.goodbyes.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backlog across a restart.
+
+/// Runs a first agent (against `first_url`) while its pushes fail, stops it, and runs a second
+/// one with the same state directory against the emulated primary, which now takes samples.
+/// Every sample of the first run must arrive, exactly once, oldest first, unchanged (content and
+/// the timestamp it was taken with), before those of the second run.
+async fn restart_delivers_the_samples_of_the_first_run(first_url: &Url, primary: &Shared) {
+    let state = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let url = lock(primary).url.clone();
+
+    let first = start_agent_since(config(first_url, state.path()), started);
+    tokio::time::sleep(Duration::from_secs(95)).await;
+    let first_samples = first.samples.clone();
+    first.stop().await.unwrap();
+    let first_run = first_samples.lock().unwrap().clone();
+    assert_eq!(
+        first_run.len(),
+        11,
+        "every 10 s from 0 to 90 s, and one at the stop"
+    );
+    assert!(lock(primary).received.is_empty());
+    let backlog = state.path().join(pivitals_agent::BACKLOG_DIR);
+    assert!(
+        std::fs::read_dir(&backlog).unwrap().count() >= 1,
+        "the samples wait in {}",
+        backlog.display()
+    );
+
+    // The agent stays stopped for a while; meanwhile the primary recovers.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    lock(primary).down = None;
+    let second = start_agent_since(config(&url, state.path()), started);
+    wait_until(primary, Duration::from_secs(60), |p| {
+        p.received.len() >= first_run.len() + 2
+    })
+    .await;
+    let second_samples = second.samples.clone();
+    second.stop().await.unwrap();
+    let second_run = second_samples.lock().unwrap().clone();
+
+    let p = lock(primary);
+    let expected: Vec<VitalsPayload> = first_run.iter().chain(&second_run).cloned().collect();
+    assert_eq!(p.received_samples.len(), expected.len(), "{:?}", p.received);
+    assert_eq!(p.received_samples, expected);
+    // The first run's samples kept the times they were taken: every 10 s from 0, then the stop.
+    assert_eq!(&p.received[..10], &every_interval(0..10)[..]);
+    assert_eq!(p.received[10], 95_000);
+    assert!(p.received[11] >= 125_000, "{:?}", p.received);
+    let first_ok = p.pushes.iter().find(|push| push.status == 200).unwrap();
+    assert_eq!(first_ok.timestamps[0], 0, "oldest first");
+}
+
+#[tokio::test(start_paused = true)]
+async fn emulated_primary_busy_when_the_agent_stops_gets_the_backlog_after_a_restart() {
+    let _watchdog =
+        watchdog("emulated_primary_busy_when_the_agent_stops_gets_the_backlog_after_a_restart");
+    let (url, primary) = start_primary().await;
+    lock(&primary).down = Some(canned(503, Some(30), "spool full"));
+    restart_delivers_the_samples_of_the_first_run(&url, &primary).await;
+    let p = lock(&primary);
+    assert_eq!(
+        p.registrations.len(),
+        1,
+        "the second run reuses the credential"
+    );
+    assert!(p.pushes.iter().any(|push| push.status == 503));
+}
+
+#[tokio::test(start_paused = true)]
+async fn emulated_primary_unreachable_when_the_agent_stops_gets_the_backlog_after_a_restart() {
+    let _watchdog = watchdog(
+        "emulated_primary_unreachable_when_the_agent_stops_gets_the_backlog_after_a_restart",
+    );
+    let (_url, primary) = start_primary().await;
+    // A port nobody listens on: the first run cannot even register.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = Url::parse(&format!("http://{}/", closed.local_addr().unwrap())).unwrap();
+    drop(closed);
+    restart_delivers_the_samples_of_the_first_run(&nobody, &primary).await;
+    assert_eq!(lock(&primary).registrations.len(), 1);
+}
+
+/// The `key=value` fields of the last line of `log` that contains `message`.
+fn log_fields(log: &str, message: &str) -> std::collections::HashMap<String, String> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(message))
+        .unwrap_or_else(|| panic!("no {message:?} in the log:\n{log}"));
+    line.split_whitespace()
+        .filter_map(|token| token.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The agent binary against the emulated primary, logging to `log`.
+fn spawn_agent_binary(primary: &Url, state_dir: &Path, log: &Path) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pivitals-agent"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("PIVITALS_") || key == "STATE_DIRECTORY" || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("PIVITALS_PRIMARY_URL", primary.as_str())
+        .env("PIVITALS_ENROLL_TOKEN", ENROLL)
+        .env("PIVITALS_NODE_NAME", "pi-crash")
+        .env("PIVITALS_INTERVAL", "1s")
+        .env("PIVITALS_START_JITTER", "false")
+        .env("PIVITALS_STATE_DIR", state_dir)
+        .env("PIVITALS_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (in real time) until `ready` holds, at most `limit`.
+async fn wait_real(primary: &Shared, limit: Duration, ready: impl Fn(&Primary) -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !ready(&lock(primary)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met within {limit:?}: {:#?}",
+            lock(primary).pushes
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (in real time, without blocking the runtime the emulated primary runs on) until
+/// `child` exits, at most `limit`.
+async fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not exit within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The real binary, killed with SIGKILL (no last push, no sync at exit) while the primary
+/// refuses its pushes, then started again: its backlog arrives, exactly as it was on disk.
+/// Real time: the binary's clock cannot be paused.
+#[tokio::test]
+async fn emulated_primary_gets_the_backlog_of_an_agent_binary_killed_with_sigkill() {
+    let _watchdog =
+        watchdog("emulated_primary_gets_the_backlog_of_an_agent_binary_killed_with_sigkill");
+    let (url, primary) = start_primary().await;
+    lock(&primary).down = Some(canned(503, None, "spool full"));
+    let state = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let first_log = logs.path().join("first.log");
+    let second_log = logs.path().join("second.log");
+
+    let mut first = spawn_agent_binary(&url, state.path(), &first_log);
+    wait_real(&primary, Duration::from_secs(30), |p| !p.pushes.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    first.kill().unwrap();
+    wait_exit(&mut first, Duration::from_secs(10)).await;
+    let log = std::fs::read_to_string(&first_log).unwrap();
+    assert!(!log.contains("pivitals-agent stopped"), "{log}");
+
+    // What the killed agent left on disk, read from a copy so the second run finds it as left.
+    let backlog = state.path().join(pivitals_agent::BACKLOG_DIR);
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&backlog).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+    }
+    let mut left = pivitals_agent::backlog::Backlog::open(copy.path(), usize::MAX).unwrap();
+    let kept = left.peek_batch(usize::MAX).samples;
+    drop(left);
+    assert!(
+        kept.len() >= 3,
+        "{} samples in 3.5 s at 1 s:\n{log}",
+        kept.len()
+    );
+    assert!(lock(&primary).received.is_empty());
+
+    lock(&primary).down = None;
+    let mut second = spawn_agent_binary(&url, state.path(), &second_log);
+    wait_real(&primary, Duration::from_secs(30), |p| {
+        p.received_samples.len() > kept.len()
+    })
+    .await;
+    let terminated = std::process::Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let status = wait_exit(&mut second, Duration::from_secs(30)).await;
+    let log = std::fs::read_to_string(&second_log).unwrap();
+    assert!(status.success(), "exit {status}:\n{log}");
+
+    let p = lock(&primary);
+    assert_eq!(p.registrations.len(), 1, "the credential survived the kill");
+    assert_eq!(
+        &p.received_samples[..kept.len()],
+        &kept[..],
+        "oldest first, unchanged"
+    );
+    assert!(
+        p.received.windows(2).all(|w| w[0] < w[1]),
+        "each sample once, in order: {:?}",
+        p.received
+    );
+    assert!(log.contains(&format!(
+        "{} samples kept from before this start are sent first",
+        kept.len()
+    )));
+    let stopped = log_fields(&log, "pivitals-agent stopped");
+    assert_eq!(stopped["backlog"], "0", "{log}");
+    assert_eq!(stopped["dropped"], "0", "{log}");
+    let sampled: usize = stopped["sampled"].parse().unwrap();
+    let sent: usize = stopped["sent"].parse().unwrap();
+    assert_eq!(sent, kept.len() + sampled, "{log}");
+    assert_eq!(p.received.len(), sent);
 }
