@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. The integration tests start real servers on free loopback
 # ports: InfluxDB 1.x (Debian package influxdb) and VictoriaMetrics (Debian package
-# victoria-metrics). They are installed here when missing (as root, or with sudo).
+# victoria-metrics), and drive the dashboard in a headless Chromium through chromedriver
+# (Debian packages chromium and chromium-driver). They are installed here when missing (as
+# root, or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} for the integration tests"
   sudo=""

@@ -9,6 +9,9 @@
 //!   characters replaced by `_` (a newline would split the line and inject a point) and are cut
 //!   to [`MAX_TAG_VALUE_LEN`] bytes; an empty one leaves the tag out;
 //! - timestamps are nanoseconds since the epoch.
+//!
+//! Besides the samples ([`encode_sample`]), the primary records every change of a node's
+//! status as one `node_status` point ([`encode_status`]).
 
 use influxdb_line_protocol::LineProtocolBuilder;
 use influxdb_line_protocol::builder::{AfterField, AfterMeasurement};
@@ -35,7 +38,7 @@ pub struct MeasurementSchema {
     pub fields: &'static [(&'static str, FieldType)],
 }
 
-use FieldType::{Float, Integer};
+use FieldType::{Float, Integer, String as Text};
 
 /// Every measurement, tag and field pivitals writes. README's schema table mirrors it, and a
 /// test checks that the encoder writes nothing outside it.
@@ -108,6 +111,11 @@ pub const SCHEMA: &[MeasurementSchema] = &[
             ("throttled", Integer),
             ("soft_temp_limit", Integer),
         ],
+    },
+    MeasurementSchema {
+        name: "node_status",
+        tags: &[],
+        fields: &[("status", Text), ("up", Integer)],
     },
 ];
 
@@ -283,6 +291,38 @@ pub fn encode_sample(
         ],
     );
     Ok(lines.points)
+}
+
+/// Encodes one change of `node`'s status as a `node_status` point onto `out`: the string field
+/// `status` (`up`, `late`, `down`, `stopped`) and the integer field `up` (1 or 0), tagged like
+/// the node's samples, at `ts_ms`. Returns the number of points written (1). `node` and
+/// `labels` must have passed [`crate::validate`]; `status` is written as an escaped string.
+pub fn encode_status(
+    node: &str,
+    labels: &Labels,
+    status: &str,
+    up: bool,
+    ts_ms: i64,
+    out: &mut Vec<u8>,
+) -> Result<usize, EncodeError> {
+    let ts = ts_ms
+        .checked_mul(1_000_000)
+        .ok_or(EncodeError::TimestampOutOfRange(ts_ms))?;
+    let mut tags: Vec<(&str, &str)> = Vec::with_capacity(1 + labels.len());
+    tags.push(("node", node));
+    tags.extend(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    tags.sort_unstable_by_key(|(key, _)| *key);
+    let mut builder = LineProtocolBuilder::new_with(std::mem::take(out)).measurement("node_status");
+    for (key, value) in tags {
+        builder = builder.tag(key, value);
+    }
+    *out = builder
+        .field("status", status)
+        .field("up", i64::from(up))
+        .timestamp(ts)
+        .close_line()
+        .build();
+    Ok(1)
 }
 
 /// Writes points that share a node, its labels and a timestamp.
@@ -522,8 +562,11 @@ mod tests {
 
     #[test]
     fn every_written_field_is_in_the_schema_with_its_type() {
-        let text = encode(&full_sample());
-        for line in parse_lines(&text) {
+        check_schema(&encode(&full_sample()));
+    }
+
+    fn check_schema(text: &str) {
+        for line in parse_lines(text) {
             let line = line.unwrap();
             let measurement = line.series.measurement.as_str();
             let schema = SCHEMA
@@ -551,6 +594,52 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn exact_line_of_a_status_change() {
+        let mut out = Vec::new();
+        let points = encode_status("pi-01", &labels(), "down", false, TS_MS, &mut out).unwrap();
+        assert_eq!(points, 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "node_status,node=pi-01,role=worker,stack=2 status=\"down\",up=0i 1700000000123000000\n"
+        );
+        let mut out = b"cpu,node=pi-01 cores=4i 1\n".to_vec();
+        encode_status("pi-01", &Labels::new(), "up", true, TS_MS, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "cpu,node=pi-01 cores=4i 1\nnode_status,node=pi-01 status=\"up\",up=1i 1700000000123000000\n",
+            "appends to what is there"
+        );
+    }
+
+    #[test]
+    fn status_points_parse_back_and_follow_the_schema() {
+        let mut out = Vec::new();
+        for (status, up) in [
+            ("up", true),
+            ("late", false),
+            ("down", false),
+            ("stopped", false),
+        ] {
+            encode_status("pi-01", &labels(), status, up, TS_MS, &mut out).unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        let parsed: Vec<_> = parse_lines(&text).collect::<Result<_, _>>().unwrap();
+        assert_eq!(parsed.len(), 4);
+        assert_eq!(
+            parsed[2].field_value("status"),
+            Some(&FieldValue::String("down".into()))
+        );
+        assert_eq!(parsed[0].field_value("up"), Some(&FieldValue::I64(1)));
+        assert_eq!(parsed[3].field_value("up"), Some(&FieldValue::I64(0)));
+        check_schema(&text);
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_status("n", &Labels::new(), "up", true, i64::MIN, &mut out),
+            Err(EncodeError::TimestampOutOfRange(i64::MIN))
+        );
     }
 
     #[test]

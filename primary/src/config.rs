@@ -39,6 +39,60 @@ pub struct PrimaryConfig {
     pub spool: SpoolConfig,
     /// Days the embedded line-protocol archive keeps its daily files.
     pub archive_retention_days: u32,
+    pub dashboard: DashboardConfig,
+    pub alert: AlertConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DashboardConfig {
+    /// The label whose values group the node cards (`PIVITALS_DASHBOARD__GROUP_BY`).
+    pub group_by: String,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            group_by: "stack".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AlertConfig {
+    /// Receives a JSON `POST` when a node goes down or recovers (`PIVITALS_ALERT__WEBHOOK_URL`);
+    /// no alerts while unset.
+    pub webhook_url: Option<String>,
+    /// Time limit of one delivery attempt (`PIVITALS_ALERT__TIMEOUT`).
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl AlertConfig {
+    /// The checked webhook URL, when one is configured.
+    pub fn url(&self) -> Result<Option<url::Url>, ConfigError> {
+        let Some(text) = self.webhook_url.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        let invalid = |why: &str| {
+            ConfigError::Invalid(format!("PIVITALS_ALERT__WEBHOOK_URL {text:?}: {why}"))
+        };
+        let url = url::Url::parse(text).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid("expected an http:// or https:// URL"));
+        }
+        Ok(Some(url))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +140,8 @@ impl Default for PrimaryConfig {
             batch: BatchConfig::default(),
             spool: SpoolConfig::default(),
             archive_retention_days: 365,
+            dashboard: DashboardConfig::default(),
+            alert: AlertConfig::default(),
         }
     }
 }
@@ -104,6 +160,12 @@ impl fmt::Debug for PrimaryConfig {
             .field("batch", &self.batch)
             .field("spool", &self.spool)
             .field("archive_retention_days", &self.archive_retention_days)
+            .field("dashboard", &self.dashboard)
+            .field(
+                "alert_webhook",
+                &self.alert.webhook_url.as_ref().map(|_| "<set>"),
+            )
+            .field("alert_timeout", &self.alert.timeout)
             .finish()
     }
 }
@@ -166,6 +228,16 @@ impl PrimaryConfig {
                 )));
             }
         }
+        let group = pivitals_common::Labels::from([(self.dashboard.group_by.clone(), "x".into())]);
+        if let Err(e) = pivitals_common::validate::labels(&group) {
+            return Err(ConfigError::Invalid(format!(
+                "PIVITALS_DASHBOARD__GROUP_BY must be a label key: {e}"
+            )));
+        }
+        if self.alert.timeout.is_zero() {
+            return invalid("PIVITALS_ALERT__TIMEOUT must be longer than 0s");
+        }
+        self.alert.url()?;
         self.influx
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))
@@ -191,6 +263,59 @@ mod tests {
         assert_eq!(cfg.batch.max_points, 5000);
         assert_eq!(cfg.batch.flush_interval, Duration::from_secs(10));
         assert!(cfg.influx.api.is_none());
+        assert_eq!(cfg.dashboard.group_by, "stack");
+        assert!(cfg.alert.url().unwrap().is_none());
+    }
+
+    #[test]
+    fn dashboard_and_alert_settings() {
+        let cfg = PrimaryConfig::load(
+            None,
+            env(&[
+                ("PIVITALS_DASHBOARD__GROUP_BY", "rack"),
+                (
+                    "PIVITALS_ALERT__WEBHOOK_URL",
+                    "http://alerts.lan:9000/hook?x=1",
+                ),
+                ("PIVITALS_ALERT__TIMEOUT", "3s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.dashboard.group_by, "rack");
+        assert_eq!(
+            cfg.alert.url().unwrap().unwrap().as_str(),
+            "http://alerts.lan:9000/hook?x=1"
+        );
+        assert_eq!(cfg.alert.timeout, Duration::from_secs(3));
+        assert!(
+            !format!("{cfg:?}").contains("alerts.lan"),
+            "the URL may hold a secret"
+        );
+        for (key, value, expected) in [
+            (
+                "PIVITALS_ALERT__WEBHOOK_URL",
+                "alerts.lan/hook",
+                "PIVITALS_ALERT__WEBHOOK_URL",
+            ),
+            (
+                "PIVITALS_ALERT__WEBHOOK_URL",
+                "ftp://alerts.lan/",
+                "http://",
+            ),
+            (
+                "PIVITALS_DASHBOARD__GROUP_BY",
+                "a b",
+                "PIVITALS_DASHBOARD__GROUP_BY",
+            ),
+            (
+                "PIVITALS_DASHBOARD__GROUP_BY",
+                "node",
+                "PIVITALS_DASHBOARD__GROUP_BY",
+            ),
+        ] {
+            let err = PrimaryConfig::load(None, env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(expected), "{value}: {err}");
+        }
     }
 
     #[test]

@@ -5,13 +5,18 @@
 //! Layout: [`routes`] is the HTTP API; [`ingest`] turns accepted samples into line protocol
 //! for the [`pipeline`] (batcher, sink, archive); [`influx`] is the only code that talks to
 //! InfluxDB; [`registry`] keeps nodes across restarts; [`state`] holds the live node table;
-//! [`liveness`] judges status; [`self_monitor`] samples the primary's own host.
+//! [`liveness`] judges status and records its changes; [`alert`] posts them to a webhook;
+//! [`history`] keeps the last hour per node for the [`dashboard`], the web page served at `/`;
+//! [`self_monitor`] samples the primary's own host.
 //! [`run`] takes a bound listener and a shutdown future, so tests bind port 0.
 
+pub mod alert;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod enroll;
 pub mod error;
+pub mod history;
 pub mod influx;
 pub mod ingest;
 pub mod liveness;
@@ -32,6 +37,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::alert::{Alerts, RetryPolicy};
 use crate::config::PrimaryConfig;
 use crate::influx::InfluxWriter;
 use crate::metrics::Metrics;
@@ -80,6 +86,22 @@ pub async fn run(
         );
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let alerts = match config.alert.url()? {
+        Some(url) => {
+            let http = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(config.alert.timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .context("building the webhook client")?;
+            tracing::info!(
+                host = url.host_str().unwrap_or_default(),
+                "webhook alerts on"
+            );
+            Alerts::start(url, http, RetryPolicy::default(), stop_rx.clone()).0
+        }
+        None => Alerts::disabled(),
+    };
 
     let state: AppState = Arc::new(Shared {
         enroll_token,
@@ -88,6 +110,7 @@ pub async fn run(
         spool: spool.clone(),
         metrics: Arc::clone(&metrics),
         started: Instant::now(),
+        alerts,
         config,
     });
 

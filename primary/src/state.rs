@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use pivitals_common::VitalsPayload;
 
+use crate::alert::Alerts;
 use crate::auth::{self, TokenHash};
 use crate::config::PrimaryConfig;
+use crate::history::{History, Summary};
 use crate::ingest::now_ms;
-use crate::liveness::{self, Status};
+use crate::liveness::{self, Recorded, Status};
 use crate::metrics::Metrics;
 use crate::registry::{NodeRecord, Registry};
 use crate::spool::Spool;
@@ -25,6 +27,8 @@ pub struct Shared {
     pub spool: Spool,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
+    /// Where status changes are announced (a webhook, or nowhere).
+    pub alerts: Alerts,
 }
 
 impl Shared {
@@ -38,14 +42,23 @@ impl Shared {
         self.nodes.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Notes an accepted push: the node is seen now, and its newest sample is kept.
+    /// Notes an accepted push (or self-sample): the node is seen now, every sample joins its
+    /// recent [`History`], and the newest is kept.
     pub fn record_push(&self, name: &str, samples: Vec<VitalsPayload>) {
+        let now = now_ms();
+        let summaries: Vec<(i64, Summary)> = samples
+            .iter()
+            .map(|s| (s.timestamp_ms, Summary::of(s)))
+            .collect();
         let newest = samples.into_iter().max_by_key(|s| s.timestamp_ms);
         let mut nodes = self.nodes_mut();
         let Some(node) = nodes.get_mut(name) else {
             return;
         };
-        node.last_seen_ms = Some(now_ms());
+        for (ts, summary) in &summaries {
+            node.history.record(*ts, summary, now);
+        }
+        node.last_seen_ms = Some(now);
         node.last_seen_at = Some(Instant::now());
         node.stopped = false;
         if let Some(sample) = newest
@@ -67,9 +80,14 @@ pub struct LiveNode {
     pub last_seen_ms: Option<i64>,
     pub last_seen_at: Option<Instant>,
     pub stopped: bool,
-    /// The status the liveness watcher last saw.
-    pub status: Status,
+    /// When this entry was made: at the primary's start for nodes from the registry, else at
+    /// registration.
+    pub known_since: Instant,
+    /// The status changes the liveness watcher recorded.
+    pub recorded: Recorded,
     pub latest: Option<VitalsPayload>,
+    /// The last hour of summaries, for the dashboard.
+    pub history: History,
 }
 
 impl LiveNode {
@@ -79,15 +97,21 @@ impl LiveNode {
             last_seen_ms: None,
             last_seen_at: None,
             stopped: false,
-            status: Status::Up,
+            known_since: Instant::now(),
+            recorded: Recorded::default(),
             latest: None,
+            history: History::default(),
         }
     }
 
-    /// Status now; a node not seen since the primary started is judged from the start, so a
-    /// restart of the primary does not mark the whole cluster down.
+    /// Status now. A node not seen since the primary started is judged from the start (so a
+    /// restart of the primary does not mark the whole cluster down), or from its registration
+    /// when that came later (so a new node is not down before its first push is due).
     pub fn status_at(&self, now: Instant, started: Instant) -> Status {
-        let since = now.saturating_duration_since(self.last_seen_at.unwrap_or(started));
+        let since = now.saturating_duration_since(
+            self.last_seen_at
+                .unwrap_or_else(|| self.known_since.max(started)),
+        );
         let interval = Duration::from_secs(self.record.interval_seconds.max(1));
         liveness::status(since, interval, self.stopped)
     }
@@ -108,14 +132,20 @@ impl Nodes {
         nodes
     }
 
-    /// Adds or replaces a node; a replaced node's old token stops working.
+    /// Adds or replaces a node; a replaced node's old token stops working. A node that
+    /// registers again keeps its recent history and recorded status, so its next push is
+    /// recorded as a recovery, not as a new node.
     pub fn insert(&mut self, record: NodeRecord) {
-        self.remove(&record.name);
+        let previous = self.remove(&record.name);
         if let Some(hash) = record.token_hash.as_deref().and_then(auth::from_hex) {
             self.by_token.insert(hash, record.name.clone());
         }
-        self.by_name
-            .insert(record.name.clone(), LiveNode::new(record));
+        let mut node = LiveNode::new(record);
+        if let Some(previous) = previous {
+            node.history = previous.history;
+            node.recorded = previous.recorded;
+        }
+        self.by_name.insert(node.record.name.clone(), node);
     }
 
     pub fn remove(&mut self, name: &str) -> Option<LiveNode> {

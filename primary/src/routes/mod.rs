@@ -3,6 +3,7 @@
 //! [`ApiError`](crate::error::ApiError).
 
 mod agents;
+mod dashboard;
 mod extract;
 mod nodes;
 mod ops;
@@ -27,6 +28,10 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/nodes/{name}",
             get(nodes::show).delete(nodes::remove),
         )
+        .route("/api/v1/nodes/{name}/history", get(nodes::history))
+        .route("/api/v1/dashboard", get(dashboard::settings))
+        .route("/", get(dashboard::page))
+        .route("/assets/{file}", get(dashboard::asset))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

@@ -1,15 +1,19 @@
-//! Reading and removing nodes: `GET /api/v1/nodes`, `GET|DELETE /api/v1/nodes/{name}`.
+//! Reading and removing nodes: `GET /api/v1/nodes`, `GET|DELETE /api/v1/nodes/{name}`, and a
+//! node's last hour: `GET /api/v1/nodes/{name}/history`.
 
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use pivitals_common::{Labels, NodeInfo, VitalsPayload};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::extract::AdminAuth;
 use crate::error::ApiError;
+use crate::history::{self, HistoryPoint};
+use crate::ingest::now_ms;
 use crate::liveness::Status;
 use crate::state::{AppState, LiveNode};
 
@@ -68,6 +72,42 @@ pub async fn show(
         .get(&name)
         .ok_or_else(|| ApiError::NotFound(format!("no node named {name:?}")))?;
     Ok(Json(NodeView::of(node, Instant::now(), state.started)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    /// Only the slots that start at or after this time (ms since the epoch), or contain it;
+    /// a page polling for news asks from its newest point, which may still be filling.
+    since_ms: Option<i64>,
+}
+
+/// A node's last hour, one point per slot.
+#[derive(Debug, Serialize)]
+pub struct HistoryView {
+    pub node: String,
+    pub step_seconds: i64,
+    pub window_seconds: i64,
+    pub interval_seconds: u64,
+    pub points: Vec<HistoryPoint>,
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<HistoryView>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let nodes = state.nodes();
+    let node = nodes
+        .get(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("no node named {name:?}")))?;
+    Ok(Json(HistoryView {
+        node: name.clone(),
+        step_seconds: history::STEP_MS / 1000,
+        window_seconds: history::WINDOW_MS / 1000,
+        interval_seconds: node.record.interval_seconds,
+        points: node.history.points(query.since_ms, now_ms()),
+    }))
 }
 
 pub async fn remove(

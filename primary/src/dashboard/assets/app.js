@@ -1,0 +1,710 @@
+// pivitals dashboard: polls the primary's JSON API and draws the node grid, a node's page and
+// their SVG charts. No dependencies, no build step; served from the primary's binary.
+
+const TOKEN_KEY = 'pivitals.adminToken';
+const STATUS = {
+  up: 'Up',
+  late: 'Late',
+  down: 'Down',
+  stopped: 'Stopped',
+};
+// Each status has its own shape as well as its colour and its word.
+const ICON = {
+  up: [['path', { d: 'M3.5 8.5l3 3 6-7', fill: 'none', stroke: 'currentColor', 'stroke-width': '2.2' }]],
+  late: [
+    ['circle', { cx: '8', cy: '8', r: '5.8', fill: 'none', stroke: 'currentColor', 'stroke-width': '1.8' }],
+    ['path', { d: 'M8 4.6V8l2.4 1.6', fill: 'none', stroke: 'currentColor', 'stroke-width': '1.8' }],
+  ],
+  down: [['path', { d: 'M4 4l8 8M12 4l-8 8', fill: 'none', stroke: 'currentColor', 'stroke-width': '2.2' }]],
+  stopped: [['rect', { x: '4', y: '4', width: '8', height: '8', fill: 'currentColor' }]],
+};
+const SERIES = [
+  { key: 'cpu_percent', name: 'CPU', long: 'CPU use', unit: '%', cls: 'cpu', fixed: [0, 100] },
+  { key: 'mem_percent', name: 'Memory', long: 'Memory use', unit: '%', cls: 'mem', fixed: [0, 100] },
+  { key: 'temp_celsius', name: 'Temp', long: 'Hottest sensor', unit: '°C', cls: 'temp' },
+  { key: 'disk_percent', name: 'Disk', long: 'Fullest disk', unit: '%', cls: 'disk', fixed: [0, 100] },
+];
+
+const state = {
+  settings: { group_by: 'stack', refresh_seconds: 1, history: { step_seconds: 10, window_seconds: 3600 } },
+  nodes: null,
+  statuses: new Map(),
+  history: new Map(),
+  historyAt: 0,
+  skewMs: 0,
+  cards: new Map(),
+  layout: '',
+  nodeView: null,
+  timer: 0,
+  busy: false,
+  again: false,
+};
+
+// ---- small DOM helpers -------------------------------------------------------------------
+
+// The SVG namespace, taken from the HTML parser rather than spelled out.
+const SVG_NS = (() => {
+  const t = document.createElement('template');
+  t.innerHTML = '<svg></svg>';
+  return t.content.firstElementChild.namespaceURI;
+})();
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  el.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+function s(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  setAttrs(el, attrs);
+  el.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+function setAttrs(el, attrs) {
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+}
+
+const $ = (id) => document.getElementById(id);
+
+// Replaces an element's children, leaving out the empty ones.
+function put(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false && c !== ''));
+}
+
+function icon(status) {
+  return s('svg', { viewBox: '0 0 16 16', 'aria-hidden': 'true', focusable: 'false' },
+    (ICON[status] || ICON.stopped).map(([tag, attrs]) => s(tag, attrs)));
+}
+
+function badge(status) {
+  return h('span', { class: `badge badge-${status}`, 'data-status': status },
+    icon(status), h('span', { class: 'badge-text' }, STATUS[status] || status));
+}
+
+// ---- formatting --------------------------------------------------------------------------
+
+const NB = '\u00a0';
+function num(v, digits) {
+  return v.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+function fmtValue(v, unit) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '–';
+  if (unit === '°C') return `${num(v, 1)}${NB}°C`;
+  return `${num(v, v < 10 ? 1 : 0)}${NB}%`;
+}
+function fmtBytes(n) {
+  if (!Number.isFinite(n)) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return `${num(n, i === 0 || n >= 100 ? 0 : 1)}${NB}${units[i]}`;
+}
+function fmtDuration(seconds) {
+  if (!Number.isFinite(seconds)) return '–';
+  const d = Math.floor(seconds / 86400);
+  const hr = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  if (d > 0) return `${d}${NB}d ${hr}${NB}h`;
+  if (hr > 0) return `${hr}${NB}h ${m}${NB}min`;
+  if (m > 0) return `${m}${NB}min`;
+  return `${Math.max(0, Math.floor(seconds))}${NB}s`;
+}
+function serverNow() {
+  return Date.now() + state.skewMs;
+}
+function fmtAgo(iso) {
+  if (!iso) return 'not since the primary started';
+  const ms = Date.parse(iso);
+  if (!Number.isFinite(ms)) return iso;
+  const s = Math.max(0, Math.round((serverNow() - ms) / 1000));
+  return s < 2 ? 'just now' : `${fmtDuration(s)} ago`;
+}
+function percent(part, whole) {
+  return whole > 0 ? (part * 100) / whole : null;
+}
+function naturalCompare(a, b) {
+  return String(a).localeCompare(String(b), 'en', { numeric: true });
+}
+
+// ---- the API -----------------------------------------------------------------------------
+
+class ApiFailure extends Error {
+  constructor(status, body) {
+    super(`${status}: ${body}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function getJson(path) {
+  const res = await fetch(path, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  const date = Date.parse(res.headers.get('Date') || '');
+  if (Number.isFinite(date)) {
+    // The Date header has whole seconds; only follow real clock differences.
+    const skew = date + 500 - Date.now();
+    if (Math.abs(skew - state.skewMs) > 1500) state.skewMs = skew;
+  }
+  if (!res.ok) throw new ApiFailure(res.status, await res.text());
+  return res.json();
+}
+
+async function fetchHistory(name) {
+  const known = state.history.get(name) || { points: new Map(), newest: null, interval: 60 };
+  const since = known.newest === null ? '' : `?since_ms=${known.newest}`;
+  const body = await getJson(`/api/v1/nodes/${encodeURIComponent(name)}/history${since}`);
+  for (const p of body.points) {
+    known.points.set(p.ts_ms, p);
+    if (known.newest === null || p.ts_ms > known.newest) known.newest = p.ts_ms;
+  }
+  known.interval = body.interval_seconds;
+  const horizon = serverNow() - (body.window_seconds + body.step_seconds) * 1000;
+  for (const ts of known.points.keys()) if (ts < horizon) known.points.delete(ts);
+  state.history.set(name, known);
+}
+
+function historyOf(name) {
+  const known = state.history.get(name);
+  if (!known) return { points: [], interval: 60 };
+  return { points: [...known.points.values()].sort((a, b) => a.ts_ms - b.ts_ms), interval: known.interval };
+}
+
+// ---- polling -----------------------------------------------------------------------------
+
+async function refresh() {
+  // One poll at a time: a call during a poll asks for another right after it.
+  if (state.busy) {
+    state.again = true;
+    return;
+  }
+  state.busy = true;
+  clearTimeout(state.timer);
+  const began = Date.now();
+  try {
+    const nodes = await getJson('/api/v1/nodes');
+    announceChanges(nodes);
+    state.nodes = nodes;
+    const names = new Set(nodes.map((n) => n.name));
+    for (const name of state.history.keys()) if (!names.has(name)) state.history.delete(name);
+    const route = currentRoute();
+    const wanted = route.name ? [route.name].filter((n) => names.has(n)) : [...names];
+    const stale = Date.now() - state.historyAt >= 5000 || wanted.some((n) => !state.history.has(n));
+    if (stale) {
+      await Promise.all(wanted.map((n) => fetchHistory(n).catch(() => {})));
+      state.historyAt = Date.now();
+    }
+    $('connection').textContent = '';
+    render();
+  } catch (e) {
+    $('connection').textContent = `Cannot reach the primary (${e.message}); retrying.`;
+  } finally {
+    // A fixed rate: the time the requests took counts towards the period.
+    const wait = state.again ? 0 : state.settings.refresh_seconds * 1000 - (Date.now() - began);
+    state.busy = false;
+    state.again = false;
+    state.timer = setTimeout(refresh, Math.max(100, wait));
+  }
+}
+
+function announceChanges(nodes) {
+  const before = state.statuses;
+  const now = new Map(nodes.map((n) => [n.name, n.status]));
+  state.statuses = now;
+  if (state.nodes === null) return;
+  const messages = [];
+  for (const [name, status] of now) {
+    const was = before.get(name);
+    if (was === undefined) messages.push(`${name} joined: ${STATUS[status]}.`);
+    else if (was !== status) messages.push(`${name} is now ${STATUS[status]} (was ${STATUS[was]}).`);
+  }
+  for (const name of before.keys()) if (!now.has(name)) messages.push(`${name} was removed.`);
+  messages.forEach(announce);
+}
+
+function announce(text) {
+  const box = $('announcer');
+  box.append(h('p', {}, text));
+  while (box.childElementCount > 5) box.firstElementChild.remove();
+}
+
+// ---- routing -----------------------------------------------------------------------------
+
+function currentRoute() {
+  const m = /^#\/nodes\/([^/]+)$/.exec(location.hash);
+  return m ? { name: decodeURIComponent(m[1]) } : { name: null };
+}
+
+function onRouteChange() {
+  const route = currentRoute();
+  state.nodeView = null;
+  $('node-view').replaceChildren();
+  render();
+  const target = route.name ? document.querySelector('#node-view h2') : $('grid-title');
+  if (target && state.nodes !== null) target.focus();
+  if (route.name && !state.history.has(route.name)) refresh();
+}
+
+// ---- rendering ---------------------------------------------------------------------------
+
+function render() {
+  if (state.nodes === null) return;
+  renderSummary(state.nodes);
+  const route = currentRoute();
+  $('grid-view').hidden = route.name !== null;
+  $('node-view').hidden = route.name === null;
+  if (route.name === null) renderGrid(state.nodes);
+  else renderNode(route.name);
+}
+
+function tally(nodes) {
+  const counts = { up: 0, late: 0, down: 0, stopped: 0 };
+  for (const n of nodes) counts[n.status] = (counts[n.status] || 0) + 1;
+  return counts;
+}
+
+function renderSummary(nodes) {
+  const counts = tally(nodes);
+  const parts = Object.keys(STATUS).filter((k) => counts[k] > 0);
+  $('summary').replaceChildren(
+    h('span', {}, `${nodes.length} ${nodes.length === 1 ? 'node' : 'nodes'}:`),
+    ...parts.map((k) => h('span', { class: `count count-${k}` }, icon(k), `${counts[k]} ${STATUS[k].toLowerCase()}`)),
+  );
+  const bad = (counts.down || 0) + (counts.late || 0);
+  document.title = bad > 0 ? `(${bad}) pivitals` : 'pivitals';
+}
+
+function groupsOf(nodes, key) {
+  if (!nodes.some((n) => key in n.labels)) return [{ title: null, nodes }];
+  const groups = new Map();
+  for (const n of nodes) {
+    const value = n.labels[key];
+    const id = value === undefined ? null : value;
+    if (!groups.has(id)) groups.set(id, []);
+    groups.get(id).push(n);
+  }
+  const ids = [...groups.keys()].sort((a, b) => (a === null) - (b === null) || naturalCompare(a, b));
+  return ids.map((id) => ({ title: id === null ? 'ungrouped' : `${key} ${id}`, nodes: groups.get(id) }));
+}
+
+function renderGrid(nodes) {
+  const key = state.settings.group_by;
+  const groups = groupsOf(nodes, key);
+  const layout = JSON.stringify(groups.map((g) => [g.title, g.nodes.map((n) => n.name)]));
+  const names = new Set(nodes.map((n) => n.name));
+  for (const name of state.cards.keys()) if (!names.has(name)) state.cards.delete(name);
+  for (const n of nodes) {
+    if (!state.cards.has(n.name)) state.cards.set(n.name, makeCard(n.name));
+    updateCard(state.cards.get(n.name), n);
+  }
+  const container = $('groups');
+  if (layout !== state.layout) {
+    state.layout = layout;
+    container.replaceChildren(...groups.map((g, i) => {
+      const id = `group-${i}`;
+      return h('section', { class: 'group', 'aria-labelledby': g.title ? id : 'grid-title' },
+        g.title ? h('h2', { id }, g.title, h('span', { class: 'tally' })) : null,
+        h('ul', { class: 'cards', role: 'list' }, g.nodes.map((n) => h('li', {}, state.cards.get(n.name).el))));
+    }));
+    if (nodes.length === 0) {
+      container.replaceChildren(h('p', { class: 'none' },
+        'No node has registered yet. Start an agent with PIVITALS_PRIMARY_URL pointing here.'));
+    }
+  }
+  container.querySelectorAll('section.group').forEach((section, i) => {
+    const t = section.querySelector('.tally');
+    if (!t || !groups[i]) return;
+    const counts = tally(groups[i].nodes);
+    const n = groups[i].nodes.length;
+    t.textContent = `${n} ${n === 1 ? 'node' : 'nodes'} · ${Object.keys(STATUS)
+      .filter((k) => counts[k] > 0).map((k) => `${counts[k]} ${k}`).join(', ')}`;
+  });
+}
+
+function makeCard(name) {
+  const titleId = `card-${name}`;
+  const refs = { badge: h('span'), meta: h('p', { class: 'meta' }), rows: {} };
+  // CPU, memory and temperature get a sparkline; the fullest disk changes too slowly for one.
+  const rows = SERIES.map((m) => {
+    const wide = m.key === 'disk_percent';
+    const value = h('dd', { class: wide ? 'value wide' : 'value' });
+    const spark = wide ? null : h('dd', { class: 'spark' });
+    refs.rows[m.key] = { value, spark };
+    return h('div', {}, h('dt', {}, m.name), value, spark);
+  });
+  const el = h('article', { class: 'card', 'data-node': name, 'aria-labelledby': titleId },
+    h('div', { class: 'card-head' },
+      h('h3', { id: titleId }, h('a', { href: `#/nodes/${encodeURIComponent(name)}` }, name)),
+      refs.badge),
+    h('dl', { class: 'metrics' }, rows),
+    refs.meta);
+  return { el, refs };
+}
+
+function latestValues(node) {
+  const l = node.latest || {};
+  const disks = (l.disks || []).map((d) => ({ ...d, pct: percent(d.used_bytes, d.total_bytes) }))
+    .filter((d) => d.pct !== null);
+  const fullest = disks.reduce((a, b) => (a === null || b.pct > a.pct ? b : a), null);
+  const temps = (l.temperatures || []).map((t) => t.celsius).filter(Number.isFinite);
+  return {
+    cpu_percent: l.cpu ? l.cpu.usage_percent : null,
+    mem_percent: l.memory ? percent(l.memory.used_bytes, l.memory.total_bytes) : null,
+    temp_celsius: temps.length ? Math.max(...temps) : null,
+    disk_percent: fullest ? fullest.pct : null,
+    fullestMount: fullest ? fullest.mount : null,
+  };
+}
+
+function updateCard(card, node) {
+  const { el, refs } = card;
+  el.className = `card status-${node.status}${node.status === 'up' ? '' : ' stale'}`;
+  el.dataset.status = node.status;
+  if (refs.badge.dataset.status !== node.status) {
+    const b = badge(node.status);
+    refs.badge.replaceWith(b);
+    refs.badge = b;
+  }
+  const values = latestValues(node);
+  const hist = historyOf(node.name);
+  for (const m of SERIES) {
+    const row = refs.rows[m.key];
+    put(row.value, fmtValue(values[m.key], m.unit),
+      m.key === 'disk_percent' && values.fullestMount ? h('span', { class: 'detail' }, ` on ${values.fullestMount}`) : null);
+    if (row.spark) put(row.spark, sparkline(hist, m));
+  }
+  const uptime = node.latest && node.latest.uptime_seconds;
+  put(refs.meta,
+    uptime ? `Uptime ${fmtDuration(uptime)} · ` : '',
+    'Last seen ', h('time', { datetime: node.last_seen || '' }, fmtAgo(node.last_seen)),
+  );
+}
+
+// ---- SVG charts --------------------------------------------------------------------------
+
+// Splits points into runs without gaps: a gap is more than three of the node's intervals
+// (and more than two history steps) without a point.
+function runs(points, key, intervalSeconds) {
+  const step = state.settings.history.step_seconds * 1000;
+  const gap = Math.max(2.5 * step, 3.5 * intervalSeconds * 1000);
+  const out = [];
+  let run = [];
+  let last = null;
+  for (const p of points) {
+    const v = p[key];
+    if (v === null || v === undefined) continue;
+    if (last !== null && p.ts_ms - last > gap) { out.push(run); run = []; }
+    run.push([p.ts_ms, v]);
+    last = p.ts_ms;
+  }
+  if (run.length) out.push(run);
+  return out;
+}
+
+function scale(values, fixed) {
+  if (fixed) return fixed;
+  if (!values.length) return [20, 80];
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const low = Math.max(0, Math.floor((lo - 5) / 10) * 10);
+  return [low, Math.max(low + 20, Math.ceil((hi + 5) / 10) * 10)];
+}
+
+function pathOf(run, x, y) {
+  if (run.length === 1) {
+    const [t, v] = run[0];
+    return `M${(x(t) - 1.5).toFixed(1)} ${y(v).toFixed(1)}h3`;
+  }
+  return run.map(([t, v], i) => `${i ? 'L' : 'M'}${x(t).toFixed(1)} ${y(v).toFixed(1)}`).join('');
+}
+
+// The time span drawn: the history there is, at least `least` ms, at most the window.
+function span(points, now, least) {
+  const window = state.settings.history.window_seconds * 1000;
+  const first = points.length ? points[0].ts_ms : now;
+  return Math.min(window, Math.max(least, now - first));
+}
+
+function sparkline(hist, m) {
+  const now = serverNow();
+  const parts = runs(hist.points, m.key, hist.interval);
+  if (!parts.length) return h('span', { class: 'empty' }, 'no recent data');
+  const [lo, hi] = scale(parts.flat().map(([, v]) => v), m.fixed);
+  // A sparkline fits the history there is (a new node's first minute fills it too).
+  const width = span(hist.points, now, 2 * state.settings.history.step_seconds * 1000);
+  const x = (t) => ((t - (now - width)) / width) * 100;
+  const y = (v) => 23 - ((Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * 22;
+  return s('svg', { viewBox: '0 0 100 24', preserveAspectRatio: 'none', 'aria-hidden': 'true', focusable: 'false' },
+    parts.map((run) => s('path', { d: pathOf(run, x, y), class: `line line-${m.cls}`, 'vector-effect': 'non-scaling-stroke' })));
+}
+
+function chart(hist, m) {
+  const W = 420;
+  const H = 180;
+  const L = 34;
+  const R = 8;
+  const T = 14;
+  const B = 24;
+  const now = serverNow();
+  const parts = runs(hist.points, m.key, hist.interval);
+  const values = parts.flat().map(([, v]) => v);
+  const [lo, hi] = scale(values, m.fixed);
+  // The whole hour once there is an hour of history; before, at least five minutes.
+  const minutes = [5, 10, 15, 20, 30, 45, 60].find((m) => m * 60000 >= span(hist.points, now, 0)) || 60;
+  const width = minutes * 60000;
+  const x = (t) => L + ((t - (now - width)) / width) * (W - L - R);
+  const y = (v) => T + (1 - (Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * (H - T - B);
+  const label = values.length
+    ? `${m.long} over the last ${minutes} minutes: now ${fmtValue(values[values.length - 1], m.unit)}, lowest ${fmtValue(Math.min(...values), m.unit)}, highest ${fmtValue(Math.max(...values), m.unit)}.`
+    : `${m.long}: no data in the last ${minutes} minutes.`;
+  const grid = [];
+  for (let i = 0; i <= 4; i += 1) {
+    const v = lo + ((hi - lo) * i) / 4;
+    grid.push(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
+    grid.push(s('text', { x: L - 5, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, `${Math.round(v)}`));
+  }
+  const every = minutes > 30 ? 15 : minutes > 5 ? 5 : 1;
+  for (let ago = minutes; ago >= 0; ago -= every) {
+    const tx = x(now - ago * 60000);
+    grid.push(s('line', { x1: tx, x2: tx, y1: T, y2: H - B, class: 'grid' }));
+    grid.push(s('text', { x: tx, y: H - 6, 'text-anchor': ago === minutes ? 'start' : ago === 0 ? 'end' : 'middle', class: 'axis' },
+      ago === 0 ? 'now' : `−${ago} min`));
+  }
+  const drawn = parts.map((run) => {
+    const line = pathOf(run, x, y);
+    const area = run.length > 1 ? `${line}L${x(run[run.length - 1][0]).toFixed(1)} ${H - B}L${x(run[0][0]).toFixed(1)} ${H - B}Z` : '';
+    return [area ? s('path', { d: area, class: `area area-${m.cls}` }) : null,
+      s('path', { d: line, class: `line line-${m.cls}` })];
+  });
+  const last = parts.length ? parts[parts.length - 1].slice(-1)[0] : null;
+  return s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label },
+    s('title', {}, label),
+    grid,
+    drawn,
+    values.length ? null : s('text', { x: (L + W - R) / 2, y: (T + H - B) / 2, 'text-anchor': 'middle', class: 'axis' }, 'no data yet'),
+    last ? s('circle', { cx: x(last[0]), cy: y(last[1]), r: 3.5, class: `dot-${m.cls}` }) : null);
+}
+
+// ---- the node page -----------------------------------------------------------------------
+
+function renderNode(name) {
+  const view = $('node-view');
+  const node = state.nodes.find((n) => n.name === name);
+  if (!node) {
+    state.nodeView = null;
+    view.replaceChildren(
+      h('p', { class: 'back' }, h('a', { href: '#/' }, '← All nodes')),
+      h('h2', { class: 'node-title', tabindex: '-1' }, `No node named ${name}`),
+      h('p', {}, 'It may have been deregistered.'));
+    return;
+  }
+  if (!state.nodeView || state.nodeView.name !== name) state.nodeView = buildNodeView(name);
+  const v = state.nodeView;
+  if (v.badge.dataset.status !== node.status) {
+    const b = badge(node.status);
+    v.badge.replaceWith(b);
+    v.badge = b;
+  }
+  const labels = Object.entries(node.labels);
+  put(v.sub,
+    'Last seen ', h('time', { datetime: node.last_seen || '' }, fmtAgo(node.last_seen)),
+    ` · pushes every ${fmtDuration(node.interval_seconds)}`,
+    labels.length ? h('ul', { class: 'chips', 'aria-label': 'Labels' }, labels.map(([k, val]) => h('li', {}, `${k}=${val}`))) : '');
+  const hist = historyOf(name);
+  const values = latestValues(node);
+  v.charts.replaceChildren(...SERIES.map((m) => h('figure', {},
+    h('figcaption', {}, `${m.long} (${m.unit})`, h('span', { class: 'now' }, `now ${fmtValue(values[m.key], m.unit)}`)),
+    chart(hist, m))));
+  v.info.replaceChildren(facts(node));
+  v.now.replaceChildren(nowFacts(node));
+  v.disks.replaceChildren(disksTable(node));
+  v.nets.replaceChildren(netsTable(node));
+  v.temps.replaceChildren(tempsTable(node));
+  if (!view.contains(v.root)) view.replaceChildren(v.root);
+}
+
+function buildNodeView(name) {
+  const panel = (title, body) => h('section', { class: 'panel', 'aria-label': title }, h('h3', {}, title), body);
+  const v = {
+    name,
+    badge: h('span'),
+    sub: h('div', { class: 'node-sub' }),
+    charts: h('div', { class: 'charts' }),
+    info: h('div'),
+    now: h('div'),
+    disks: h('div', { class: 'table-wrap' }),
+    nets: h('div', { class: 'table-wrap' }),
+    temps: h('div', { class: 'table-wrap' }),
+  };
+  const title = h('h2', { class: 'node-title', tabindex: '-1' }, h('span', {}, name), v.badge);
+  v.root = h('div', {},
+    h('p', { class: 'back' }, h('a', { href: '#/' }, '← All nodes')),
+    title,
+    v.sub,
+    panel('Last hour', v.charts),
+    panel('Base information', v.info),
+    panel('Now', v.now),
+    panel('Disks', v.disks),
+    panel('Network interfaces', v.nets),
+    panel('Temperatures', v.temps),
+    panel('Administration', h('div', { class: 'admin' },
+      h('p', {}, 'Deregistering removes the node from the primary; its token stops working at once.'),
+      h('button', { type: 'button', class: 'danger', onclick: () => openDeregister(name) }, `Deregister ${name}…`))));
+  v.badge = title.lastElementChild;
+  return v;
+}
+
+function dl(pairs) {
+  const shown = pairs.filter(([, value]) => value !== null && value !== undefined && value !== '');
+  return h('dl', { class: 'facts' }, shown.map(([k, value]) => h('div', {}, h('dt', {}, k), h('dd', {}, value))));
+}
+
+function facts(node) {
+  const i = node.info || {};
+  return dl([
+    ['Board', i.board_model || 'not a Raspberry Pi (no board model)'],
+    ['Operating system', [i.os, i.os_version].filter(Boolean).join(' ')],
+    ['Kernel', i.kernel],
+    ['Architecture', i.arch],
+    ['CPU', i.cpu_model],
+    ['Cores', i.cpu_cores ? String(i.cpu_cores) : null],
+    ['RAM', i.memory_total_bytes ? fmtBytes(i.memory_total_bytes) : null],
+    ['Swap', i.swap_total_bytes ? fmtBytes(i.swap_total_bytes) : 'none'],
+    ['Host name', i.hostname],
+    ['Agent version', i.agent_version],
+    ['Registered', node.registered_at],
+  ]);
+}
+
+function nowFacts(node) {
+  const l = node.latest;
+  if (!l) return h('p', { class: 'none' }, 'No sample since the primary started.');
+  const t = l.throttling;
+  const flags = t ? [
+    t.raw & 1 ? 'under-voltage' : null,
+    t.raw & 2 ? 'frequency capped' : null,
+    t.raw & 4 ? 'throttled' : null,
+    t.raw & 8 ? 'soft temperature limit' : null,
+  ].filter(Boolean) : null;
+  return dl([
+    ['Sample taken', new Date(l.timestamp_ms).toISOString()],
+    ['CPU', l.cpu ? `${fmtValue(l.cpu.usage_percent, '%')}${l.cpu.frequency_mhz ? ` at ${l.cpu.frequency_mhz}${NB}MHz` : ''}` : null],
+    ['Load (1, 5, 15 min)', l.load ? [l.load.one, l.load.five, l.load.fifteen].map((x) => num(x, 2)).join(', ') : null],
+    ['Memory', l.memory ? `${fmtBytes(l.memory.used_bytes)} of ${fmtBytes(l.memory.total_bytes)} (${fmtValue(percent(l.memory.used_bytes, l.memory.total_bytes), '%')})` : null],
+    ['Swap', l.swap && l.swap.total_bytes ? `${fmtBytes(l.swap.used_bytes)} of ${fmtBytes(l.swap.total_bytes)}` : null],
+    ['Processes', l.process_count !== null && l.process_count !== undefined ? String(l.process_count) : null],
+    ['Uptime', l.uptime_seconds ? fmtDuration(l.uptime_seconds) : null],
+    ['Throttling', flags ? (flags.length ? flags.join(', ') : `none now (0x${t.raw.toString(16)})`) : null],
+  ]);
+}
+
+function table(caption, head, rows, numeric) {
+  if (!rows.length) return h('p', { class: 'none' }, `No ${caption.toLowerCase()} reported.`);
+  return h('table', {},
+    h('caption', { class: 'visually-hidden' }, caption),
+    h('thead', {}, h('tr', {}, head.map((c, i) => h('th', { scope: 'col', class: numeric.includes(i) ? 'num' : null }, c)))),
+    h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c, i) => h(i === 0 ? 'th' : 'td',
+      i === 0 ? { scope: 'row' } : { class: numeric.includes(i) ? 'num' : null }, c))))));
+}
+
+function disksTable(node) {
+  const disks = (node.latest && node.latest.disks) || [];
+  return table('Disks', ['Mount', 'Device', 'Type', 'Used', 'Size', 'Use'], disks.map((d) => {
+    const pct = percent(d.used_bytes, d.total_bytes);
+    return [d.mount, d.device, d.fs_type, fmtBytes(d.used_bytes), fmtBytes(d.total_bytes),
+      h('span', {}, pct === null ? '–' : fmtValue(pct, '%'), ' ',
+        pct === null ? '' : h('meter', { min: 0, max: 100, low: 80, high: 90, optimum: 0, value: pct.toFixed(1), 'aria-hidden': 'true' }))];
+  }), [3, 4]);
+}
+
+function netsTable(node) {
+  const nets = (node.latest && node.latest.networks) || [];
+  return table('Network interfaces', ['Interface', 'Received', 'Sent', 'Errors in', 'Errors out'],
+    nets.map((n) => [n.interface, fmtBytes(n.rx_bytes), fmtBytes(n.tx_bytes), String(n.rx_errors), String(n.tx_errors)]),
+    [1, 2, 3, 4]);
+}
+
+function tempsTable(node) {
+  const temps = (node.latest && node.latest.temperatures) || [];
+  return table('Temperatures', ['Sensor', 'Temperature'], temps.map((t) => [t.sensor, fmtValue(t.celsius, '°C')]), [1]);
+}
+
+// ---- deregistering -----------------------------------------------------------------------
+
+let deregistering = null;
+
+function openDeregister(name) {
+  deregistering = name;
+  $('confirm-node').textContent = name;
+  const input = $('admin-token');
+  input.value = sessionStorage.getItem(TOKEN_KEY) || '';
+  $('confirm-error').hidden = true;
+  $('confirm').showModal();
+  (input.value ? $('confirm-cancel') : input).focus();
+}
+
+function showError(text, body) {
+  const box = $('confirm-error');
+  put(box, text, body ? h('code', {}, body) : '');
+  box.hidden = false;
+}
+
+async function confirmDeregister() {
+  const name = deregistering;
+  const token = $('admin-token').value.trim();
+  if (!token) {
+    showError('Type the admin token first.');
+    $('admin-token').focus();
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  const ok = $('confirm-ok');
+  ok.disabled = true;
+  try {
+    const res = await fetch(`/api/v1/nodes/${encodeURIComponent(name)}`, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    if (res.ok) {
+      $('confirm').close();
+      announce(`${name} was deregistered.`);
+      location.hash = '#/';
+      await refresh();
+      return;
+    }
+    const body = await res.text();
+    let message = body;
+    try { message = JSON.parse(body).error || body; } catch { /* not JSON: show it as it is */ }
+    showError(`The primary refused (${res.status}): ${message}`, body);
+  } catch (e) {
+    showError(`Could not reach the primary: ${e.message}`);
+  } finally {
+    ok.disabled = false;
+  }
+}
+
+// ---- start -------------------------------------------------------------------------------
+
+async function start() {
+  $('confirm-cancel').addEventListener('click', () => $('confirm').close());
+  $('confirm-ok').addEventListener('click', confirmDeregister);
+  $('admin-token').addEventListener('keydown', (e) => { if (e.key === 'Enter') confirmDeregister(); });
+  window.addEventListener('hashchange', onRouteChange);
+  try {
+    state.settings = await getJson('/api/v1/dashboard');
+  } catch { /* the defaults match the primary's */ }
+  $('version').textContent = state.settings.version ? `v${state.settings.version}` : '';
+  $('refresh').textContent = String(state.settings.refresh_seconds);
+  // Keep "last seen" moving between polls.
+  setInterval(() => document.querySelectorAll('time[datetime]').forEach((t) => {
+    if (t.getAttribute('datetime')) t.textContent = fmtAgo(t.getAttribute('datetime'));
+  }), 1000);
+  await refresh();
+}
+
+start();

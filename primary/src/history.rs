@@ -1,0 +1,333 @@
+//! The last hour of each node's summary in memory, for the dashboard's sparklines and charts.
+//!
+//! Every accepted sample (pushed, or taken by the self-monitor) is reduced to four numbers:
+//! CPU %, memory %, the hottest sensor's °C and the fullest disk's %. Samples are downsampled
+//! into fixed [`STEP`] slots (10 s, aligned to the epoch): each slot keeps the mean of the
+//! samples whose timestamp falls in it, so a one-second agent costs the same memory as a
+//! ten-second one. A slot older than [`WINDOW`] (one hour) before the newest accepted wall-clock
+//! time is dropped, and no node ever holds more than [`MAX_SLOTS`] (360) slots of 40 bytes:
+//! about 14 KiB per node (20 KiB with the ring buffer's spare capacity), whatever its interval.
+//!
+//! Why 10 s slots: agents push every 1 s to 24 h; one slot per second would cost 3600 slots
+//! per node for a chart a few hundred pixels wide. Ten seconds keeps the hour at 360 points,
+//! still finer than a phone screen can show, and a mean per slot does not hide a sustained
+//! load (a single one-second spike is smoothed; InfluxDB keeps every sample).
+//!
+//! This is a cache for display only: it starts empty when the primary starts and is never
+//! written anywhere.
+
+use std::collections::VecDeque;
+
+use pivitals_common::VitalsPayload;
+use serde::Serialize;
+
+/// The width of one slot.
+pub const STEP_MS: i64 = 10_000;
+/// How much history a node keeps.
+pub const WINDOW_MS: i64 = 3_600_000;
+/// The most slots a node can hold: one hour of 10 s slots.
+pub const MAX_SLOTS: usize = (WINDOW_MS / STEP_MS) as usize;
+
+/// The summary of one sample, as the dashboard charts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Summary {
+    pub cpu_percent: Option<f64>,
+    pub mem_percent: Option<f64>,
+    pub temp_celsius: Option<f64>,
+    pub disk_percent: Option<f64>,
+}
+
+impl Summary {
+    /// CPU and memory use, the hottest sensor and the fullest disk of a sample.
+    pub fn of(sample: &VitalsPayload) -> Self {
+        let percent =
+            |part: u64, whole: u64| (whole > 0).then(|| part as f64 * 100.0 / whole as f64);
+        Self {
+            cpu_percent: sample.cpu.as_ref().map(|c| c.usage_percent),
+            mem_percent: sample
+                .memory
+                .as_ref()
+                .and_then(|m| percent(m.used_bytes, m.total_bytes)),
+            temp_celsius: sample.hottest_celsius(),
+            disk_percent: sample
+                .disks
+                .iter()
+                .filter_map(|d| percent(d.used_bytes, d.total_bytes))
+                .reduce(f64::max),
+        }
+    }
+}
+
+/// One point of the history as the API answers it: the slot's start and its means.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HistoryPoint {
+    /// Start of the slot, ms since the epoch (a multiple of [`STEP_MS`]).
+    pub ts_ms: i64,
+    pub cpu_percent: Option<f64>,
+    pub mem_percent: Option<f64>,
+    pub temp_celsius: Option<f64>,
+    pub disk_percent: Option<f64>,
+}
+
+/// A running mean that costs 8 bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mean {
+    sum: f32,
+    count: u32,
+}
+
+impl Mean {
+    fn add(&mut self, value: Option<f64>) {
+        if let Some(v) = value.filter(|v| v.is_finite()) {
+            self.sum += v as f32;
+            self.count = self.count.saturating_add(1);
+        }
+    }
+
+    fn get(self) -> Option<f64> {
+        // Rounded to 0.01 so the JSON does not show f32 noise (12.500000953674316).
+        (self.count > 0).then(|| (f64::from(self.sum / self.count as f32) * 100.0).round() / 100.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    start_ms: i64,
+    cpu: Mean,
+    mem: Mean,
+    temp: Mean,
+    disk: Mean,
+}
+
+impl Slot {
+    fn add(&mut self, s: &Summary) {
+        self.cpu.add(s.cpu_percent);
+        self.mem.add(s.mem_percent);
+        self.temp.add(s.temp_celsius);
+        self.disk.add(s.disk_percent);
+    }
+
+    fn point(&self) -> HistoryPoint {
+        HistoryPoint {
+            ts_ms: self.start_ms,
+            cpu_percent: self.cpu.get(),
+            mem_percent: self.mem.get(),
+            temp_celsius: self.temp.get(),
+            disk_percent: self.disk.get(),
+        }
+    }
+}
+
+/// One node's last hour: slots in time order, at most [`MAX_SLOTS`].
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    slots: VecDeque<Slot>,
+}
+
+impl History {
+    /// Adds a sample taken at `ts_ms`, with `now_ms` the primary's clock. Samples from before
+    /// the window (a backlog delivered after a long outage) are not kept; samples out of
+    /// order join their own slot.
+    pub fn record(&mut self, ts_ms: i64, summary: &Summary, now_ms: i64) {
+        let start_ms = ts_ms.div_euclid(STEP_MS) * STEP_MS;
+        let horizon = now_ms.saturating_sub(WINDOW_MS);
+        if start_ms + STEP_MS <= horizon {
+            return;
+        }
+        let slot = match self.slots.back() {
+            Some(last) if last.start_ms == start_ms => self.slots.len() - 1,
+            Some(last) if last.start_ms > start_ms => {
+                match self.slots.binary_search_by_key(&start_ms, |s| s.start_ms) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        self.slots.insert(i, Slot::new(start_ms));
+                        i
+                    }
+                }
+            }
+            _ => {
+                self.slots.push_back(Slot::new(start_ms));
+                self.slots.len() - 1
+            }
+        };
+        self.slots[slot].add(summary);
+        while self
+            .slots
+            .front()
+            .is_some_and(|s| s.start_ms + STEP_MS <= horizon)
+            || self.slots.len() > MAX_SLOTS
+        {
+            self.slots.pop_front();
+        }
+    }
+
+    /// The points of the last hour before `now_ms` whose slot starts at or after `since_ms`.
+    pub fn points(&self, since_ms: Option<i64>, now_ms: i64) -> Vec<HistoryPoint> {
+        let horizon = now_ms.saturating_sub(WINDOW_MS);
+        let from = since_ms.map_or(horizon, |s| s.max(horizon));
+        let first = self.slots.partition_point(|s| s.start_ms + STEP_MS <= from);
+        self.slots.range(first..).map(Slot::point).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+impl Slot {
+    fn new(start_ms: i64) -> Self {
+        Self {
+            start_ms,
+            cpu: Mean::default(),
+            mem: Mean::default(),
+            temp: Mean::default(),
+            disk: Mean::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pivitals_common::{CpuVitals, DiskVitals, MemoryVitals, TemperatureVitals};
+
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn summary(cpu: f64) -> Summary {
+        Summary {
+            cpu_percent: Some(cpu),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_sample_is_summarised_by_its_hottest_sensor_and_fullest_disk() {
+        let sample = VitalsPayload {
+            timestamp_ms: T0,
+            cpu: Some(CpuVitals {
+                usage_percent: 12.5,
+                ..Default::default()
+            }),
+            memory: Some(MemoryVitals {
+                total_bytes: 400,
+                available_bytes: 300,
+                used_bytes: 100,
+            }),
+            disks: vec![
+                DiskVitals {
+                    total_bytes: 100,
+                    used_bytes: 20,
+                    ..Default::default()
+                },
+                DiskVitals {
+                    total_bytes: 100,
+                    used_bytes: 90,
+                    ..Default::default()
+                },
+                DiskVitals::default(),
+            ],
+            temperatures: vec![
+                TemperatureVitals {
+                    sensor: "a".into(),
+                    celsius: 41.0,
+                },
+                TemperatureVitals {
+                    sensor: "b".into(),
+                    celsius: 55.5,
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            Summary::of(&sample),
+            Summary {
+                cpu_percent: Some(12.5),
+                mem_percent: Some(25.0),
+                temp_celsius: Some(55.5),
+                disk_percent: Some(90.0),
+            }
+        );
+        assert_eq!(Summary::of(&VitalsPayload::default()), Summary::default());
+    }
+
+    #[test]
+    fn one_second_samples_share_ten_second_slots_as_a_mean() {
+        let mut history = History::default();
+        for i in 0..20 {
+            history.record(T0 + i * 1000, &summary(i as f64), T0 + i * 1000);
+        }
+        let points = history.points(None, T0 + 20_000);
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[0].ts_ms, T0);
+        assert_eq!(points[0].cpu_percent, Some(4.5), "mean of 0..=9");
+        assert_eq!(points[1].cpu_percent, Some(14.5), "mean of 10..=19");
+        assert_eq!(points[0].mem_percent, None, "never reported");
+    }
+
+    #[test]
+    fn memory_is_bounded_to_an_hour_of_slots_whatever_the_rate() {
+        let mut history = History::default();
+        // Two hours of one-second samples.
+        for i in 0..7200 {
+            let ts = T0 + i * 1000;
+            history.record(ts, &summary(1.0), ts);
+            assert!(history.len() <= MAX_SLOTS);
+        }
+        assert_eq!(history.len(), MAX_SLOTS);
+        let now = T0 + 7200 * 1000;
+        let points = history.points(None, now);
+        assert!(points.iter().all(|p| p.ts_ms + STEP_MS > now - WINDOW_MS));
+        assert!(
+            points
+                .windows(2)
+                .all(|w| w[1].ts_ms - w[0].ts_ms == STEP_MS)
+        );
+    }
+
+    #[test]
+    fn old_and_out_of_order_samples() {
+        let mut history = History::default();
+        let now = T0 + 2 * WINDOW_MS;
+        history.record(T0, &summary(1.0), now);
+        assert!(history.is_empty(), "older than the window");
+        history.record(now - 5_000, &summary(50.0), now);
+        history.record(now - 65_000, &summary(10.0), now);
+        history.record(now - 25_000, &summary(20.0), now);
+        history.record(now - 65_500, &summary(30.0), now);
+        let cpu: Vec<_> = history
+            .points(None, now)
+            .iter()
+            .map(|p| p.cpu_percent)
+            .collect();
+        assert_eq!(cpu, [Some(20.0), Some(20.0), Some(50.0)]);
+    }
+
+    #[test]
+    fn since_answers_the_slots_that_may_have_changed() {
+        let mut history = History::default();
+        for i in 0..6 {
+            let ts = T0 + i * STEP_MS;
+            history.record(ts, &summary(i as f64), ts);
+        }
+        let now = T0 + 6 * STEP_MS;
+        assert_eq!(history.points(Some(T0 + 4 * STEP_MS), now).len(), 2);
+        assert_eq!(history.points(Some(T0 + 4 * STEP_MS + 1), now).len(), 2);
+        assert_eq!(history.points(Some(now), now).len(), 0);
+        assert_eq!(history.points(Some(0), now).len(), 6);
+        // An hour later, without new samples, nothing is left to show.
+        assert!(history.points(None, now + WINDOW_MS + STEP_MS).is_empty());
+    }
+
+    #[test]
+    fn non_finite_values_are_left_out() {
+        let mut history = History::default();
+        history.record(T0, &summary(f64::NAN), T0);
+        history.record(T0 + 1, &summary(3.0), T0);
+        assert_eq!(history.points(None, T0)[0].cpu_percent, Some(3.0));
+    }
+}
