@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod liveness;
 pub mod metrics;
 pub mod pipeline;
+mod redb_error;
 pub mod registry;
 pub mod routes;
 pub mod self_monitor;

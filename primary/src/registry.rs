@@ -26,23 +26,7 @@ pub enum RegistryError {
     },
 }
 
-/// Lets `?` turn every specific redb error into [`RegistryError::Database`].
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for RegistryError {
-            fn from(e: $t) -> Self {
-                Self::Database(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+crate::redb_error::from_redb_errors!(RegistryError);
 
 /// What the primary remembers of a node across restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

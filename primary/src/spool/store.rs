@@ -28,23 +28,7 @@ pub enum SpoolError {
     Record { seq: u64, source: RecordError },
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for SpoolError {
-            fn from(e: $t) -> Self {
-                Self::Database(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError
-);
+crate::redb_error::from_redb_errors!(SpoolError);
 
 #[derive(Debug, Clone, Error)]
 pub enum AppendError {
