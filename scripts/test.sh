@@ -2,8 +2,9 @@
 # Runs every test of the workspace. The integration tests start real servers on free loopback
 # ports: InfluxDB 1.x (Debian package influxdb) and VictoriaMetrics (Debian package
 # victoria-metrics), and drive the dashboard in a headless Chromium through chromedriver
-# (Debian packages chromium and chromium-driver). They are installed here when missing (as
-# root, or with sudo).
+# (Debian packages chromium and chromium-driver). The storage-side tests run docker-compose
+# (config only, no Docker engine needed), curl and Python's yaml module. They are installed here
+# when missing (as root, or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} for the integration tests"
   sudo=""
