@@ -103,15 +103,37 @@ struct ErrorBody {
     error: String,
 }
 
+/// How the agent checks the primary's certificate on `https://`.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// PEM certificates (`PIVITALS_TLS__CA`) to trust instead of the system's store.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Accept any certificate (`PIVITALS_TLS__INSECURE_SKIP_VERIFY`): encrypted, but anyone
+    /// in the middle can read the tokens. For tests and first steps only.
+    pub insecure_skip_verify: bool,
+}
+
 impl PrimaryClient {
     /// A client for the primary at `base` (whose path ends with `/`, as
-    /// [`crate::Config::primary_url`] does).
+    /// [`crate::Config::primary_url`] does), checking certificates against the system store.
+    pub fn new(base: &Url) -> Result<Self, reqwest::Error> {
+        Self::with_tls(base, &ClientTls::default())
+    }
+
+    /// A client for the primary at `base` that checks the primary's certificate as `tls` says.
     ///
     /// Installs rustls' ring provider as the process default if there is none yet: reqwest is
     /// built without one.
-    pub fn new(base: &Url) -> Result<Self, reqwest::Error> {
+    pub fn with_tls(base: &Url, tls: &ClientTls) -> Result<Self, reqwest::Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = &tls.ca_pem {
+            builder = builder.tls_certs_only(reqwest::Certificate::from_pem_bundle(pem)?);
+        }
+        if tls.insecure_skip_verify {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())

@@ -11,6 +11,8 @@
 //! | `PIVITALS_BACKLOG_MAX`  | `backlog_max`  | 24 h of samples: 86,400 s ÷ the interval   |
 //! | `PIVITALS_ROOT`         | `root`         | `/` (where `proc/` and `sys/` are read)   |
 //! | `PIVITALS_START_JITTER` | `start_jitter` | `true`                                    |
+//! | `PIVITALS_TLS__CA`      | `[tls] ca`     | none: the system's certificate store      |
+//! | `PIVITALS_TLS__INSECURE_SKIP_VERIFY` | `[tls] insecure_skip_verify` | `false`      |
 //!
 //! `STATE_DIRECTORY` is what systemd sets for a unit with `StateDirectory=pivitals-agent`
 //! (`/var/lib/pivitals-agent`). An empty variable counts as unset. Unknown keys in the file are an
@@ -27,6 +29,7 @@ use pivitals_common::validate::{self, InvalidName};
 use reqwest::Url;
 use thiserror::Error;
 
+use crate::client::ClientTls;
 use crate::secret::Secret;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -47,6 +50,7 @@ const KEYS: &[&str] = &[
     "backlog_max",
     "root",
     "start_jitter",
+    "tls",
 ];
 
 /// The agent's settings, validated.
@@ -72,6 +76,8 @@ pub struct Config {
     /// Wait a random moment in `[0, min(interval, 10 s))` before the first sample, so a rack that
     /// reboots together does not push in lock-step.
     pub start_jitter: bool,
+    /// How the primary's certificate is checked on `https://`.
+    pub tls: ClientTls,
 }
 
 #[derive(Debug, Error)]
@@ -118,6 +124,12 @@ pub enum ConfigError {
     BacklogMax(String),
     #[error("PIVITALS_START_JITTER (start_jitter) {0:?} is not true or false")]
     StartJitter(String),
+    #[error("PIVITALS_TLS__CA (tls.ca) {}: {reason}", path.display())]
+    TlsCa { path: PathBuf, reason: String },
+    #[error(
+        "PIVITALS_TLS__INSECURE_SKIP_VERIFY (tls.insecure_skip_verify) {0:?} is not true or false"
+    )]
+    InsecureSkipVerify(String),
 }
 
 impl Config {
@@ -138,6 +150,7 @@ impl Config {
             backlog_max: default_backlog_max(DEFAULT_INTERVAL),
             root: PathBuf::from("/"),
             start_jitter: true,
+            tls: ClientTls::default(),
         }
     }
 
@@ -251,6 +264,40 @@ impl Config {
             None => true,
         };
 
+        let ca_pem = match raw.nested("tls", "ca")? {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                let pem = std::fs::read(&path).map_err(|e| ConfigError::TlsCa {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                match reqwest::Certificate::from_pem_bundle(&pem) {
+                    Ok(certs) if !certs.is_empty() => Some(pem),
+                    Ok(_) => {
+                        return Err(ConfigError::TlsCa {
+                            path,
+                            reason: "no PEM certificate in it".into(),
+                        });
+                    }
+                    Err(e) => {
+                        return Err(ConfigError::TlsCa {
+                            path,
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+            }
+            None => None,
+        };
+        let insecure_skip_verify = match raw.nested("tls", "insecure_skip_verify")? {
+            Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(ConfigError::InsecureSkipVerify(text)),
+            },
+            None => false,
+        };
+
         Ok(Self {
             primary_url,
             enroll_token,
@@ -261,6 +308,10 @@ impl Config {
             backlog_max,
             root,
             start_jitter,
+            tls: ClientTls {
+                ca_pem,
+                insecure_skip_verify,
+            },
         })
     }
 
@@ -290,6 +341,25 @@ struct Raw(config::Config);
 impl Raw {
     fn string(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
         match self.0.get_string(key) {
+            Ok(value) => Ok(Some(value)),
+            Err(config::ConfigError::NotFound(_)) => Ok(None),
+            Err(source) => Err(type_error(key, source)),
+        }
+    }
+
+    /// `[table] key` of the file, or `PIVITALS_TABLE__KEY` (which wins).
+    fn nested(
+        &self,
+        table: &'static str,
+        key: &'static str,
+    ) -> Result<Option<String>, ConfigError> {
+        let from_env = format!("{table}__{key}");
+        match self.0.get_string(&from_env) {
+            Ok(value) => return Ok(Some(value)),
+            Err(config::ConfigError::NotFound(_)) => {}
+            Err(source) => return Err(type_error(key, source)),
+        }
+        match self.0.get_string(&format!("{table}.{key}")) {
             Ok(value) => Ok(Some(value)),
             Err(config::ConfigError::NotFound(_)) => Ok(None),
             Err(source) => Err(type_error(key, source)),
@@ -398,6 +468,41 @@ mod tests {
 
     fn error_text(file: Option<&Path>, vars: Vec<(String, String)>) -> String {
         Config::from_sources(file, vars).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn tls_settings_from_the_environment_or_the_file() {
+        let cfg = Config::from_sources(None, minimal()).unwrap();
+        assert!(cfg.tls.ca_pem.is_none() && !cfg.tls.insecure_skip_verify);
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_TLS__INSECURE_SKIP_VERIFY", "true")]));
+        assert!(
+            Config::from_sources(None, vars)
+                .unwrap()
+                .tls
+                .insecure_skip_verify
+        );
+        let file = toml_file("[tls]\ninsecure_skip_verify = true\n");
+        let cfg = Config::from_sources(Some(file.path()), minimal()).unwrap();
+        assert!(cfg.tls.insecure_skip_verify);
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_TLS__INSECURE_SKIP_VERIFY", "maybe")]));
+        assert!(error_text(None, vars).contains("PIVITALS_TLS__INSECURE_SKIP_VERIFY"));
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_TLS__CA", "/nonexistent/ca.pem")]));
+        let text = error_text(None, vars);
+        assert!(
+            text.starts_with("PIVITALS_TLS__CA (tls.ca) /nonexistent/ca.pem"),
+            "{text}"
+        );
+        let not_pem = toml_file("hello\n");
+        let mut vars = minimal();
+        vars.extend(env(&[(
+            "PIVITALS_TLS__CA",
+            not_pem.path().to_str().unwrap(),
+        )]));
+        let text = error_text(None, vars);
+        assert!(text.contains("no PEM certificate"), "{text}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! | push 422                        | log the primary's message, drop the batch (rejected)     |
 //! | register 200                    | store the credential (0600), go on pushing               |
 //! | register 401                    | log that the enroll token is refused, back off, retry    |
+//! | register 409                    | the name is taken by another node: log the primary's message, back off, retry (an admin deletes the old node) |
 //! | register 422                    | fatal: [`AgentError::Refused`] with the primary's message |
 //! | 429 / 503 (`Retry-After` s)     | keep the samples, wait at least `Retry-After`            |
 //! | other status, no answer         | keep the samples, back off ([`crate::backoff`])          |

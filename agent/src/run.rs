@@ -111,7 +111,13 @@ pub async fn run_with<S: Sampler>(
         return Err(AgentError::NoEnrollToken(cfg.state_dir.clone()));
     }
 
-    let client = PrimaryClient::new(&cfg.primary_url).map_err(AgentError::HttpClient)?;
+    if cfg.tls.insecure_skip_verify {
+        warn!(
+            "PIVITALS_TLS__INSECURE_SKIP_VERIFY is on: the primary's certificate is NOT checked, so anyone between this node and the primary can read and replace the tokens and the vitals; use PIVITALS_TLS__CA instead"
+        );
+    }
+    let client =
+        PrimaryClient::with_tls(&cfg.primary_url, &cfg.tls).map_err(AgentError::HttpClient)?;
     let request = RegisterRequest {
         node_name: cfg.node_name.clone(),
         info: sampler.node_info(),

@@ -7,7 +7,9 @@
 //! - NaN and ±infinity are left out; a line left with no field is not written;
 //! - free-form tag values from the host (mount points, sensor and interface names) have control
 //!   characters replaced by `_` (a newline would split the line and inject a point) and are cut
-//!   to [`MAX_TAG_VALUE_LEN`] bytes; an empty one leaves the tag out;
+//!   to [`MAX_TAG_VALUE_LEN`] bytes; a trailing backslash becomes `_` too (line protocol
+//!   cannot end a tag value with one, even escaped: the line would not parse); an empty one
+//!   leaves the tag out;
 //! - timestamps are nanoseconds since the epoch.
 //!
 //! Besides the samples ([`encode_sample`]), the primary records every change of a node's
@@ -157,6 +159,10 @@ fn clean_tag_value(raw: &str) -> Option<String> {
         }
         cleaned.truncate(cut);
     }
+    let kept = cleaned.trim_end_matches('\\').len();
+    let trailing = cleaned.len() - kept;
+    cleaned.truncate(kept);
+    cleaned.extend(std::iter::repeat_n('_', trailing));
     (!cleaned.is_empty()).then_some(cleaned)
 }
 
@@ -639,6 +645,33 @@ mod tests {
         assert_eq!(
             encode_status("n", &Labels::new(), "up", true, i64::MIN, &mut out),
             Err(EncodeError::TimestampOutOfRange(i64::MIN))
+        );
+    }
+
+    #[test]
+    fn a_tag_value_ending_in_a_backslash_still_parses() {
+        let sample = VitalsPayload {
+            timestamp_ms: TS_MS,
+            disks: vec![DiskVitals {
+                mount: r"C:\".into(),
+                device: r"a\b\".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = encode(&sample);
+        let line = parse_lines(&text).next().unwrap().unwrap();
+        let tags: Vec<(String, String)> = line
+            .series
+            .tag_set
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert!(tags.contains(&("mount".into(), "C:_".into())), "{tags:?}");
+        assert!(
+            tags.contains(&("device".into(), r"a\b_".into())),
+            "{tags:?}"
         );
     }
 

@@ -41,6 +41,62 @@ pub struct PrimaryConfig {
     pub archive_retention_days: u32,
     pub dashboard: DashboardConfig,
     pub alert: AlertConfig,
+    pub limits: LimitsConfig,
+    pub tls: TlsConfig,
+}
+
+/// HTTPS (`PIVITALS_TLS__CERT`, `PIVITALS_TLS__KEY`): both set, or neither (plain HTTP).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+/// Abuse limits (`PIVITALS_LIMITS__*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Pushes a node may send back to back (`PIVITALS_LIMITS__PUSH_BURST`): the size of its
+    /// token bucket. Requests are counted, not samples: one push carries up to 500 samples, so
+    /// an agent catching up is never starved.
+    pub push_burst: u32,
+    /// One more push is allowed every this long, up to the burst (`PIVITALS_LIMITS__PUSH_REFILL`).
+    #[serde(deserialize_with = "duration")]
+    pub push_refill: Duration,
+    /// Registered nodes; registering one more answers 429 (`PIVITALS_LIMITS__MAX_NODES`).
+    pub max_nodes: usize,
+    /// Disks per sample (`PIVITALS_LIMITS__MAX_DISKS`).
+    pub max_disks: usize,
+    /// Network interfaces per sample (`PIVITALS_LIMITS__MAX_INTERFACES`).
+    pub max_interfaces: usize,
+    /// Temperature sensors per sample (`PIVITALS_LIMITS__MAX_SENSORS`).
+    pub max_sensors: usize,
+    /// Time a request may take from its headers to its answer, body included; a slower
+    /// client is answered 408 and cut off (`PIVITALS_LIMITS__REQUEST_TIMEOUT`).
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// Time a client has to send a request's line and headers; a slower one, or an idle
+    /// kept-alive connection, is closed (`PIVITALS_LIMITS__HEADER_TIMEOUT`).
+    #[serde(deserialize_with = "duration")]
+    pub header_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            push_burst: 10,
+            push_refill: Duration::from_secs(1),
+            max_nodes: 10_000,
+            max_disks: 64,
+            max_interfaces: 64,
+            max_sensors: 64,
+            request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +198,8 @@ impl Default for PrimaryConfig {
             archive_retention_days: 365,
             dashboard: DashboardConfig::default(),
             alert: AlertConfig::default(),
+            limits: LimitsConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -166,6 +224,8 @@ impl fmt::Debug for PrimaryConfig {
                 &self.alert.webhook_url.as_ref().map(|_| "<set>"),
             )
             .field("alert_timeout", &self.alert.timeout)
+            .field("limits", &self.limits)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -238,6 +298,30 @@ impl PrimaryConfig {
             return invalid("PIVITALS_ALERT__TIMEOUT must be longer than 0s");
         }
         self.alert.url()?;
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return invalid("PIVITALS_TLS__CERT and PIVITALS_TLS__KEY must be set together");
+        }
+        let limits = &self.limits;
+        for (name, value) in [
+            ("PIVITALS_LIMITS__PUSH_BURST", limits.push_burst as usize),
+            ("PIVITALS_LIMITS__MAX_NODES", limits.max_nodes),
+            ("PIVITALS_LIMITS__MAX_DISKS", limits.max_disks),
+            ("PIVITALS_LIMITS__MAX_INTERFACES", limits.max_interfaces),
+            ("PIVITALS_LIMITS__MAX_SENSORS", limits.max_sensors),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if limits.push_refill.is_zero() {
+            return invalid("PIVITALS_LIMITS__PUSH_REFILL must be longer than 0s");
+        }
+        if limits.request_timeout < Duration::from_millis(100) {
+            return invalid("PIVITALS_LIMITS__REQUEST_TIMEOUT must be at least 100ms");
+        }
+        if limits.header_timeout < Duration::from_millis(100) {
+            return invalid("PIVITALS_LIMITS__HEADER_TIMEOUT must be at least 100ms");
+        }
         self.influx
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))
@@ -265,6 +349,11 @@ mod tests {
         assert!(cfg.influx.api.is_none());
         assert_eq!(cfg.dashboard.group_by, "stack");
         assert!(cfg.alert.url().unwrap().is_none());
+        assert_eq!(cfg.limits.push_burst, 10);
+        assert_eq!(cfg.limits.push_refill, Duration::from_secs(1));
+        assert_eq!(cfg.limits.max_nodes, 10_000);
+        assert_eq!(cfg.limits.max_disks, 64);
+        assert_eq!(cfg.limits.request_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -352,5 +441,16 @@ mod tests {
         assert!(err.to_string().contains("not a duration"), "{err}");
         let err = PrimaryConfig::load(None, env(&[("PIVITALS_ADMIN_TOKEN", "short")])).unwrap_err();
         assert!(err.to_string().contains("PIVITALS_ADMIN_TOKEN"), "{err}");
+        for (key, value) in [
+            ("PIVITALS_LIMITS__PUSH_BURST", "0"),
+            ("PIVITALS_LIMITS__PUSH_REFILL", "0s"),
+            ("PIVITALS_LIMITS__MAX_NODES", "0"),
+            ("PIVITALS_LIMITS__MAX_SENSORS", "0"),
+            ("PIVITALS_LIMITS__REQUEST_TIMEOUT", "1ms"),
+            ("PIVITALS_LIMITS__HEADER_TIMEOUT", "0s"),
+        ] {
+            let err = PrimaryConfig::load(None, env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}={value}: {err}");
+        }
     }
 }

@@ -26,9 +26,18 @@ pub enum ApiError {
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
+    Conflict(String),
+    #[error("the request took longer than {0:?}")]
+    RequestTimeout(Duration),
+    #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{reason}")]
+    TooManyRequests {
+        reason: String,
+        retry_after: Duration,
+    },
     #[error("{reason}")]
     Unavailable {
         reason: &'static str,
@@ -47,6 +56,9 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,8 +79,10 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "request failed");
         }
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
-        if let Self::Unavailable { retry_after, .. } = self
-            && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
+        if let Self::Unavailable { retry_after, .. } | Self::TooManyRequests { retry_after, .. } =
+            self
+            && let Ok(value) =
+                HeaderValue::from_str(&(retry_after.as_secs_f64().ceil() as u64).max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }

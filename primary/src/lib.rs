@@ -19,6 +19,7 @@ pub mod error;
 pub mod history;
 pub mod influx;
 pub mod ingest;
+pub mod limits;
 pub mod liveness;
 pub mod metrics;
 pub mod pipeline;
@@ -26,9 +27,11 @@ mod redb_error;
 pub mod registry;
 pub mod routes;
 pub mod self_monitor;
+pub mod serve;
 pub mod shutdown;
 pub mod spool;
 pub mod state;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -67,7 +70,7 @@ pub async fn run(
     install_crypto_provider();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let (enroll_token, _) =
+    let (enroll_token, origin) =
         enroll::load_or_create(config.enroll_token.as_deref(), &config.data_dir)
             .context("enrollment token")?;
     let registry =
@@ -105,7 +108,7 @@ pub async fn run(
     };
 
     let state: AppState = Arc::new(Shared {
-        enroll_token,
+        enroll_token: enroll::EnrollToken::new(enroll_token, origin),
         registry,
         nodes: RwLock::new(nodes),
         spool: spool.clone(),
@@ -133,18 +136,38 @@ pub async fn run(
     }
 
     let local = listener.local_addr().context("listener address")?;
-    tracing::info!(%local, "primary listening");
-    let mut server_stop = stop_rx.clone();
-    let server =
-        axum::serve(listener, app(Arc::clone(&state))).with_graceful_shutdown(async move {
-            crate::shutdown::stopped(&mut server_stop).await;
-        });
+    let header_timeout = state.config.limits.header_timeout;
+    let router = app(Arc::clone(&state));
+    let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> =
+        match (&state.config.tls.cert, &state.config.tls.key) {
+            (Some(cert), Some(key)) => {
+                let acceptor = tls::acceptor(cert, key)?;
+                let listener =
+                    tls::TlsListener::new(listener, acceptor).context("listener address")?;
+                tracing::info!(%local, "primary listening (HTTPS)");
+                Box::pin(serve::serve(
+                    listener,
+                    router,
+                    header_timeout,
+                    stop_rx.clone(),
+                ))
+            }
+            _ => {
+                tracing::info!(%local, "primary listening");
+                Box::pin(serve::serve(
+                    listener,
+                    router,
+                    header_timeout,
+                    stop_rx.clone(),
+                ))
+            }
+        };
     let trigger = tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
-    let served = server.await.context("HTTP server");
+    server.await;
     trigger.abort();
     // The flusher writes what it can within its grace; the rest stays spooled.
     match tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(5), flusher_task).await {
@@ -160,7 +183,7 @@ pub async fn run(
     {
         tracing::warn!("spool still in use at exit");
     }
-    served
+    Ok(())
 }
 
 async fn build_sink(config: &PrimaryConfig) -> anyhow::Result<Sink> {

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub pushes_accepted: AtomicU64,
     pub pushes_refused: AtomicU64,
     pub pushes_overloaded: AtomicU64,
+    /// Pushes answered 429 because their node pushed faster than its bucket allows.
+    pub pushes_rate_limited: AtomicU64,
     pub registrations: AtomicU64,
     pub samples_received: AtomicU64,
     pub points_received: AtomicU64,
@@ -91,6 +93,7 @@ impl Metrics {
                 ("{result=\"accepted\"}", get(&self.pushes_accepted)),
                 ("{result=\"refused\"}", get(&self.pushes_refused)),
                 ("{result=\"overloaded\"}", get(&self.pushes_overloaded)),
+                ("{result=\"rate_limited\"}", get(&self.pushes_rate_limited)),
             ],
         );
         family(

@@ -10,8 +10,10 @@ use pivitals_common::VitalsPayload;
 use crate::alert::Alerts;
 use crate::auth::{self, TokenHash};
 use crate::config::PrimaryConfig;
+use crate::enroll::EnrollToken;
 use crate::history::{History, Summary};
 use crate::ingest::now_ms;
+use crate::limits::Bucket;
 use crate::liveness::{self, Recorded, Status};
 use crate::metrics::Metrics;
 use crate::registry::{NodeRecord, Registry};
@@ -21,7 +23,7 @@ pub type AppState = Arc<Shared>;
 
 pub struct Shared {
     pub config: PrimaryConfig,
-    pub enroll_token: String,
+    pub enroll_token: EnrollToken,
     pub registry: Registry,
     pub nodes: RwLock<Nodes>,
     pub spool: Spool,
@@ -88,6 +90,8 @@ pub struct LiveNode {
     pub latest: Option<VitalsPayload>,
     /// The last hour of summaries, for the dashboard.
     pub history: History,
+    /// How many pushes the node may send right now ([`crate::limits`]).
+    pub push_bucket: Bucket,
 }
 
 impl LiveNode {
@@ -101,6 +105,7 @@ impl LiveNode {
             recorded: Recorded::default(),
             latest: None,
             history: History::default(),
+            push_bucket: Bucket::default(),
         }
     }
 

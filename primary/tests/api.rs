@@ -39,7 +39,8 @@ impl Primary {
     async fn start_with(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> Self {
         pivitals_primary::install_crypto_provider();
         let data_dir = dir.path().to_owned();
-        let env: Vec<(String, String)> = [
+        // Later pairs win; an empty value leaves the variable unset.
+        let env: std::collections::BTreeMap<String, String> = [
             ("PIVITALS_DATA_DIR", data_dir.to_str().unwrap()),
             ("PIVITALS_ENROLL_TOKEN", ENROLL),
             ("PIVITALS_ADMIN_TOKEN", ADMIN),
@@ -50,6 +51,7 @@ impl Primary {
         .chain(extra)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        let env = env.into_iter().filter(|(_, v)| !v.is_empty());
         let config = PrimaryConfig::load(None, env).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -88,6 +90,16 @@ impl Primary {
         let reply: RegisterReply = response.json().await.unwrap();
         assert_eq!(reply.node_name, name);
         reply.node_token
+    }
+
+    async fn register_with(&self, enroll: &str, name: &str) -> (StatusCode, Value) {
+        self.call(
+            self.http
+                .post(format!("{}/api/v1/register", self.url))
+                .bearer_auth(enroll)
+                .json(&register_request(name)),
+        )
+        .await
     }
 
     async fn push(&self, token: &str, body: &Value) -> (StatusCode, Value) {
@@ -523,6 +535,7 @@ async fn a_full_spool_answers_503_with_retry_after_and_keeps_what_it_holds() {
             ("PIVITALS_INFLUX__API", "v1"),
             ("PIVITALS_INFLUX__URL", &influx_url),
             ("PIVITALS_SPOOL__MAX_BYTES", "1048576"),
+            ("PIVITALS_LIMITS__PUSH_BURST", "100000"),
         ],
     )
     .await;
@@ -573,5 +586,340 @@ async fn a_full_spool_answers_503_with_retry_after_and_keeps_what_it_holds() {
         metrics.contains("pivitals_write_errors_total{status=\"network\"}"),
         "{metrics}"
     );
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn pushes_beyond_the_burst_answer_429_with_retry_after_and_other_nodes_go_on() {
+    let primary = Primary::start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            ("PIVITALS_LIMITS__PUSH_BURST", "3"),
+            ("PIVITALS_LIMITS__PUSH_REFILL", "1h"),
+        ],
+    )
+    .await;
+    let noisy = primary.register("pi-noisy").await;
+    let quiet = primary.register("pi-quiet").await;
+    for _ in 0..3 {
+        let (status, body) = primary
+            .push(&noisy, &push_body(vec![sample(now_ms(), 1.0)]))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let response = primary
+        .http
+        .post(format!("{}/api/v1/vitals", primary.url))
+        .bearer_auth(&noisy)
+        .json(&push_body(vec![sample(now_ms(), 1.0)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3500..=3600).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("pi-noisy"),
+        "{body}"
+    );
+    // Requests are counted, not samples: the other node pushes a full batch.
+    let (status, body) = primary
+        .push(
+            &quiet,
+            &push_body((0..500).map(|i| sample(now_ms() - i, 1.0)).collect()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], 500);
+    let metrics = primary
+        .http
+        .get(format!("{}/metrics", primary.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pivitals_pushes_total{result=\"rate_limited\"} 1"),
+        "{metrics}"
+    );
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn a_taken_node_name_answers_409_until_the_admin_deletes_the_node() {
+    let primary = Primary::start().await;
+    let first = primary.register("pi-05").await;
+    let (status, body) = primary.register_with(ENROLL, "pi-05").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("already registered") && message.contains("DELETE"),
+        "{message}"
+    );
+    let (status, body) = primary
+        .push(&first, &push_body(vec![sample(now_ms(), 1.0)]))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the first agent keeps its name: {body}"
+    );
+    let url = format!("{}/api/v1/nodes/pi-05", primary.url);
+    let (status, _) = primary
+        .call(primary.http.delete(&url).bearer_auth(ADMIN))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let second = primary.register("pi-05").await;
+    let (status, _) = primary
+        .push(&first, &push_body(vec![sample(now_ms(), 1.0)]))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = primary
+        .push(&second, &push_body(vec![sample(now_ms(), 1.0)]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn caps_on_nodes_disks_interfaces_and_sensors_say_which() {
+    let primary = Primary::start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            ("PIVITALS_LIMITS__MAX_NODES", "2"),
+            ("PIVITALS_LIMITS__MAX_DISKS", "2"),
+            ("PIVITALS_LIMITS__MAX_INTERFACES", "1"),
+            ("PIVITALS_LIMITS__MAX_SENSORS", "1"),
+        ],
+    )
+    .await;
+    let token = primary.register("pi-cap-1").await;
+    primary.register("pi-cap-2").await;
+    let response = primary
+        .http
+        .post(format!("{}/api/v1/register", primary.url))
+        .bearer_auth(ENROLL)
+        .json(&register_request("pi-cap-3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("PIVITALS_LIMITS__MAX_NODES"),
+        "{body}"
+    );
+    let mut disks = sample(now_ms(), 1.0);
+    disks.disks = vec![Default::default(); 3];
+    let mut nets = sample(now_ms(), 1.0);
+    nets.networks = vec![Default::default(); 2];
+    let mut temps = sample(now_ms(), 1.0);
+    temps.temperatures = vec![Default::default(); 2];
+    for (bad, expected) in [
+        (disks, "sample 1: disks: at most 2 per sample, got 3"),
+        (nets, "sample 1: networks: at most 1 per sample, got 2"),
+        (temps, "sample 1: temperatures: at most 1 per sample, got 2"),
+    ] {
+        let (status, body) = primary
+            .push(&token, &push_body(vec![sample(now_ms(), 1.0), bad]))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"], expected);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(archived_lines(&primary.data_dir).is_empty());
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_rotates_a_stored_enroll_token_and_nodes_keep_pushing() {
+    use std::os::unix::fs::PermissionsExt;
+    let primary = Primary::start_with(
+        tempfile::tempdir().unwrap(),
+        &[("PIVITALS_ENROLL_TOKEN", "")],
+    )
+    .await;
+    let file = primary.data_dir.join("enroll-token");
+    let mut old = String::new();
+    for _ in 0..100 {
+        old = std::fs::read_to_string(&file).unwrap_or_default();
+        if !old.trim().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let old = old.trim().to_owned();
+    let (status, body) = primary.register_with(&old, "pi-rot").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let node_token = body["node_token"].as_str().unwrap().to_owned();
+    let rotate = || {
+        primary
+            .http
+            .post(format!("{}/api/v1/admin/enroll-token/rotate", primary.url))
+    };
+    for token in [&node_token, &old] {
+        let (status, body) = primary.call(rotate().bearer_auth(token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let (status, body) = primary.call(rotate()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = primary.call(rotate().bearer_auth(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new = body["enroll_token"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), new);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (status, body) = primary.register_with(&old, "pi-late").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = primary.register_with(&new, "pi-late").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = primary
+        .push(&node_token, &push_body(vec![sample(now_ms(), 1.0)]))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "registered nodes keep working: {body}"
+    );
+    // The new token survives a restart.
+    let dir = primary.stop().await;
+    let primary = Primary::start_with(dir, &[("PIVITALS_ENROLL_TOKEN", "")]).await;
+    let (status, body) = primary.register_with(&new, "pi-after").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn rotating_a_configured_enroll_token_answers_409() {
+    let primary = Primary::start().await;
+    let (status, body) = primary
+        .call(
+            primary
+                .http
+                .post(format!("{}/api/v1/admin/enroll-token/rotate", primary.url))
+                .bearer_auth(ADMIN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("PIVITALS_ENROLL_TOKEN"),
+        "{body}"
+    );
+    let (status, body) = primary.register_with(ENROLL, "pi-still").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    primary.stop().await;
+}
+
+#[test]
+fn the_token_rotate_command_replaces_the_stored_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("enroll-token");
+    std::fs::write(&file, "old-token-0123456789\n").unwrap();
+    let command = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pivitals-primary"));
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PIVITALS_")) {
+            command.env_remove(key);
+        }
+        command
+            .args(["token", "rotate"])
+            .env("PIVITALS_DATA_DIR", dir.path());
+        command
+    };
+    let output = command().output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stored = std::fs::read_to_string(&file).unwrap();
+    let stored = stored.trim();
+    assert_eq!(stored.len(), 64);
+    assert!(String::from_utf8_lossy(&output.stdout).contains(stored));
+    let output = command()
+        .env("PIVITALS_ENROLL_TOKEN", "configured-token-0123456789")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("PIVITALS_ENROLL_TOKEN"),
+        "{output:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), stored);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_body_is_answered_408_and_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let primary = Primary::start_with(
+        tempfile::tempdir().unwrap(),
+        &[("PIVITALS_LIMITS__REQUEST_TIMEOUT", "300ms")],
+    )
+    .await;
+    let token = primary.register("pi-slow").await;
+    let address = primary.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/vitals HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"samples\": ["
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the primary kept the connection open")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"error\""), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let primary = Primary::start_with(
+        tempfile::tempdir().unwrap(),
+        &[("PIVITALS_LIMITS__HEADER_TIMEOUT", "300ms")],
+    )
+    .await;
+    let address = primary.url.trim_start_matches("http://").to_owned();
+    // Trickles a header line, then stops; and a connection that sends nothing at all.
+    let mut trickling = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let started = std::time::Instant::now();
+    for chunk in [
+        "POST /api/v1/vitals HTTP/1.1\r\n",
+        "Host: pi\r\n",
+        "X-Slow: 1",
+    ] {
+        trickling.write_all(chunk.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for stream in [&mut trickling, &mut silent] {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+            .await
+            .expect("the primary kept a connection without headers open");
+        // Closed: an end of stream, or a reset.
+        assert!(read.is_err() || !String::from_utf8_lossy(&rest).contains("200 OK"));
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Meanwhile the primary serves others.
+    let (status, _) = primary
+        .call(primary.http.get(format!("{}/healthz", primary.url)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
     primary.stop().await;
 }

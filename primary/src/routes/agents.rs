@@ -1,15 +1,18 @@
 //! What agents call: register, push vitals, say goodbye.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use pivitals_common::{Goodbye, RegisterReply, RegisterRequest, VitalsPush, validate};
 use serde_json::{Value, json};
 
-use super::extract::{ApiJson, EnrollAuth, NodeAuth};
+use super::extract::{ApiJson, EnrollAuth, NodeAuth, PushAuth};
 use crate::auth;
 use crate::error::ApiError;
 use crate::ingest::{self, ingest};
+use crate::limits;
 use crate::metrics::Metrics;
 use crate::registry::NodeRecord;
 use crate::state::AppState;
@@ -19,6 +22,17 @@ const MAX_INTERVAL_SECONDS: u64 = 86_400;
 /// Most samples one push may carry (an agent catching up sends its backlog in batches).
 pub const MAX_SAMPLES_PER_PUSH: usize = 1000;
 
+/// How long an agent refused for lack of room waits before registering again.
+const FULL_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Registrations run one at a time, so two agents asking for the same free name cannot both
+/// get it (the check and the insert are separated by the registry write).
+static REGISTERING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Registers a new node. A name that is taken answers 409: a second machine cannot take over
+/// a node's name (and its series) with the enrollment token alone; the admin deletes the old
+/// node first. An agent re-registers only after its token was refused, that is after its node
+/// was deleted, so this never locks out the rightful agent.
 pub async fn register(
     State(state): State<AppState>,
     _enrolled: EnrollAuth,
@@ -32,15 +46,33 @@ pub async fn register(
             "interval_seconds must be between 1 and {MAX_INTERVAL_SECONDS}"
         )));
     }
-    if state
-        .nodes()
-        .get(&request.node_name)
-        .is_some_and(|n| n.record.token_hash.is_none())
+    let _one_at_a_time = REGISTERING.lock().await;
     {
-        return Err(ApiError::Unprocessable(format!(
-            "node name {:?} is the primary's own host",
-            request.node_name
-        )));
+        let nodes = state.nodes();
+        match nodes.get(&request.node_name) {
+            Some(n) if n.record.token_hash.is_none() => {
+                return Err(ApiError::Unprocessable(format!(
+                    "node name {:?} is the primary's own host",
+                    request.node_name
+                )));
+            }
+            Some(_) => {
+                return Err(ApiError::Conflict(format!(
+                    "node name {:?} is already registered; an admin must delete it (DELETE /api/v1/nodes/{}) before another agent can take the name",
+                    request.node_name, request.node_name
+                )));
+            }
+            None => {}
+        }
+        let max = state.config.limits.max_nodes;
+        if nodes.len() >= max {
+            return Err(ApiError::TooManyRequests {
+                reason: format!(
+                    "the primary already has {max} nodes (PIVITALS_LIMITS__MAX_NODES); delete unused nodes or raise the limit"
+                ),
+                retry_after: FULL_RETRY_AFTER,
+            });
+        }
     }
 
     let token = auth::generate_token().map_err(|e| ApiError::internal("token", e))?;
@@ -58,10 +90,9 @@ pub async fn register(
         .await
         .map_err(|e| ApiError::internal("registry task", e))?
         .map_err(|e| ApiError::internal("registry", e))?;
-    let replaced = state.nodes().get(&record.name).is_some();
     state.nodes_mut().insert(record);
     Metrics::add(&state.metrics.registrations, 1);
-    tracing::info!(node = %request.node_name, replaced, "node registered");
+    tracing::info!(node = %request.node_name, "node registered");
     Ok(Json(RegisterReply {
         node_name: request.node_name,
         node_token: token,
@@ -70,7 +101,7 @@ pub async fn register(
 
 pub async fn vitals(
     State(state): State<AppState>,
-    node: NodeAuth,
+    node: PushAuth,
     ApiJson(push): ApiJson<VitalsPush>,
 ) -> Result<Json<Value>, ApiError> {
     if push.samples.len() > MAX_SAMPLES_PER_PUSH {
@@ -79,6 +110,12 @@ pub async fn vitals(
             "at most {MAX_SAMPLES_PER_PUSH} samples per push, got {}",
             push.samples.len()
         )));
+    }
+    for (i, sample) in push.samples.iter().enumerate() {
+        if let Some(message) = limits::over_cap(&state.config.limits, sample) {
+            Metrics::add(&state.metrics.pushes_refused, 1);
+            return Err(ApiError::Unprocessable(format!("sample {i}: {message}")));
+        }
     }
     let labels = state
         .nodes()

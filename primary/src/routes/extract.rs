@@ -1,5 +1,7 @@
 //! Extractors that answer in the API's own error shape: JSON bodies, node and admin tokens.
 
+use std::time::Instant;
+
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -60,6 +62,50 @@ impl FromRequestParts<AppState> for NodeAuth {
     }
 }
 
+/// A node allowed to push now: its token is known and its bucket
+/// ([`crate::limits`]) holds a push; else 401, or 429 with `Retry-After`. Checked before the
+/// body is read.
+pub struct PushAuth {
+    pub name: String,
+}
+
+impl FromRequestParts<AppState> for PushAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token =
+            auth::bearer(&parts.headers).ok_or(ApiError::Unauthorized("missing bearer token"))?;
+        let limits = &state.config.limits;
+        let mut nodes = state.nodes_mut();
+        let name = nodes
+            .by_token(token)
+            .ok_or(ApiError::Unauthorized("unknown node token; register again"))?
+            .record
+            .name
+            .clone();
+        let node = nodes
+            .get_mut(&name)
+            .ok_or(ApiError::Unauthorized("unknown node token; register again"))?;
+        match node
+            .push_bucket
+            .take(Instant::now(), limits.push_burst, limits.push_refill)
+        {
+            Ok(()) => Ok(Self { name }),
+            Err(wait) => {
+                crate::metrics::Metrics::add(&state.metrics.pushes_rate_limited, 1);
+                Err(ApiError::TooManyRequests {
+                    reason: format!(
+                        "node {name:?} pushes more often than {} in a row and then one every {}; retry later",
+                        limits.push_burst,
+                        humantime::format_duration(limits.push_refill)
+                    ),
+                    retry_after: wait,
+                })
+            }
+        }
+    }
+}
+
 /// The request carried the enrollment token.
 pub struct EnrollAuth;
 
@@ -69,7 +115,7 @@ impl FromRequestParts<AppState> for EnrollAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = auth::bearer(&parts.headers)
             .ok_or(ApiError::Unauthorized("missing bearer enrollment token"))?;
-        if auth::tokens_match(token, &state.enroll_token) {
+        if state.enroll_token.matches(token) {
             Ok(Self)
         } else {
             Err(ApiError::Unauthorized("wrong enrollment token"))

@@ -2,6 +2,7 @@
 //! into calls on the state, the registry and the ingest path, and every failure into
 //! [`ApiError`](crate::error::ApiError).
 
+mod admin;
 mod agents;
 mod dashboard;
 mod extract;
@@ -9,7 +10,9 @@ mod nodes;
 mod ops;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::error::ApiError;
@@ -32,6 +35,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/dashboard", get(dashboard::settings))
         .route("/", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
+        .route(
+            "/api/v1/admin/enroll-token/rotate",
+            post(admin::rotate_enroll_token),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -39,5 +46,26 @@ pub fn app(state: AppState) -> Router {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .with_state(state)
+}
+
+/// Answers 408 when a request, body included, takes longer than
+/// `PIVITALS_LIMITS__REQUEST_TIMEOUT`, so a client that trickles or never finishes its body
+/// does not hold a connection and a task for ever. (Reading the request head has its own
+/// limit, in [`crate::serve`].)
+async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.config.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::debug!(?limit, "request timed out");
+            let mut response = ApiError::RequestTimeout(limit).into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
 }
