@@ -160,3 +160,112 @@ async fn a_certificate_without_its_key_is_a_configuration_error() {
     let err = PrimaryConfig::load(None, env).unwrap_err();
     assert!(err.to_string().contains("PIVITALS_TLS__KEY"), "{err}");
 }
+
+mod support;
+
+#[tokio::test]
+async fn the_agent_binary_lands_over_https_and_says_why_it_refuses_another_ca() {
+    pivitals_primary::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_and_server();
+    let (other_ca, _, _) = ca_and_server();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (ca_path, other_ca_path) = (write("ca.pem", &ca), write("other-ca.pem", &other_ca));
+    let (cert_path, key_path) = (write("primary.crt", &cert), write("primary.key", &key));
+    let env = [
+        (
+            "PIVITALS_DATA_DIR",
+            dir.path().join("data").to_str().unwrap().to_owned(),
+        ),
+        ("PIVITALS_ENROLL_TOKEN", support::ENROLL.to_owned()),
+        ("PIVITALS_SELF_MONITOR", "false".to_owned()),
+        ("PIVITALS_TLS__CERT", cert_path),
+        ("PIVITALS_TLS__KEY", key_path),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+    let config = PrimaryConfig::load(None, env).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(pivitals_primary::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+
+    let agent_env = |name: &str, ca: &str| {
+        vec![
+            ("PIVITALS_PRIMARY_URL", url.clone()),
+            ("PIVITALS_ENROLL_TOKEN", support::ENROLL.to_owned()),
+            ("PIVITALS_NODE_NAME", name.to_owned()),
+            ("PIVITALS_INTERVAL", "1s".to_owned()),
+            (
+                "PIVITALS_STATE_DIR",
+                dir.path().join(name).display().to_string(),
+            ),
+            ("PIVITALS_TLS__CA", ca.to_owned()),
+        ]
+    };
+    let binary = support::workspace_binary("pivitals-agent");
+    let mut trusting = support::Proc::spawn(
+        "tls-good",
+        &binary,
+        &agent_env("tls-good", &ca_path),
+        dir.path(),
+    );
+    let mut wrong = support::Proc::spawn(
+        "tls-wrong",
+        &binary,
+        &agent_env("tls-wrong", &other_ca_path),
+        dir.path(),
+    );
+
+    let reader = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let mut landed = false;
+    for _ in 0..100 {
+        let nodes: serde_json::Value = reader
+            .get(format!("{url}/api/v1/nodes"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let good = nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == "tls-good");
+        if good.is_some_and(|n| n["latest"]["cpu"].is_object()) {
+            assert!(
+                nodes
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|n| n["name"] != "tls-wrong"),
+                "an agent that does not trust the certificate registered: {nodes}"
+            );
+            landed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(landed, "no sample over HTTPS:\n{}", trusting.log_tail());
+    let log = wrong.log();
+    assert!(
+        log.contains("certificate"),
+        "the refusal does not say why:\n{log}"
+    );
+    assert!(trusting.terminate(Duration::from_secs(20)).success());
+    wrong.kill_hard();
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
