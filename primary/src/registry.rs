@@ -13,6 +13,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// Page cache of the registry database.
+const CACHE_BYTES: usize = 2 * 1024 * 1024;
+
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 
 #[derive(Debug, Error)]
@@ -48,7 +51,10 @@ pub struct Registry {
 
 impl Registry {
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
-        let db = Database::create(path)?;
+        // redb caches up to 1 GiB by default; the registry is read once at start.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)?;
         // Create the table up front so that reads of an empty registry succeed.
         let txn = db.begin_write()?;
         txn.open_table(NODES)?;

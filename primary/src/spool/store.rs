@@ -17,6 +17,9 @@ use super::record::{self, RecordError};
 
 pub(super) const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 
+/// Page cache of the spool database.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Appends that may wait for the committer; beyond it pushes are answered 503.
 const QUEUE: usize = 8192;
 
@@ -86,7 +89,10 @@ impl Spool {
     /// Opens (or creates) the spool at `path` and starts its committer task; must be called
     /// inside a tokio runtime. redb repairs the file on open after a crash.
     pub fn open(path: &Path, max_bytes: u64) -> Result<Self, SpoolError> {
-        let db = Database::create(path)?;
+        // redb caches up to 1 GiB by default; the spool is written once and read once.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(RECORDS)?;
         txn.commit()?;
