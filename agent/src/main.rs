@@ -1,6 +1,9 @@
 //! `pivitals-agent [--config PATH]`: reads its settings, then samples and pushes until SIGTERM
 //! or Ctrl-C. Exit codes: 0 after a clean stop, 2 for a configuration the operator must fix,
 //! 1 for anything else.
+//!
+//! `pivitals-agent simulate --nodes N ...`: many synthetic nodes against a primary, for load
+//! tests and benchmarks (see `simulate.rs`); the normal agent never touches that code.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,6 +13,8 @@ use anyhow::anyhow;
 use clap::Parser;
 use pivitals_agent::{AgentError, Config, ConfigError, shutdown};
 use tracing_subscriber::EnvFilter;
+
+mod simulate;
 
 /// Samples this host's vitals and pushes them to the pivitals primary.
 ///
@@ -23,12 +28,24 @@ struct Cli {
     /// TOML file with the same settings, keys in lower case without the prefix.
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Simulates many nodes against a primary and prints one summary line (a load test).
+    Simulate(simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    match agent(&cli) {
+    let result = match &cli.command {
+        Some(Command::Simulate(args)) => simulate::simulate(args),
+        None => agent(&cli),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pivitals-agent: {e}");

@@ -1,0 +1,663 @@
+#!/usr/bin/env bash
+# bench/run.sh: the pivitals benchmark, one command, loopback only, bounded in time.
+#
+#   bash bench/run.sh                  # all phases, about 10 minutes after the builds
+#   BENCH_PROFILE=1 bash bench/run.sh  # also profile the primary with perf (one more build)
+#
+# a. The agent at a 1 s interval for BENCH_WINDOW (60) s beside collectd (cpu, memory, swap, df,
+#    interface, load, uptime, thermal; network plugin sending every 1 s to a second collectd on
+#    127.0.0.1) and beside prometheus-node-exporter scraped by curl every 1 s, all three at once:
+#    peak RSS (VmHWM) and CPU time per sample (utime+stime from /proc/PID/stat over the window,
+#    divided by the samples taken in it); the stripped release agent's size.
+# b. The primary into a real InfluxDB 1.x: BENCH_NODES (2000) simulated nodes at 1 s for
+#    BENCH_DURATION (30) s (`pivitals-agent simulate`): pushes, failures, latency, primary CPU
+#    per push, and every push counted back in InfluxDB; then a saturation run (nodes pushing
+#    back to back) for the pipeline's end-to-end lines/s, beside the same number of lines
+#    written straight to InfluxDB by one bulk client (curl, 5000-line bodies).
+# c. The primary's peak memory with BENCH_BIG_NODES (10000) registered nodes, one push each.
+#
+# Installs what it needs with apt-get (root). Prints a table and writes it to
+# bench/results/latest.txt. Every server it starts listens on 127.0.0.1 and is stopped at the
+# end (or on any error) by its process id.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS_DIR=$ROOT/bench/results
+WINDOW=${BENCH_WINDOW:-60}
+NODES=${BENCH_NODES:-2000}
+DURATION=${BENCH_DURATION:-30}
+SAT_NODES=${BENCH_SAT_NODES:-1000}
+SAT_DURATION=${BENCH_SAT_DURATION:-20}
+BIG_NODES=${BENCH_BIG_NODES:-10000}
+PROFILE=${BENCH_PROFILE:-0}
+TOKEN=bench-enrollment-token-000001
+CLK_TCK=$(getconf CLK_TCK)
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- processes: every one started here is remembered and stopped by its id --------------------
+
+PIDS=()
+WORK=
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        # Give each a moment, then SIGKILL.
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.5
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+    if [[ -n $WORK && -d $WORK && ${BENCH_KEEP:-0} != 1 ]]; then
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# stop PID: SIGTERM, wait up to 20 s, SIGKILL.
+stop() {
+    local pid=$1
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 40); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# --- /proc readers ----------------------------------------------------------------------------
+
+# utime+stime of PID in clock ticks (fields 14 and 15; the name in field 2 has no spaces here).
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# Peak resident set (VmHWM) of PID in KiB.
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# Resident anonymous (private heap and stacks) and file-backed (code, libraries) KiB of PID.
+anon_kib() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
+file_kib() { awk '/^RssFile:/ {print $2}' "/proc/$1/status"; }
+now_s() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+
+# --- ports and HTTP ---------------------------------------------------------------------------
+
+USED_PORTS=" "
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        [[ $USED_PORTS == *" $port "* ]] && continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            USED_PORTS+="$port "
+            echo "$port"
+            return
+        fi
+    done
+}
+
+# wait_http URL STATUS SECONDS
+wait_http() {
+    local deadline=$((SECONDS + $3))
+    until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true) == "$2" ]]; do
+        ((SECONDS < deadline)) || die "$1 did not answer $2 within $3 s"
+        sleep 0.2
+    done
+}
+
+metric() { # metric URL NAME: the value of an unlabelled metric of the primary
+    curl -s --max-time 5 "$1/metrics" | awk -v name="$2" '$1 == name {print $2}'
+}
+
+influx_count() { # influx_count URL DB QUERY: the first count, 0 without series
+    curl -s --max-time 30 -G "$1/query" --data-urlencode "db=$2" --data-urlencode "q=$3" |
+        grep -o '"values":\[\[[^]]*\]' | head -1 | sed 's/.*,//' | tr -d ']' | grep -E '^[0-9]+$' ||
+        echo 0
+}
+
+field() { # field LINE KEY: the value of KEY= in a summary line
+    tr ' ' '\n' <<<"$1" | awk -F= -v key="$2" '$1 == key {print $2}' | sed 's/ms$//; s/s$//'
+}
+
+# --- setup ------------------------------------------------------------------------------------
+
+install_packages() {
+    local need=()
+    command -v collectd >/dev/null || [[ -x /usr/sbin/collectd ]] || need+=(collectd-core)
+    command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
+    command -v influxd >/dev/null || need+=(influxdb)
+    command -v curl >/dev/null || need+=(curl)
+    command -v pgrep >/dev/null || need+=(procps)
+    if [[ $PROFILE == 1 ]] && ! command -v perf >/dev/null; then
+        need+=(linux-perf)
+    fi
+    if ((${#need[@]})); then
+        [[ $(id -u) == 0 ]] || die "run as root to install: ${need[*]}"
+        log "installing ${need[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+}
+
+build() {
+    log "building the release agent and primary (and the line generator)"
+    (cd "$ROOT" && cargo build --release -q -p pivitals-agent -p pivitals-primary)
+    (cd "$ROOT" && cargo build -q -p pivitals-primary --example bench_lines)
+    AGENT=$ROOT/target/release/pivitals-agent
+    PRIMARY=$ROOT/target/release/pivitals-primary
+    LINES_GEN=$ROOT/target/debug/examples/bench_lines
+    if [[ $PROFILE == 1 ]]; then
+        log "building a primary with symbols for perf (target/bench-profile)"
+        (cd "$ROOT" && CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+            cargo build --release -q -p pivitals-primary --target-dir target/bench-profile)
+        PRIMARY_SYMBOLS=$ROOT/target/bench-profile/release/pivitals-primary
+    fi
+}
+
+# start_primary NAME PORT [VAR=VALUE...]: a release primary in $WORK/NAME, sets PRIMARY_PID.
+start_primary() {
+    local name=$1 port=$2 binary=${PRIMARY_BINARY:-$PRIMARY}
+    shift 2
+    mkdir -p "$WORK/$name"
+    env PIVITALS_LISTEN="127.0.0.1:$port" PIVITALS_DATA_DIR="$WORK/$name/data" \
+        PIVITALS_ENROLL_TOKEN="$TOKEN" PIVITALS_SELF_MONITOR=false PIVITALS_LOG=warn "$@" \
+        "$binary" >"$WORK/$name/primary.log" 2>&1 &
+    PRIMARY_PID=$!
+    PIDS+=("$PRIMARY_PID")
+    wait_http "http://127.0.0.1:$port/healthz" 200 60
+}
+
+# start_influx: an InfluxDB 1.x in $WORK/influx on free loopback ports, sets INFLUX and
+# INFLUX_PID (the config is the one testkit/src/influx_v1.rs writes).
+start_influx() {
+    local dir=$WORK/influx http_port rpc_port
+    http_port=$(free_port)
+    rpc_port=$(free_port)
+    mkdir -p "$dir"
+    cat >"$dir/influxdb.conf" <<EOF
+reporting-disabled = true
+bind-address = "127.0.0.1:$rpc_port"
+
+[meta]
+  dir = "$dir/meta"
+  logging-enabled = false
+
+[data]
+  dir = "$dir/data"
+  wal-dir = "$dir/wal"
+  query-log-enabled = false
+
+[monitor]
+  store-enabled = false
+
+[subscriber]
+  enabled = false
+
+[continuous_queries]
+  enabled = false
+  log-enabled = false
+
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:$http_port"
+  auth-enabled = false
+  log-enabled = false
+  pprof-enabled = false
+  max-body-size = 0
+
+[logging]
+  level = "warn"
+  suppress-logo = true
+EOF
+    influxd -config "$dir/influxdb.conf" >"$dir/influxd.log" 2>&1 &
+    INFLUX_PID=$!
+    PIDS+=("$INFLUX_PID")
+    INFLUX=http://127.0.0.1:$http_port
+    wait_http "$INFLUX/ping" 204 60
+}
+
+# simulate OUT ARGS...: runs `pivitals-agent simulate` in the background (SIM_PID), stdout in
+# OUT.out, stderr in OUT.err.
+simulate() {
+    local out=$1
+    shift
+    PIVITALS_LOG=info "$AGENT" simulate --enroll-token "$TOKEN" "$@" >"$out.out" 2>"$out.err" &
+    SIM_PID=$!
+    PIDS+=("$SIM_PID")
+}
+
+# wait_sim SECONDS: until the simulation ends (killed after SECONDS); fails if it failed. While
+# it runs, SIM_TICKS is its CPU time so far.
+wait_sim() {
+    local deadline=$((SECONDS + $1)) ticks
+    while [[ $(ps -o stat= -p "$SIM_PID" 2>/dev/null || true) != Z* ]] && kill -0 "$SIM_PID" 2>/dev/null; do
+        ticks=$(cpu_ticks "$SIM_PID" 2>/dev/null || true)
+        [[ -n $ticks ]] && SIM_TICKS=$ticks
+        if ((SECONDS >= deadline)); then
+            log "simulate did not end within $1 s: stopping it"
+            stop "$SIM_PID"
+            return 1
+        fi
+        sleep 0.2
+    done
+    wait "$SIM_PID"
+}
+
+# wait_pushing FILE SECONDS: until the simulation says its nodes are registered.
+wait_pushing() {
+    local deadline=$((SECONDS + $2))
+    until grep -q 'all nodes registered' "$1.err" 2>/dev/null; do
+        kill -0 "$SIM_PID" 2>/dev/null || die "simulate ended early: $(tail -5 "$1.err")"
+        ((SECONDS < deadline)) || die "the nodes did not register within $2 s"
+        sleep 0.1
+    done
+}
+
+# --- a. the agent beside collectd and node-exporter --------------------------------------------
+
+phase_agent() {
+    log "a. agent vs collectd vs node-exporter, ${WINDOW} s at 1 s"
+    local port recv_port nx_port dir=$WORK/a
+    mkdir -p "$dir"
+    port=$(free_port)
+    start_primary a-primary "$port"
+
+    # The agent.
+    env PIVITALS_PRIMARY_URL="http://127.0.0.1:$port" PIVITALS_ENROLL_TOKEN="$TOKEN" \
+        PIVITALS_NODE_NAME=bench-agent PIVITALS_INTERVAL=1s PIVITALS_START_JITTER=false \
+        PIVITALS_STATE_DIR="$dir/agent-state" PIVITALS_LOG=warn \
+        "$AGENT" >"$dir/agent.log" 2>&1 &
+    local agent_pid=$!
+    PIDS+=("$agent_pid")
+
+    # A receiving collectd, then the sending one (the one measured).
+    recv_port=$(free_port)
+    local common="FQDNLookup false
+PluginDir \"/usr/lib/collectd\"
+TypesDB \"/usr/share/collectd/types.db\"
+Interval 1
+LoadPlugin logfile
+"
+    mkdir -p "$dir/recv" "$dir/send"
+    cat >"$dir/recv.conf" <<EOF
+Hostname "bench-receiver"
+BaseDir "$dir/recv"
+PIDFile "$dir/recv/collectd.pid"
+$common
+<Plugin logfile>
+  LogLevel warning
+  File "$dir/recv/collectd.log"
+</Plugin>
+LoadPlugin network
+<Plugin network>
+  Listen "127.0.0.1" "$recv_port"
+</Plugin>
+EOF
+    cat >"$dir/send.conf" <<EOF
+Hostname "bench-sender"
+BaseDir "$dir/send"
+PIDFile "$dir/send/collectd.pid"
+$common
+<Plugin logfile>
+  LogLevel warning
+  File "$dir/send/collectd.log"
+</Plugin>
+LoadPlugin cpu
+<Plugin cpu>
+  ReportByCpu false
+  ValuesPercentage true
+</Plugin>
+LoadPlugin memory
+LoadPlugin swap
+LoadPlugin df
+LoadPlugin interface
+LoadPlugin load
+LoadPlugin uptime
+LoadPlugin thermal
+LoadPlugin network
+<Plugin network>
+  Server "127.0.0.1" "$recv_port"
+</Plugin>
+EOF
+    collectd -f -C "$dir/recv.conf" &
+    local receiver_pid=$!
+    PIDS+=("$receiver_pid")
+    collectd -f -C "$dir/send.conf" &
+    local collectd_pid=$!
+    PIDS+=("$collectd_pid")
+
+    # node-exporter and its 1 s scraper (each scrape appends a line to the scrapes file).
+    nx_port=$(free_port)
+    prometheus-node-exporter --web.listen-address="127.0.0.1:$nx_port" \
+        --collector.textfile.directory="$dir" >"$dir/node-exporter.log" 2>&1 &
+    local nx_pid=$!
+    PIDS+=("$nx_pid")
+    wait_http "http://127.0.0.1:$nx_port/metrics" 200 30
+    : >"$dir/scrapes"
+    (
+        for _ in $(seq 1 $((WINDOW + 30))); do
+            curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$nx_port/metrics" && echo >>"$dir/scrapes"
+            sleep 1
+        done
+    ) &
+    local scraper_pid=$!
+    PIDS+=("$scraper_pid")
+
+    # Let all three start up, then measure over the window.
+    sleep 5
+    for pid in "$agent_pid" "$collectd_pid" "$nx_pid"; do
+        kill -0 "$pid" 2>/dev/null || die "a measured process died; see $dir"
+    done
+    local a0 c0 n0 s0 r0 t0 t1
+    a0=$(cpu_ticks "$agent_pid")
+    c0=$(cpu_ticks "$collectd_pid")
+    n0=$(cpu_ticks "$nx_pid")
+    s0=$(wc -l <"$dir/scrapes")
+    r0=$(metric "http://127.0.0.1:$port" pivitals_samples_received_total)
+    t0=$(now_s)
+    sleep "$WINDOW"
+    A_TICKS=$(($(cpu_ticks "$agent_pid") - a0))
+    C_TICKS=$(($(cpu_ticks "$collectd_pid") - c0))
+    N_TICKS=$(($(cpu_ticks "$nx_pid") - n0))
+    N_SAMPLES=$(($(wc -l <"$dir/scrapes") - s0))
+    A_RECEIVED=$(($(metric "http://127.0.0.1:$port" pivitals_samples_received_total) - r0))
+    t1=$(now_s)
+    A_HWM=$(hwm_kib "$agent_pid")
+    C_HWM=$(hwm_kib "$collectd_pid")
+    N_HWM=$(hwm_kib "$nx_pid")
+    A_SPLIT="$(anon_kib "$agent_pid") + $(file_kib "$agent_pid")"
+    C_SPLIT="$(anon_kib "$collectd_pid") + $(file_kib "$collectd_pid")"
+    N_SPLIT="$(anon_kib "$nx_pid") + $(file_kib "$nx_pid")"
+    WINDOW_S=$(calc '%.1f' "$t1 - $t0")
+    # Samples in the window: one a second for the agent and collectd (both tick at 1 s).
+    A_SAMPLES=$WINDOW
+    C_SAMPLES=$WINDOW
+    AGENT_SIZE=$(stat -c %s "$AGENT")
+    local pid
+    for pid in "$scraper_pid" "$nx_pid" "$collectd_pid" "$receiver_pid" "$agent_pid" \
+        "$PRIMARY_PID"; do
+        stop "$pid"
+    done
+}
+
+# --- b. the primary into InfluxDB ---------------------------------------------------------------
+
+phase_primary() {
+    log "b. primary into InfluxDB 1.x: $NODES nodes at 1 s for $DURATION s"
+    start_influx
+    local port url cpu0 cpu1 t0 t1 line deadline landed=0
+    port=$(free_port)
+    url=http://127.0.0.1:$port
+    # The per-node push limit (10 back to back, then 1 a second) would answer the saturation
+    # run's back-to-back pushes 429: lift it for this primary.
+    start_primary b-primary "$port" PIVITALS_INFLUX__API=v1 PIVITALS_INFLUX__URL="$INFLUX" \
+        PIVITALS_INFLUX__DATABASE=pivitals PIVITALS_LIMITS__PUSH_BURST=1000000 \
+        PIVITALS_LIMITS__PUSH_REFILL=1ms
+    local influx_cpu0 influx_cpu1
+    simulate "$WORK/b1" --nodes "$NODES" --interval 1s --duration "${DURATION}s" \
+        --primary-url "$url"
+    wait_pushing "$WORK/b1" 600
+    cpu0=$(cpu_ticks "$PRIMARY_PID")
+    influx_cpu0=$(cpu_ticks "$INFLUX_PID")
+    t0=$(now_s)
+    wait_sim $((DURATION + 120)) || die "simulate failed: $(tail -5 "$WORK/b1.err")"
+    cpu1=$(cpu_ticks "$PRIMARY_PID")
+    influx_cpu1=$(cpu_ticks "$INFLUX_PID")
+    line=$(grep '^simulate:' "$WORK/b1.out") || die "no summary line: $(tail -5 "$WORK/b1.err")"
+    B_LINE=$line
+    B_ACCEPTED=$(field "$line" accepted)
+    B_SENT=$(field "$line" sent)
+    B_FAILED=$(field "$line" failed)
+    B_RATE=$(field "$line" pushes/s)
+    B_P50=$(field "$line" p50)
+    B_P99=$(field "$line" p99)
+    B_CPU_US=$(calc '%.0f' "($cpu1 - $cpu0) / $CLK_TCK * 1000000 / $B_ACCEPTED")
+    B_INFLUX_CPU_US=$(calc '%.0f' "($influx_cpu1 - $influx_cpu0) / $CLK_TCK * 1000000 / $B_ACCEPTED")
+    # Every accepted push is one sample, so one cpu point: wait until all are in InfluxDB.
+    deadline=$((SECONDS + 120))
+    while ((SECONDS < deadline)); do
+        landed=$(influx_count "$INFLUX" pivitals 'SELECT count(usage_percent) FROM cpu')
+        ((landed >= B_ACCEPTED)) && break
+        sleep 0.5
+    done
+    t1=$(now_s)
+    B_LANDED=$landed
+    B_POINTS=$(metric "$url" pivitals_points_written_total)
+    B_LINES_PER_S=$(calc '%.0f' "$B_POINTS / ($t1 - $t0)")
+    B_HWM=$(hwm_kib "$PRIMARY_PID")
+
+    log "b. saturation: $SAT_NODES nodes pushing back to back for $SAT_DURATION s"
+    local before points0 written
+    before=$(influx_count "$INFLUX" pivitals 'SELECT count(usage_percent) FROM cpu')
+    points0=$(metric "$url" pivitals_points_written_total)
+    # New names: the primary refuses to register a name twice.
+    simulate "$WORK/b2" --nodes "$SAT_NODES" --first "$NODES" --interval 10ms \
+        --duration "${SAT_DURATION}s" --primary-url "$url"
+    wait_pushing "$WORK/b2" 600
+    local sim_cpu0
+    cpu0=$(cpu_ticks "$PRIMARY_PID")
+    influx_cpu0=$(cpu_ticks "$INFLUX_PID")
+    sim_cpu0=$(cpu_ticks "$SIM_PID")
+    SIM_TICKS=$sim_cpu0
+    t0=$(now_s)
+    wait_sim $((SAT_DURATION + 120)) || die "simulate failed: $(tail -5 "$WORK/b2.err")"
+    line=$(grep '^simulate:' "$WORK/b2.out") || die "no summary line"
+    S_LINE=$line
+    S_ACCEPTED=$(field "$line" accepted)
+    S_FAILED=$(field "$line" failed)
+    S_RATE=$(field "$line" pushes/s)
+    deadline=$((SECONDS + 180))
+    while ((SECONDS < deadline)); do
+        landed=$(influx_count "$INFLUX" pivitals 'SELECT count(usage_percent) FROM cpu')
+        ((landed - before >= S_ACCEPTED)) && break
+        sleep 0.2
+    done
+    t1=$(now_s)
+    cpu1=$(cpu_ticks "$PRIMARY_PID")
+    influx_cpu1=$(cpu_ticks "$INFLUX_PID")
+    S_LANDED=$((landed - before))
+    written=$(($(metric "$url" pivitals_points_written_total) - points0))
+    S_LINES=$written
+    S_SECONDS=$(calc '%.2f' "$t1 - $t0")
+    S_LINES_PER_S=$(calc '%.0f' "$written / ($t1 - $t0)")
+    S_PRIMARY_CORES=$(calc '%.2f' "($cpu1 - $cpu0) / $CLK_TCK / ($t1 - $t0)")
+    S_INFLUX_CORES=$(calc '%.2f' "($influx_cpu1 - $influx_cpu0) / $CLK_TCK / ($t1 - $t0)")
+    S_SIM_CORES=$(calc '%.2f' "($SIM_TICKS - $sim_cpu0) / $CLK_TCK / ($t1 - $t0)")
+    S_CPU_US=$(calc '%.0f' "($cpu1 - $cpu0) / $CLK_TCK * 1000000 / $S_ACCEPTED")
+    stop "$PRIMARY_PID"
+
+    log "b. direct: the same number of lines with one bulk client"
+    local samples lines_out files=() status
+    samples=$(((S_ACCEPTED + NODES - 1) / NODES))
+    lines_out=$("$LINES_GEN" --nodes "$NODES" --samples "$samples" --out "$WORK/lines")
+    D_LINES=$(sed 's/.*lines=\([0-9]*\).*/\1/' <<<"$lines_out")
+    LINES_PER_SAMPLE=$(sed 's/.*lines_per_sample=\([0-9]*\).*/\1/' <<<"$lines_out")
+    curl -s -o /dev/null -XPOST "$INFLUX/query" --data-urlencode 'q=CREATE DATABASE direct'
+    local args=() first=1 f
+    for f in "$WORK"/lines/lines-*.lp; do
+        ((first)) || args+=(--next)
+        first=0
+        args+=(-s -o /dev/null -w '%{http_code}\n' --data-binary "@$f"
+            "$INFLUX/write?db=direct&precision=ns")
+    done
+    influx_cpu0=$(cpu_ticks "$INFLUX_PID")
+    t0=$(now_s)
+    status=$(curl "${args[@]}" | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+    t1=$(now_s)
+    influx_cpu1=$(cpu_ticks "$INFLUX_PID")
+    [[ $status =~ ^\ ?[0-9]+\ 204\;$ ]] || die "direct writes answered: $status"
+    D_SECONDS=$(calc '%.2f' "$t1 - $t0")
+    D_LINES_PER_S=$(calc '%.0f' "$D_LINES / ($t1 - $t0)")
+    D_INFLUX_CORES=$(calc '%.2f' "($influx_cpu1 - $influx_cpu0) / $CLK_TCK / ($t1 - $t0)")
+    D_LANDED=$(influx_count "$INFLUX" direct 'SELECT count(usage_percent) FROM cpu')
+    RATIO=$(calc '%.2f' "$S_LINES_PER_S / $D_LINES_PER_S")
+
+    if [[ $PROFILE == 1 ]]; then
+        profile_primary
+    fi
+    stop "$INFLUX_PID"
+}
+
+# The primary with symbols under perf while NODES nodes push at 1 s for 20 s.
+profile_primary() {
+    log "b. profile: perf record on the primary, $NODES nodes at 1 s for 20 s"
+    local port url perf_pid
+    port=$(free_port)
+    url=http://127.0.0.1:$port
+    PRIMARY_BINARY=$PRIMARY_SYMBOLS start_primary p-primary "$port" PIVITALS_INFLUX__API=v1 \
+        PIVITALS_INFLUX__URL="$INFLUX" PIVITALS_INFLUX__DATABASE=profile
+    simulate "$WORK/p" --nodes "$NODES" --interval 1s --duration 20s --primary-url "$url"
+    wait_pushing "$WORK/p" 600
+    perf record -q -F 499 -g -o "$WORK/perf.data" -p "$PRIMARY_PID" -- sleep 20 \
+        >"$WORK/perf.log" 2>&1 &
+    perf_pid=$!
+    wait "$perf_pid" || true
+    wait_sim 200 || true
+    stop "$PRIMARY_PID"
+    # Self time per symbol (frame-pointer call graphs are too broken in this build to trust).
+    perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | sed 's/ *- *- *$//; s/ *$//' >"$WORK/profile-self.txt" || true
+    head -25 "$WORK/profile-self.txt" | cut -c1-150 >"$WORK/profile-top.txt"
+    # The same, summed by what the symbols belong to.
+    awk '{
+        pct = $1; sub(/%/, "", pct); line = $0
+        if (line ~ /\[k\]/) group = "kernel (TCP, epoll, fdatasync, scheduling)"
+        else if (line ~ /malloc|_int_free|cfree|unlink_chunk|consolidate|realloc|RawVec.*drop|drop_in_place<alloc/) group = "allocator (malloc, free)"
+        else if (line ~ /memmove|memcpy|memset|memcmp|extend_from_slice|rep_movs/) group = "memory copies"
+        else if (line ~ /fmt|line_protocol|Escaped|FormattedField|flt2dec|grisu|dragon|write_char|write_str/) group = "line protocol encoding (core::fmt)"
+        else if (line ~ /flate2|miniz|crc32|adler/) group = "gzip"
+        else if (line ~ /redb/) group = "spool and registry (redb)"
+        else if (line ~ /serde|from_utf8/) group = "JSON decoding (serde_json)"
+        else if (line ~ /hyper|axum|http::|tower|httparse|reqwest/) group = "HTTP (hyper, axum, reqwest)"
+        else if (line ~ /tokio|mio|epoll|futex|syscall|Mutex|pthread|clock_gettime|vdso/) group = "runtime, locks, clocks"
+        else if (line ~ /pivitals_(primary|common)::/) group = "pivitals code (state, ingest, routes)"
+        else group = "other (hash maps, futures, libm, ...)"
+        sum[group] += pct
+    } END { for (g in sum) printf "%6.1f%%  %s\n", sum[g], g }' "$WORK/profile-self.txt" |
+        sort -rn >"$WORK/profile-groups.txt"
+    PROFILE_LINE=$(grep '^simulate:' "$WORK/p.out" || true)
+}
+
+# --- c. memory with many nodes ------------------------------------------------------------------
+
+phase_memory() {
+    log "c. primary memory with $BIG_NODES registered nodes, one push each"
+    local port url
+    port=$(free_port)
+    url=http://127.0.0.1:$port
+    start_primary c-primary "$port" PIVITALS_LIMITS__MAX_NODES=$((BIG_NODES + 100))
+    local idle
+    idle=$(rss_kib "$PRIMARY_PID")
+    simulate "$WORK/c" --nodes "$BIG_NODES" --interval 10s --duration 10s --threads 2 \
+        --primary-url "$url"
+    wait_sim 900 || die "simulate failed: $(tail -5 "$WORK/c.err")"
+    C_LINE=$(grep '^simulate:' "$WORK/c.out") || die "no summary line"
+    C_NODES=$(curl -s --max-time 30 "$url/healthz" | sed 's/.*"nodes":\([0-9]*\).*/\1/')
+    C_IDLE_MIB=$(calc '%.1f' "$idle / 1024")
+    C_HWM_MIB=$(calc '%.1f' "$(hwm_kib "$PRIMARY_PID") / 1024")
+    # After the connections of the simulated nodes are gone.
+    sleep 2
+    C_RSS_MIB=$(calc '%.1f' "$(rss_kib "$PRIMARY_PID") / 1024")
+    stop "$PRIMARY_PID"
+
+    # The same nodes in batches of a tenth, each batch's connections closed before the next:
+    # what the nodes themselves cost, apart from 10,000 open connections at once.
+    log "c. the same in 10 batches of $((BIG_NODES / 10)) nodes"
+    port=$(free_port)
+    url=http://127.0.0.1:$port
+    start_primary c2-primary "$port" PIVITALS_LIMITS__MAX_NODES=$((BIG_NODES + 100))
+    local batch
+    for batch in $(seq 0 9); do
+        simulate "$WORK/c2-$batch" --nodes $((BIG_NODES / 10)) --first $((batch * BIG_NODES / 10)) \
+            --interval 5s --duration 5s --threads 2 --primary-url "$url"
+        wait_sim 300 || die "simulate failed: $(tail -5 "$WORK/c2-$batch.err")"
+        grep -q ' failed=0 ' "$WORK/c2-$batch.out" || die "pushes failed: $(cat "$WORK/c2-$batch.out")"
+    done
+    C2_NODES=$(curl -s --max-time 30 "$url/healthz" | sed 's/.*"nodes":\([0-9]*\).*/\1/')
+    C2_HWM_MIB=$(calc '%.1f' "$(hwm_kib "$PRIMARY_PID") / 1024")
+    stop "$PRIMARY_PID"
+}
+
+# --- report -----------------------------------------------------------------------------------
+
+verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi; }
+
+report() {
+    local a_ms c_ms n_ms a_mib c_mib n_mib
+    a_ms=$(calc '%.2f' "$A_TICKS * 1000 / $CLK_TCK / $A_SAMPLES")
+    c_ms=$(calc '%.2f' "$C_TICKS * 1000 / $CLK_TCK / $C_SAMPLES")
+    n_ms=$(calc '%.2f' "$N_TICKS * 1000 / $CLK_TCK / ($N_SAMPLES > 0 ? $N_SAMPLES : 1)")
+    a_mib=$(calc '%.1f' "$A_HWM / 1024")
+    c_mib=$(calc '%.1f' "$C_HWM / 1024")
+    n_mib=$(calc '%.1f' "$N_HWM / 1024")
+    cat <<EOF
+pivitals benchmark, $(date -u +%Y-%m-%dT%H:%MZ), commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')
+machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -h | awk '/^Mem:/ {print $2}') memory; load average before the run: $LOAD_BEFORE
+command: bash bench/run.sh (BENCH_WINDOW=$WINDOW BENCH_NODES=$NODES BENCH_DURATION=$DURATION BENCH_SAT_NODES=$SAT_NODES BENCH_SAT_DURATION=$SAT_DURATION BENCH_BIG_NODES=$BIG_NODES)
+
+a. one node at a 1 s interval, ${WINDOW_S} s window, all three at once
+                          peak RSS (VmHWM)   CPU per sample   samples in window   RSS at the end: anon + file KiB
+  pivitals-agent          $(printf '%8s MiB' "$a_mib")       $(printf '%8s ms' "$a_ms")      $(printf '%-19s' "$A_SAMPLES (primary: $A_RECEIVED)") $A_SPLIT
+  collectd (sender)       $(printf '%8s MiB' "$c_mib")       $(printf '%8s ms' "$c_ms")      $(printf '%-19s' "$C_SAMPLES") $C_SPLIT
+  node-exporter + scrape  $(printf '%8s MiB' "$n_mib")       $(printf '%8s ms' "$n_ms")      $(printf '%-19s' "$N_SAMPLES (scrapes)") $N_SPLIT
+  agent / collectd        $(printf '%8s' "$(calc '%.2f' "$A_HWM / $C_HWM")")x          $(printf '%8s' "$(calc '%.2f' "$A_TICKS / $A_SAMPLES / ($C_TICKS > 0 ? $C_TICKS / $C_SAMPLES : 1)")")x
+  agent / node-exporter   $(printf '%8s' "$(calc '%.2f' "$A_HWM / $N_HWM")")x          $(printf '%8s' "$(calc '%.2f' "$A_TICKS / $A_SAMPLES / ($N_TICKS > 0 ? $N_TICKS / ($N_SAMPLES > 0 ? $N_SAMPLES : 1) : 1)")")x
+  (CPU from utime+stime in /proc/PID/stat, resolution 1/$CLK_TCK s over the window: agent $A_TICKS, collectd $C_TICKS, node-exporter $N_TICKS ticks)
+  stripped release agent binary: $AGENT_SIZE bytes ($(calc '%.2f' "$AGENT_SIZE / 1048576") MiB)
+
+b. primary into InfluxDB 1.x ($(influxd version 2>/dev/null | head -1))
+  $NODES nodes at 1 s for $DURATION s:  $B_LINE
+    pushes accepted $B_ACCEPTED, failed $B_FAILED, $B_RATE pushes/s; latency p50 $B_P50 ms, p99 $B_P99 ms
+    cpu points in InfluxDB: $B_LANDED of $B_ACCEPTED pushes; lines written $B_POINTS ($LINES_PER_SAMPLE a sample); end to end $B_LINES_PER_S lines/s (offered load)
+    primary CPU per push: $B_CPU_US µs (influxd: $B_INFLUX_CPU_US µs); primary peak RSS $(calc '%.1f' "$B_HWM / 1024") MiB
+  saturation, $SAT_NODES nodes pushing back to back for $SAT_DURATION s:  $S_LINE
+    pushes accepted $S_ACCEPTED, failed $S_FAILED, $S_RATE pushes/s; cpu points landed $S_LANDED
+    end to end: $S_LINES lines in $S_SECONDS s = $S_LINES_PER_S lines/s; primary CPU per push $S_CPU_US µs
+    cores busy: primary $S_PRIMARY_CORES, influxd $S_INFLUX_CORES, simulator $S_SIM_CORES (of $(nproc))
+  direct, one bulk client (curl, 5000-line bodies): $D_LINES lines in $D_SECONDS s = $D_LINES_PER_S lines/s (influxd $D_INFLUX_CORES cores); cpu points landed $D_LANDED
+  pipeline / direct: ${RATIO}x
+
+c. primary memory with $BIG_NODES nodes (each registered, one push):  $C_LINE
+    nodes known: $C_NODES; RSS idle before $C_IDLE_MIB MiB; peak RSS (VmHWM) $C_HWM_MIB MiB; RSS after $C_RSS_MIB MiB
+  the same $BIG_NODES nodes in 10 batches (at most $((BIG_NODES / 10)) connections open at once): nodes known $C2_NODES; peak RSS $C2_HWM_MIB MiB
+
+targets
+  agent peak RSS <= collectd's:               $(verdict "$A_HWM <= $C_HWM") ($a_mib vs $c_mib MiB)
+  agent CPU per sample <= collectd's:         $(verdict "$A_TICKS / $A_SAMPLES <= $C_TICKS / $C_SAMPLES") ($a_ms vs $c_ms ms)
+  stripped agent <= 4 MB:                     $(verdict "$AGENT_SIZE <= 4000000") ($AGENT_SIZE bytes)
+  primary 2,000 pushes/s, every push landing: $(verdict "$B_SENT >= $NODES * $DURATION && $B_FAILED == 0 && $B_LANDED == $B_ACCEPTED && $NODES >= 2000") ($B_SENT of $((NODES * DURATION)) scheduled pushes sent, $B_FAILED failed, $B_LANDED of $B_ACCEPTED landed; $B_RATE pushes/s)
+  pipeline >= 0.5x direct write:              $(verdict "$RATIO >= 0.5") (${RATIO}x)
+  primary <= 64 MB with 10,000 nodes:         $(verdict "$C_HWM_MIB * 1048576 <= 64000000 && $BIG_NODES >= 10000") ($C_HWM_MIB MiB peak)
+EOF
+    if [[ $PROFILE == 1 ]]; then
+        echo
+        echo "profile of the primary (perf, $NODES nodes at 1 s, 20 s): $PROFILE_LINE"
+        echo "  self time by kind:"
+        sed 's/^/  /' "$WORK/profile-groups.txt"
+        echo "  self time, top symbols:"
+        sed 's/^/  /' "$WORK/profile-top.txt"
+    fi
+}
+
+main() {
+    install_packages
+    build
+    WORK=$(mktemp -d /tmp/pivitals-bench.XXXXXX)
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+    phase_agent
+    phase_primary
+    phase_memory
+    mkdir -p "$RESULTS_DIR"
+    report | tee "$RESULTS_DIR/latest.txt"
+}
+
+main "$@"
