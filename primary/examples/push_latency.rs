@@ -78,7 +78,12 @@ async fn main() -> anyhow::Result<()> {
                         samples: vec![sample.clone()],
                     };
                     let sent = Instant::now();
-                    let response = http.post(&url).bearer_auth(&token).json(&body).send().await?;
+                    let response = http
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await?;
                     if !response.status().is_success() {
                         bail!("push answered {}", response.status());
                     }
