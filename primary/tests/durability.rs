@@ -10,20 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use pivitals_testkit::{InfluxV1, free_port};
-use support::{Proc, eventually, start_agent, start_primary};
+use support::{Proc, eventually, start_agent, start_primary_on_influx_v1};
 
 const DB: &str = "pivitals";
 /// Interval (1 s) plus scheduling jitter: a larger gap means a lost sample.
 const MAX_GAP_MS: i64 = 1900;
-
-fn influx_env(influx: &InfluxV1) -> Vec<(&'static str, String)> {
-    vec![
-        ("PIVITALS_INFLUX__API", "v1".into()),
-        ("PIVITALS_INFLUX__URL", influx.url()),
-        ("PIVITALS_INFLUX__DATABASE", DB.into()),
-        ("PIVITALS_SELF_MONITOR", "false".into()),
-    ]
-}
 
 /// The `sent`, `rejected` and `dropped` counts an agent logs when it stops.
 fn agent_summary(agent: &Proc) -> (u64, u64, u64) {
@@ -117,7 +108,7 @@ fn influxdb_down_for_20_seconds_loses_no_sample() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut primary = start_primary(dir.path(), port, &influx_env(&influx));
+    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &[]);
     let mut agents = start_agents(dir.path(), &url, &["dur-influx-a", "dur-influx-b"]);
 
     eventually("first points", Duration::from_secs(30), || {
@@ -143,9 +134,8 @@ fn primary_killed_with_kill_9_and_restarted_loses_no_sample() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut env = influx_env(&influx);
-    env.push(("PIVITALS_BATCH__FLUSH_INTERVAL", "5s".into()));
-    let mut primary = start_primary(dir.path(), port, &env);
+    let slow_flush = [("PIVITALS_BATCH__FLUSH_INTERVAL", "5s".to_owned())];
+    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &slow_flush);
     let mut agents = start_agents(dir.path(), &url, &["dur-kill-a", "dur-kill-b"]);
 
     eventually("first points", Duration::from_secs(30), || {
@@ -155,7 +145,7 @@ fn primary_killed_with_kill_9_and_restarted_loses_no_sample() {
     std::thread::sleep(Duration::from_secs(3));
     primary.kill_hard();
     std::thread::sleep(Duration::from_secs(6));
-    let mut primary = start_primary(dir.path(), port, &env);
+    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &slow_flush);
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         primary
@@ -188,7 +178,7 @@ fn agent_killed_and_restarted_while_the_primary_is_down_delivers_its_backlog() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let node = "dur-agent";
-    let mut primary = start_primary(dir.path(), port, &influx_env(&influx));
+    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &[]);
     let mut agent = start_agent(dir.path(), node, &url, "1s");
     eventually("first points", Duration::from_secs(30), || {
         (stored_timestamps(&influx, node).len() >= 3).then_some(())
@@ -209,7 +199,7 @@ fn agent_killed_and_restarted_while_the_primary_is_down_delivers_its_backlog() {
     let mut agent = start_agent(dir.path(), node, &url, "1s");
     let restarted_at = now_ms();
     std::thread::sleep(Duration::from_secs(4));
-    let mut primary = start_primary(dir.path(), port, &influx_env(&influx));
+    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &[]);
 
     let stored = eventually("the backlog in InfluxDB", Duration::from_secs(90), || {
         let ts = stored_timestamps(&influx, node);

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use pivitals_testkit::{InfluxV1, VictoriaMetrics, free_port};
 use serde_json::Value;
-use support::{eventually, get_json, node_status, start_agent, start_primary};
+use support::{
+    eventually, get_json, node_status, start_agent, start_primary, start_primary_on_influx_v1,
+};
 
 const DB: &str = "pivitals";
 
@@ -34,16 +36,7 @@ fn three_agents_at_one_second_land_in_influxdb_1x_tagged_by_node() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut primary = start_primary(
-        dir.path(),
-        port,
-        &[
-            ("PIVITALS_INFLUX__API", "v1".into()),
-            ("PIVITALS_INFLUX__URL", influx.url()),
-            ("PIVITALS_INFLUX__DATABASE", DB.into()),
-            ("PIVITALS_SELF_MONITOR", "false".into()),
-        ],
-    );
+    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &[]);
     let names = ["e2e-a", "e2e-b", "e2e-c"];
     let mut agents: Vec<_> = names
         .iter()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pivitals_testkit::{InfluxV1, free_port, http};
 use serde_json::{Value, json};
-use support::{ENROLL, eventually, start_agent, start_primary};
+use support::{ENROLL, eventually, start_agent, start_primary_on_influx_v1};
 
 const DB: &str = "pivitals";
 const ADMIN: &str = "hostile-test-admin-token-0001";
@@ -51,16 +51,12 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut primary = start_primary(
+    let mut primary = start_primary_on_influx_v1(
         dir.path(),
         port,
-        &[
-            ("PIVITALS_INFLUX__API", "v1".into()),
-            ("PIVITALS_INFLUX__URL", influx.url()),
-            ("PIVITALS_INFLUX__DATABASE", DB.into()),
-            ("PIVITALS_SELF_MONITOR", "false".into()),
-            ("PIVITALS_ADMIN_TOKEN", ADMIN.into()),
-        ],
+        &influx,
+        DB,
+        &[("PIVITALS_ADMIN_TOKEN", ADMIN.into())],
     );
     let mut agent = start_agent(dir.path(), "real-node", &url, "1s");
     eventually("the agent's first points", Duration::from_secs(30), || {

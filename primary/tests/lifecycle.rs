@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pivitals_testkit::{InfluxV1, free_port};
 use serde_json::{Value, json};
-use support::{eventually, node_status, start_agent, start_primary};
+use support::{eventually, node_status, start_agent, start_primary, start_primary_on_influx_v1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DB: &str = "pivitals";
@@ -59,14 +59,12 @@ fn status_changes_land_in_influxdb_as_node_status_points() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut primary = start_primary(
+    let mut primary = start_primary_on_influx_v1(
         dir.path(),
         port,
+        &influx,
+        DB,
         &[
-            ("PIVITALS_INFLUX__API", "v1".into()),
-            ("PIVITALS_INFLUX__URL", influx.url()),
-            ("PIVITALS_INFLUX__DATABASE", DB.into()),
-            ("PIVITALS_SELF_MONITOR", "false".into()),
             (
                 "PIVITALS_ALERT__WEBHOOK_URL",
                 format!("http://{}/hook", black_hole.local_addr().unwrap()),

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use pivitals_testkit::{InfluxV1, free_port};
-use support::{ENROLL, eventually, get_json, start_primary, workspace_binary};
+use support::{ENROLL, eventually, get_json, start_primary_on_influx_v1, workspace_binary};
 
 const DB: &str = "pivitals";
 
@@ -25,16 +25,7 @@ fn five_simulated_nodes_push_every_second_and_every_push_lands() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut primary = start_primary(
-        dir.path(),
-        port,
-        &[
-            ("PIVITALS_INFLUX__API", "v1".into()),
-            ("PIVITALS_INFLUX__URL", influx.url()),
-            ("PIVITALS_INFLUX__DATABASE", DB.into()),
-            ("PIVITALS_SELF_MONITOR", "false".into()),
-        ],
-    );
+    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &[]);
 
     let output = Command::new(workspace_binary("pivitals-agent"))
         .args([

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use pivitals_common::line_protocol::{MeasurementSchema, SCHEMA};
 use pivitals_testkit::{InfluxV1, free_port};
 use serde_json::Value;
-use support::{ENROLL, Proc, eventually, start_agent, start_primary, workspace_binary};
+use support::{
+    ENROLL, Proc, eventually, start_agent, start_primary_on_influx_v1, workspace_binary,
+};
 
 const DB: &str = "pivitals";
 /// The node whose agent reads the Raspberry Pi fixture; the per-node InfluxQL queries use it.
@@ -992,16 +994,7 @@ fn influxql_queries_return_rows_from_influxdb_1x_fed_by_a_real_agent() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut primary = start_primary(
-        dir.path(),
-        port,
-        &[
-            ("PIVITALS_INFLUX__API", "v1".into()),
-            ("PIVITALS_INFLUX__URL", influx.url()),
-            ("PIVITALS_INFLUX__DATABASE", DB.into()),
-            ("PIVITALS_SELF_MONITOR", "false".into()),
-        ],
-    );
+    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &[]);
     let root = raspberry_pi_root(dir.path());
     let pi_env = [
         ("PIVITALS_PRIMARY_URL", url.clone()),

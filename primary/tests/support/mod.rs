@@ -190,3 +190,22 @@ pub fn node_status(primary_url: &str, node: &str) -> String {
     let node = get_json(&format!("{primary_url}/api/v1/nodes/{node}"));
     node["status"].as_str().unwrap_or_default().to_owned()
 }
+
+/// A primary binary writing to a real InfluxDB 1.x (database `db`) with self-monitoring off;
+/// `extra` settings come after, so they win.
+pub fn start_primary_on_influx_v1(
+    dir: &Path,
+    port: u16,
+    influx: &pivitals_testkit::InfluxV1,
+    db: &str,
+    extra: &[(&str, String)],
+) -> Proc {
+    let mut env = vec![
+        ("PIVITALS_INFLUX__API", "v1".to_owned()),
+        ("PIVITALS_INFLUX__URL", influx.url()),
+        ("PIVITALS_INFLUX__DATABASE", db.to_owned()),
+        ("PIVITALS_SELF_MONITOR", "false".to_owned()),
+    ];
+    env.extend(extra.iter().cloned());
+    start_primary(dir, port, &env)
+}
