@@ -79,6 +79,8 @@ stop() {
 
 # utime+stime of PID in clock ticks (fields 14 and 15; the name in field 2 has no spaces here).
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# CPU time of PID's threads in ns (schedstat: exact, where utime+stime count whole ticks).
+cpu_ns() { cat "/proc/$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
 # Peak resident set (VmHWM) of PID in KiB.
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -91,10 +93,12 @@ calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 # --- ports and HTTP ---------------------------------------------------------------------------
 
 USED_PORTS=" "
+# A port below the ephemeral range (which 10,000 simulated connections use up), free now.
 free_port() {
-    local port
+    local port low
+    low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     while :; do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % (low - 10000)))
         [[ $USED_PORTS == *" $port "* ]] && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             USED_PORTS+="$port "
@@ -172,7 +176,12 @@ start_primary() {
         "$binary" >"$WORK/$name/primary.log" 2>&1 &
     PRIMARY_PID=$!
     PIDS+=("$PRIMARY_PID")
-    wait_http "http://127.0.0.1:$port/healthz" 200 60
+    local deadline=$((SECONDS + 60))
+    until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/healthz" || true) == 200 ]]; do
+        kill -0 "$PRIMARY_PID" 2>/dev/null || die "the primary exited: $(tail -3 "$WORK/$name/primary.log")"
+        ((SECONDS < deadline)) || die "the primary did not answer within 60 s"
+        sleep 0.2
+    done
 }
 
 # start_influx: an InfluxDB 1.x in $WORK/influx on free loopback ports, sets INFLUX and
@@ -356,15 +365,21 @@ EOF
     for pid in "$agent_pid" "$collectd_pid" "$nx_pid"; do
         kill -0 "$pid" 2>/dev/null || die "a measured process died; see $dir"
     done
-    local a0 c0 n0 s0 r0 t0 t1
+    local a0 c0 n0 s0 r0 t0 t1 an0 cn0 nn0
     a0=$(cpu_ticks "$agent_pid")
     c0=$(cpu_ticks "$collectd_pid")
     n0=$(cpu_ticks "$nx_pid")
+    an0=$(cpu_ns "$agent_pid")
+    cn0=$(cpu_ns "$collectd_pid")
+    nn0=$(cpu_ns "$nx_pid")
     s0=$(wc -l <"$dir/scrapes")
     r0=$(metric "http://127.0.0.1:$port" pivitals_samples_received_total)
     t0=$(now_s)
     sleep "$WINDOW"
     A_TICKS=$(($(cpu_ticks "$agent_pid") - a0))
+    A_NS=$(($(cpu_ns "$agent_pid") - an0))
+    C_NS=$(($(cpu_ns "$collectd_pid") - cn0))
+    N_NS=$(($(cpu_ns "$nx_pid") - nn0))
     C_TICKS=$(($(cpu_ticks "$collectd_pid") - c0))
     N_TICKS=$(($(cpu_ticks "$nx_pid") - n0))
     N_SAMPLES=$(($(wc -l <"$dir/scrapes") - s0))
@@ -400,7 +415,7 @@ phase_primary() {
     # run's back-to-back pushes 429: lift it for this primary.
     start_primary b-primary "$port" PIVITALS_INFLUX__API=v1 PIVITALS_INFLUX__URL="$INFLUX" \
         PIVITALS_INFLUX__DATABASE=pivitals PIVITALS_LIMITS__PUSH_BURST=1000000 \
-        PIVITALS_LIMITS__PUSH_REFILL=1ms
+        PIVITALS_LIMITS__PUSH_REFILL=1ms PIVITALS_BATCH__FLUSH_INTERVAL=1s
     local influx_cpu0 influx_cpu1
     simulate "$WORK/b1" --nodes "$NODES" --interval 1s --duration "${DURATION}s" \
         --primary-url "$url"
@@ -435,9 +450,11 @@ phase_primary() {
     B_HWM=$(hwm_kib "$PRIMARY_PID")
 
     log "b. saturation: $SAT_NODES nodes pushing back to back for $SAT_DURATION s"
-    local before points0 written
+    local before points0 written requests0 write_s0
     before=$(influx_count "$INFLUX" pivitals 'SELECT count(usage_percent) FROM cpu')
     points0=$(metric "$url" pivitals_points_written_total)
+    requests0=$(metric "$url" pivitals_write_requests_total)
+    write_s0=$(metric "$url" pivitals_write_seconds_total)
     # New names: the primary refuses to register a name twice.
     simulate "$WORK/b2" --nodes "$SAT_NODES" --first "$NODES" --interval 10ms \
         --duration "${SAT_DURATION}s" --primary-url "$url"
@@ -465,6 +482,8 @@ phase_primary() {
     influx_cpu1=$(cpu_ticks "$INFLUX_PID")
     S_LANDED=$((landed - before))
     written=$(($(metric "$url" pivitals_points_written_total) - points0))
+    S_WRITES=$(($(metric "$url" pivitals_write_requests_total) - requests0))
+    S_WRITE_S=$(calc '%.2f' "$(metric "$url" pivitals_write_seconds_total) - $write_s0")
     S_LINES=$written
     S_SECONDS=$(calc '%.2f' "$t1 - $t0")
     S_LINES_PER_S=$(calc '%.0f' "$written / ($t1 - $t0)")
@@ -591,10 +610,13 @@ phase_memory() {
 verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi; }
 
 report() {
-    local a_ms c_ms n_ms a_mib c_mib n_mib
+    local a_ms c_ms n_ms a_mib c_mib n_mib a_ns c_ns n_ns
     a_ms=$(calc '%.2f' "$A_TICKS * 1000 / $CLK_TCK / $A_SAMPLES")
     c_ms=$(calc '%.2f' "$C_TICKS * 1000 / $CLK_TCK / $C_SAMPLES")
     n_ms=$(calc '%.2f' "$N_TICKS * 1000 / $CLK_TCK / ($N_SAMPLES > 0 ? $N_SAMPLES : 1)")
+    a_ns=$(calc '%.3f' "$A_NS / 1000000 / $A_SAMPLES")
+    c_ns=$(calc '%.3f' "$C_NS / 1000000 / $C_SAMPLES")
+    n_ns=$(calc '%.3f' "$N_NS / 1000000 / ($N_SAMPLES > 0 ? $N_SAMPLES : 1)")
     a_mib=$(calc '%.1f' "$A_HWM / 1024")
     c_mib=$(calc '%.1f' "$C_HWM / 1024")
     n_mib=$(calc '%.1f' "$N_HWM / 1024")
@@ -604,23 +626,27 @@ machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -h | aw
 command: bash bench/run.sh (BENCH_WINDOW=$WINDOW BENCH_NODES=$NODES BENCH_DURATION=$DURATION BENCH_SAT_NODES=$SAT_NODES BENCH_SAT_DURATION=$SAT_DURATION BENCH_BIG_NODES=$BIG_NODES)
 
 a. one node at a 1 s interval, ${WINDOW_S} s window, all three at once
-                          peak RSS (VmHWM)   CPU per sample   samples in window   RSS at the end: anon + file KiB
-  pivitals-agent          $(printf '%8s MiB' "$a_mib")       $(printf '%8s ms' "$a_ms")      $(printf '%-19s' "$A_SAMPLES (primary: $A_RECEIVED)") $A_SPLIT
-  collectd (sender)       $(printf '%8s MiB' "$c_mib")       $(printf '%8s ms' "$c_ms")      $(printf '%-19s' "$C_SAMPLES") $C_SPLIT
-  node-exporter + scrape  $(printf '%8s MiB' "$n_mib")       $(printf '%8s ms' "$n_ms")      $(printf '%-19s' "$N_SAMPLES (scrapes)") $N_SPLIT
-  agent / collectd        $(printf '%8s' "$(calc '%.2f' "$A_HWM / $C_HWM")")x          $(printf '%8s' "$(calc '%.2f' "$A_TICKS / $A_SAMPLES / ($C_TICKS > 0 ? $C_TICKS / $C_SAMPLES : 1)")")x
-  agent / node-exporter   $(printf '%8s' "$(calc '%.2f' "$A_HWM / $N_HWM")")x          $(printf '%8s' "$(calc '%.2f' "$A_TICKS / $A_SAMPLES / ($N_TICKS > 0 ? $N_TICKS / ($N_SAMPLES > 0 ? $N_SAMPLES : 1) : 1)")")x
-  (CPU from utime+stime in /proc/PID/stat, resolution 1/$CLK_TCK s over the window: agent $A_TICKS, collectd $C_TICKS, node-exporter $N_TICKS ticks)
+                          peak RSS      CPU per sample          samples in window   RSS at the end KiB
+                          (VmHWM)       stat       schedstat                         anon + file
+  pivitals-agent          $(printf '%5s MiB' "$a_mib")     $(printf '%5s ms' "$a_ms")   $(printf '%6s ms' "$a_ns")    $(printf '%-19s' "$A_SAMPLES (primary: $A_RECEIVED)") $A_SPLIT
+  collectd (sender)       $(printf '%5s MiB' "$c_mib")     $(printf '%5s ms' "$c_ms")   $(printf '%6s ms' "$c_ns")    $(printf '%-19s' "$C_SAMPLES") $C_SPLIT
+  node-exporter + scrape  $(printf '%5s MiB' "$n_mib")     $(printf '%5s ms' "$n_ms")   $(printf '%6s ms' "$n_ns")    $(printf '%-19s' "$N_SAMPLES (scrapes)") $N_SPLIT
+  agent / collectd        $(printf '%5s' "$(calc '%.2f' "$A_HWM / $C_HWM")")x                  $(printf '%6s' "$(calc '%.2f' "$A_NS / $A_SAMPLES / ($C_NS > 0 ? $C_NS / $C_SAMPLES : 1)")")x
+  agent / node-exporter   $(printf '%5s' "$(calc '%.2f' "$A_HWM / $N_HWM")")x                  $(printf '%6s' "$(calc '%.2f' "$A_NS / $A_SAMPLES / ($N_NS > 0 ? $N_NS / ($N_SAMPLES > 0 ? $N_SAMPLES : 1) : 1)")")x
+  (CPU over the window ÷ samples: "stat" is utime+stime from /proc/PID/stat, whole 1/$CLK_TCK s ticks
+   (agent $A_TICKS, collectd $C_TICKS, node-exporter $N_TICKS), so ±1 tick is ±$(calc '%.2f' "1000 / $CLK_TCK / $WINDOW") ms a sample;
+   "schedstat" sums /proc/PID/task/*/schedstat, exact to the ns; the verdicts use it)
   stripped release agent binary: $AGENT_SIZE bytes ($(calc '%.2f' "$AGENT_SIZE / 1048576") MiB)
 
-b. primary into InfluxDB 1.x ($(influxd version 2>/dev/null | head -1))
+b. primary into InfluxDB 1.x ($(influxd version 2>/dev/null | head -1)); primary: 5000-point batches, flush interval 1 s, per-node push limit lifted
   $NODES nodes at 1 s for $DURATION s:  $B_LINE
     pushes accepted $B_ACCEPTED, failed $B_FAILED, $B_RATE pushes/s; latency p50 $B_P50 ms, p99 $B_P99 ms
     cpu points in InfluxDB: $B_LANDED of $B_ACCEPTED pushes; lines written $B_POINTS ($LINES_PER_SAMPLE a sample); end to end $B_LINES_PER_S lines/s (offered load)
     primary CPU per push: $B_CPU_US µs (influxd: $B_INFLUX_CPU_US µs); primary peak RSS $(calc '%.1f' "$B_HWM / 1024") MiB
   saturation, $SAT_NODES nodes pushing back to back for $SAT_DURATION s:  $S_LINE
     pushes accepted $S_ACCEPTED, failed $S_FAILED, $S_RATE pushes/s; cpu points landed $S_LANDED
-    end to end: $S_LINES lines in $S_SECONDS s = $S_LINES_PER_S lines/s; primary CPU per push $S_CPU_US µs
+    end to end: $S_LINES lines in $S_SECONDS s (from the first push to the last line in InfluxDB) = $S_LINES_PER_S lines/s; primary CPU per push $S_CPU_US µs
+    the primary's writes to InfluxDB: $S_WRITES requests, $S_WRITE_S s waiting for their answers ($(calc '%.0f' "$S_LINES / ($S_WRITES > 0 ? $S_WRITES : 1)") lines a request)
     cores busy: primary $S_PRIMARY_CORES, influxd $S_INFLUX_CORES, simulator $S_SIM_CORES (of $(nproc))
   direct, one bulk client (curl, 5000-line bodies): $D_LINES lines in $D_SECONDS s = $D_LINES_PER_S lines/s (influxd $D_INFLUX_CORES cores); cpu points landed $D_LANDED
   pipeline / direct: ${RATIO}x
@@ -631,7 +657,7 @@ c. primary memory with $BIG_NODES nodes (each registered, one push):  $C_LINE
 
 targets
   agent peak RSS <= collectd's:               $(verdict "$A_HWM <= $C_HWM") ($a_mib vs $c_mib MiB)
-  agent CPU per sample <= collectd's:         $(verdict "$A_TICKS / $A_SAMPLES <= $C_TICKS / $C_SAMPLES") ($a_ms vs $c_ms ms)
+  agent CPU per sample <= collectd's:         $(verdict "$A_NS / $A_SAMPLES <= $C_NS / $C_SAMPLES") ($a_ns vs $c_ns ms, schedstat; $a_ms vs $c_ms ms, stat)
   stripped agent <= 4 MB:                     $(verdict "$AGENT_SIZE <= 4000000") ($AGENT_SIZE bytes)
   primary 2,000 pushes/s, every push landing: $(verdict "$B_SENT >= $NODES * $DURATION && $B_FAILED == 0 && $B_LANDED == $B_ACCEPTED && $NODES >= 2000") ($B_SENT of $((NODES * DURATION)) scheduled pushes sent, $B_FAILED failed, $B_LANDED of $B_ACCEPTED landed; $B_RATE pushes/s)
   pipeline >= 0.5x direct write:              $(verdict "$RATIO >= 0.5") (${RATIO}x)
