@@ -120,12 +120,7 @@ fn influxdb_down_for_20_seconds_loses_no_sample() {
     std::thread::sleep(Duration::from_secs(3));
 
     assert_nothing_lost(&influx, &mut agents);
-    let status = primary.terminate(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "primary exit {status}:\n{}",
-        primary.log_tail()
-    );
+    primary.stop_cleanly(Duration::from_secs(30));
 }
 
 #[test]
@@ -156,12 +151,7 @@ fn primary_killed_with_kill_9_and_restarted_loses_no_sample() {
     );
 
     assert_nothing_lost(&influx, &mut agents);
-    let status = primary.terminate(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "primary exit {status}:\n{}",
-        primary.log_tail()
-    );
+    primary.stop_cleanly(Duration::from_secs(30));
 }
 
 fn now_ms() -> i64 {
@@ -185,12 +175,7 @@ fn agent_killed_and_restarted_while_the_primary_is_down_delivers_its_backlog() {
     });
 
     // The primary goes away; the agent samples into its backlog for a while, then crashes.
-    let status = primary.terminate(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "primary exit {status}:\n{}",
-        primary.log_tail()
-    );
+    primary.stop_cleanly(Duration::from_secs(30));
     let primary_down_at = now_ms();
     std::thread::sleep(Duration::from_secs(6));
     let killed_at = now_ms();
@@ -233,16 +218,6 @@ fn agent_killed_and_restarted_while_the_primary_is_down_delivers_its_backlog() {
         "the samples of the last {} ms before the crash are missing",
         killed_at - last_before
     );
-    let status = agent.terminate(Duration::from_secs(20));
-    assert!(
-        status.success(),
-        "agent exit {status}:\n{}",
-        agent.log_tail()
-    );
-    let status = primary.terminate(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "primary exit {status}:\n{}",
-        primary.log_tail()
-    );
+    agent.stop_cleanly(Duration::from_secs(20));
+    primary.stop_cleanly(Duration::from_secs(30));
 }

@@ -9,25 +9,13 @@ use std::time::Duration;
 use pivitals_testkit::{InfluxV1, VictoriaMetrics, free_port};
 use serde_json::Value;
 use support::{
-    eventually, get_json, node_status, start_agent, start_primary, start_primary_on_influx_v1,
+    eventually, get_json, node_status, rows, start_agent, start_primary, start_primary_on_influx_v1,
 };
 
 const DB: &str = "pivitals";
 
 fn influx() -> InfluxV1 {
     InfluxV1::start().unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The rows of the first series of an InfluxQL answer.
-fn rows(answer: &Value) -> Vec<Vec<Value>> {
-    answer["results"][0]["series"][0]["values"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| r.as_array().cloned().unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]
@@ -113,12 +101,7 @@ fn three_agents_at_one_second_land_in_influxdb_1x_tagged_by_node() {
     }
 
     // SIGTERM: a last push and a goodbye, so the node is `stopped`, not `down`.
-    let status = agents[0].terminate(Duration::from_secs(15));
-    assert!(
-        status.success(),
-        "agent exit: {status}\n{}",
-        agents[0].log_tail()
-    );
+    agents[0].stop_cleanly(Duration::from_secs(15));
     assert_eq!(node_status(&url, "e2e-a"), "stopped");
     // SIGKILL: no goodbye; the node goes late after one missed push, down after three.
     agents[1].kill_hard();
@@ -130,12 +113,7 @@ fn three_agents_at_one_second_land_in_influxdb_1x_tagged_by_node() {
     });
     assert_eq!(node_status(&url, "e2e-c"), "up");
 
-    let status = primary.terminate(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "primary exit: {status}\n{}",
-        primary.log_tail()
-    );
+    primary.stop_cleanly(Duration::from_secs(30));
     let log = primary.log();
     assert!(
         !log.contains(support::ENROLL),
@@ -184,12 +162,7 @@ fn agents_land_in_victoria_metrics_through_the_v2_write_api() {
     // The primary's own host is a node too.
     let nodes = get_json(&format!("{url}/api/v1/nodes"));
     assert_eq!(nodes.as_array().unwrap().len(), 3, "{nodes}");
-    let status = primary.terminate(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "primary exit: {status}\n{}",
-        primary.log_tail()
-    );
+    primary.stop_cleanly(Duration::from_secs(30));
     // The bucket API is missing on VictoriaMetrics: one warning naming the unverified retention.
     let log = primary.log();
     assert!(log.contains("365"), "no retention warning:\n{log}");

@@ -290,16 +290,6 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
     seen.sort();
     seen.dedup();
     assert_eq!(seen, ["real-node"], "InfluxDB holds points of other nodes");
-    let status = agent.terminate(Duration::from_secs(20));
-    assert!(
-        status.success(),
-        "agent exit {status}:\n{}",
-        agent.log_tail()
-    );
-    let status = primary.terminate(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "primary exit {status}:\n{}",
-        primary.log_tail()
-    );
+    agent.stop_cleanly(Duration::from_secs(20));
+    primary.stop_cleanly(Duration::from_secs(30));
 }

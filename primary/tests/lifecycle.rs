@@ -10,22 +10,12 @@ use std::time::Duration;
 
 use pivitals_testkit::{InfluxV1, free_port};
 use serde_json::{Value, json};
-use support::{eventually, node_status, start_agent, start_primary, start_primary_on_influx_v1};
+use support::{
+    eventually, node_status, rows, start_agent, start_primary, start_primary_on_influx_v1,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DB: &str = "pivitals";
-
-/// The rows of the first series of an InfluxQL answer.
-fn rows(answer: &Value) -> Vec<Vec<Value>> {
-    answer["results"][0]["series"][0]["values"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| r.as_array().cloned().unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// The (status, up) of a node's `node_status` points, oldest first.
 fn statuses(influx: &InfluxV1, node: &str) -> Vec<(String, i64)> {

@@ -209,3 +209,28 @@ pub fn start_primary_on_influx_v1(
     env.extend(extra.iter().cloned());
     start_primary(dir, port, &env)
 }
+
+impl Proc {
+    /// SIGTERM, then asserts a clean exit within `within` (the log tail otherwise).
+    pub fn stop_cleanly(&mut self, within: Duration) {
+        let status = self.terminate(within);
+        assert!(
+            status.success(),
+            "{} exit {status}:\n{}",
+            self.name,
+            self.log_tail()
+        );
+    }
+}
+
+/// The rows of the first series of an InfluxQL answer.
+pub fn rows(answer: &serde_json::Value) -> Vec<Vec<serde_json::Value>> {
+    answer["results"][0]["series"][0]["values"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| r.as_array().cloned().unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
+}
