@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh                  # all phases, about 10 minutes after the builds
 #   BENCH_PROFILE=1 bash bench/run.sh  # also profile the primary with perf (one more build)
+#   BENCH_PHASES=a bash bench/run.sh   # only the phases named (a, b, c; default abc)
 #
 # a. The agent at a 1 s interval for BENCH_WINDOW (60) s beside collectd (cpu, memory, swap, df,
 #    interface, load, uptime, thermal; network plugin sending every 1 s to a second collectd on
@@ -31,6 +32,7 @@ SAT_NODES=${BENCH_SAT_NODES:-1000}
 SAT_DURATION=${BENCH_SAT_DURATION:-20}
 BIG_NODES=${BENCH_BIG_NODES:-10000}
 PROFILE=${BENCH_PROFILE:-0}
+PHASES=${BENCH_PHASES:-abc}
 TOKEN=bench-enrollment-token-000001
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -609,22 +611,29 @@ phase_memory() {
 
 verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi; }
 
+has_phase() { [[ $PHASES == *"$1"* ]]; }
+
 report() {
     local a_ms c_ms n_ms a_mib c_mib n_mib a_ns c_ns n_ns
-    a_ms=$(calc '%.2f' "$A_TICKS * 1000 / $CLK_TCK / $A_SAMPLES")
-    c_ms=$(calc '%.2f' "$C_TICKS * 1000 / $CLK_TCK / $C_SAMPLES")
-    n_ms=$(calc '%.2f' "$N_TICKS * 1000 / $CLK_TCK / ($N_SAMPLES > 0 ? $N_SAMPLES : 1)")
-    a_ns=$(calc '%.3f' "$A_NS / 1000000 / $A_SAMPLES")
-    c_ns=$(calc '%.3f' "$C_NS / 1000000 / $C_SAMPLES")
-    n_ns=$(calc '%.3f' "$N_NS / 1000000 / ($N_SAMPLES > 0 ? $N_SAMPLES : 1)")
-    a_mib=$(calc '%.1f' "$A_HWM / 1024")
-    c_mib=$(calc '%.1f' "$C_HWM / 1024")
-    n_mib=$(calc '%.1f' "$N_HWM / 1024")
+    if has_phase a; then
+        a_ms=$(calc '%.2f' "$A_TICKS * 1000 / $CLK_TCK / $A_SAMPLES")
+        c_ms=$(calc '%.2f' "$C_TICKS * 1000 / $CLK_TCK / $C_SAMPLES")
+        n_ms=$(calc '%.2f' "$N_TICKS * 1000 / $CLK_TCK / ($N_SAMPLES > 0 ? $N_SAMPLES : 1)")
+        a_ns=$(calc '%.3f' "$A_NS / 1000000 / $A_SAMPLES")
+        c_ns=$(calc '%.3f' "$C_NS / 1000000 / $C_SAMPLES")
+        n_ns=$(calc '%.3f' "$N_NS / 1000000 / ($N_SAMPLES > 0 ? $N_SAMPLES : 1)")
+        a_mib=$(calc '%.1f' "$A_HWM / 1024")
+        c_mib=$(calc '%.1f' "$C_HWM / 1024")
+        n_mib=$(calc '%.1f' "$N_HWM / 1024")
+    fi
     cat <<EOF
 pivitals benchmark, $(date -u +%Y-%m-%dT%H:%MZ), commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')
 machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -h | awk '/^Mem:/ {print $2}') memory; load average before the run: $LOAD_BEFORE
-command: bash bench/run.sh (BENCH_WINDOW=$WINDOW BENCH_NODES=$NODES BENCH_DURATION=$DURATION BENCH_SAT_NODES=$SAT_NODES BENCH_SAT_DURATION=$SAT_DURATION BENCH_BIG_NODES=$BIG_NODES)
-
+command: bash bench/run.sh (BENCH_WINDOW=$WINDOW BENCH_NODES=$NODES BENCH_DURATION=$DURATION BENCH_SAT_NODES=$SAT_NODES BENCH_SAT_DURATION=$SAT_DURATION BENCH_BIG_NODES=$BIG_NODES BENCH_PHASES=$PHASES)
+EOF
+    if has_phase a; then
+        echo
+        cat <<EOF
 a. one node at a 1 s interval, ${WINDOW_S} s window, all three at once
                           peak RSS      CPU per sample          samples in window   RSS at the end KiB
                           (VmHWM)       stat       schedstat                         anon + file
@@ -637,7 +646,11 @@ a. one node at a 1 s interval, ${WINDOW_S} s window, all three at once
    (agent $A_TICKS, collectd $C_TICKS, node-exporter $N_TICKS), so ±1 tick is ±$(calc '%.2f' "1000 / $CLK_TCK / $WINDOW") ms a sample;
    "schedstat" sums /proc/PID/task/*/schedstat, exact to the ns; the verdicts use it)
   stripped release agent binary: $AGENT_SIZE bytes ($(calc '%.2f' "$AGENT_SIZE / 1048576") MiB)
-
+EOF
+    fi
+    if has_phase b; then
+        echo
+        cat <<EOF
 b. primary into InfluxDB 1.x ($(influxd version 2>/dev/null | head -1)); primary: 5000-point batches, flush interval 1 s, per-node push limit lifted
   $NODES nodes at 1 s for $DURATION s:  $B_LINE
     pushes accepted $B_ACCEPTED, failed $B_FAILED, $B_RATE pushes/s; latency p50 $B_P50 ms, p99 $B_P99 ms
@@ -650,19 +663,36 @@ b. primary into InfluxDB 1.x ($(influxd version 2>/dev/null | head -1)); primary
     cores busy: primary $S_PRIMARY_CORES, influxd $S_INFLUX_CORES, simulator $S_SIM_CORES (of $(nproc))
   direct, one bulk client (curl, 5000-line bodies): $D_LINES lines in $D_SECONDS s = $D_LINES_PER_S lines/s (influxd $D_INFLUX_CORES cores); cpu points landed $D_LANDED
   pipeline / direct: ${RATIO}x
-
+EOF
+    fi
+    if has_phase c; then
+        echo
+        cat <<EOF
 c. primary memory with $BIG_NODES nodes (each registered, one push):  $C_LINE
     nodes known: $C_NODES; RSS idle before $C_IDLE_MIB MiB; peak RSS (VmHWM) $C_HWM_MIB MiB; RSS after $C_RSS_MIB MiB
   the same $BIG_NODES nodes in 10 batches (at most $((BIG_NODES / 10)) connections open at once): nodes known $C2_NODES; peak RSS $C2_HWM_MIB MiB
-
-targets
+EOF
+    fi
+    echo
+    echo targets
+    if has_phase a; then
+        cat <<EOF
   agent peak RSS <= collectd's:               $(verdict "$A_HWM <= $C_HWM") ($a_mib vs $c_mib MiB)
   agent CPU per sample <= collectd's:         $(verdict "$A_NS / $A_SAMPLES <= $C_NS / $C_SAMPLES") ($a_ns vs $c_ns ms, schedstat; $a_ms vs $c_ms ms, stat)
   stripped agent <= 4 MB:                     $(verdict "$AGENT_SIZE <= 4000000") ($AGENT_SIZE bytes)
+EOF
+    fi
+    if has_phase b; then
+        cat <<EOF
   primary 2,000 pushes/s, every push landing: $(verdict "$B_SENT >= $NODES * $DURATION && $B_FAILED == 0 && $B_LANDED == $B_ACCEPTED && $NODES >= 2000") ($B_SENT of $((NODES * DURATION)) scheduled pushes sent, $B_FAILED failed, $B_LANDED of $B_ACCEPTED landed; $B_RATE pushes/s)
   pipeline >= 0.5x direct write:              $(verdict "$RATIO >= 0.5") (${RATIO}x)
+EOF
+    fi
+    if has_phase c; then
+        cat <<EOF
   primary <= 64 MB with 10,000 nodes:         $(verdict "$C_HWM_MIB * 1048576 <= 64000000 && $BIG_NODES >= 10000") ($C_HWM_MIB MiB peak)
 EOF
+    fi
     if [[ $PROFILE == 1 ]]; then
         echo
         echo "profile of the primary (perf, $NODES nodes at 1 s, 20 s): $PROFILE_LINE"
@@ -679,11 +709,14 @@ main() {
     WORK=$(mktemp -d /tmp/pivitals-bench.XXXXXX)
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-    phase_agent
-    phase_primary
-    phase_memory
+    if has_phase a; then phase_agent; fi
+    if has_phase b; then phase_primary; fi
+    if has_phase c; then phase_memory; fi
     mkdir -p "$RESULTS_DIR"
-    report | tee "$RESULTS_DIR/latest.txt"
+    # Only a run of every phase replaces the committed figures.
+    local out=$RESULTS_DIR/latest.txt
+    [[ $PHASES == abc ]] || out=$RESULTS_DIR/partial-$PHASES.txt
+    report | tee "$out"
 }
 
 main "$@"
