@@ -159,6 +159,9 @@ pub struct BatchConfig {
     /// A batch that is not full is written after this long.
     #[serde(deserialize_with = "duration")]
     pub flush_interval: Duration,
+    /// Batches written to the storage at once: the next is read and sent while earlier ones
+    /// wait for their answers.
+    pub writes_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +182,7 @@ impl Default for BatchConfig {
         Self {
             max_points: 5000,
             flush_interval: Duration::from_secs(10),
+            writes_in_flight: 2,
         }
     }
 }
@@ -271,6 +275,9 @@ impl PrimaryConfig {
         }
         if self.spool.max_bytes < 1 << 20 {
             return invalid("PIVITALS_SPOOL__MAX_BYTES must be at least 1048576 (1 MiB)");
+        }
+        if self.batch.writes_in_flight == 0 {
+            return invalid("PIVITALS_BATCH__WRITES_IN_FLIGHT must be at least 1");
         }
         if self.batch.flush_interval.is_zero() {
             return invalid("PIVITALS_BATCH__FLUSH_INTERVAL must be longer than 0s");

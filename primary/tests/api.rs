@@ -254,6 +254,77 @@ async fn registered_node_pushes_and_is_listed_up_with_its_latest_sample() {
     primary.stop().await;
 }
 
+/// Sends one raw HTTP/1.1 request asking to keep the connection, reads the answer, and says
+/// whether the primary then closed the connection (true) or kept it open.
+async fn closes_after(url: &str, request: String) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut chunk)).await {
+            Ok(Ok(0)) => return (String::from_utf8_lossy(&answer).into_owned(), true),
+            Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+            Ok(Err(e)) => panic!("reading the answer: {e}"),
+            // Nothing more within 0.5 s after the answer: the connection is kept open.
+            Err(_) => return (String::from_utf8_lossy(&answer).into_owned(), false),
+        }
+    }
+}
+
+fn raw_post(path: &str, token: &str, body: &Value) -> String {
+    let body = body.to_string();
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: pivitals\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn nodes_pushing_rarely_are_told_to_close_the_connection_and_frequent_ones_keep_it() {
+    let primary = Primary::start().await;
+    let mut rare = register_request("pi-rare");
+    rare.interval_seconds = 60;
+    let body = serde_json::to_value(&rare).unwrap();
+    let (answer, closed) =
+        closes_after(&primary.url, raw_post("/api/v1/register", ENROLL, &body)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(
+        closed,
+        "a node pushing every 60 s does not keep its connection"
+    );
+    let reply: RegisterReply =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+
+    let push = push_body(vec![sample(now_ms(), 3.0)]);
+    let (answer, closed) = closes_after(
+        &primary.url,
+        raw_post("/api/v1/vitals", &reply.node_token, &push),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "{answer}");
+
+    let frequent = primary.register("pi-frequent").await;
+    let (answer, closed) =
+        closes_after(&primary.url, raw_post("/api/v1/vitals", &frequent, &push)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(!closed, "a node pushing every second keeps its connection");
+    primary.stop().await;
+}
+
 #[tokio::test]
 async fn goodbye_marks_the_node_stopped_and_a_new_push_brings_it_back() {
     let primary = Primary::start().await;

@@ -45,6 +45,9 @@ fn sample(ts: i64) -> Value {
     json!({"timestamp_ms": ts, "cpu": {"usage_percent": 1.0, "cores": 1}})
 }
 
+/// One hostile request: what it tries, method, path, bearer token, body, expected status.
+type HostileCase<'a> = (&'a str, &'a str, String, Option<&'a str>, Vec<u8>, u16);
+
 #[test]
 fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_lands() {
     let influx = InfluxV1::start().unwrap_or_else(|e| panic!("{e}"));
@@ -95,7 +98,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
         "]".repeat(10_000)
     );
     let huge = vec![b' '; 1024 * 1024 + 1];
-    let cases: Vec<(&str, &str, String, Option<&str>, Vec<u8>, u16)> = vec![
+    let cases: Vec<HostileCase> = vec![
         (
             "push without token",
             "POST",

@@ -3,13 +3,18 @@
 //! answered for it. A batch is written as soon as `max_points` are spooled, and whatever is
 //! spooled at least every `flush_interval`.
 //!
-//! While a write is being retried nothing newer is written; the spool keeps growing (up to
-//! its bound, then pushes are answered 503 and agents keep their samples).
+//! Up to `writes_in_flight` batches are written at once: each covers its own range of spool
+//! sequence numbers, so they are deleted independently, in whatever order their answers come.
+//! A single write in flight leaves the storage idle while the primary reads, encodes and waits
+//! for the round trip. While a batch is being retried no newer batch is started; the spool
+//! keeps growing (up to its bound, then pushes are answered 503 and agents keep their samples).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use tokio::task::JoinSet;
 use tokio::time::{self, Duration, MissedTickBehavior};
 
 use super::retry;
@@ -38,13 +43,14 @@ fn body_by_node(batch: &SpooledBatch) -> Vec<u8> {
 }
 
 pub struct Flusher {
-    sink: Sink,
+    writer: Arc<BatchWriter>,
     config: BatchConfig,
-    metrics: Arc<Metrics>,
     spool: Spool,
     shutdown: Shutdown,
-    /// Set once shutdown began: retries stop at this instant.
-    deadline: Option<Instant>,
+    /// The sequence number the next batch starts at: everything before it is written or in
+    /// flight.
+    cursor: u64,
+    in_flight: JoinSet<()>,
 }
 
 impl Flusher {
@@ -55,18 +61,27 @@ impl Flusher {
         metrics: Arc<Metrics>,
         shutdown: Shutdown,
     ) -> Self {
-        Self {
+        let writer = Arc::new(BatchWriter {
             sink,
-            config,
             metrics,
+            spool: spool.clone(),
+            shutdown: shutdown.clone(),
+            deadline: Mutex::new(None),
+            retrying: AtomicUsize::new(0),
+            points_in_flight: AtomicU64::new(0),
+        });
+        Self {
+            writer,
+            config,
             spool,
             shutdown,
-            deadline: None,
+            cursor: 0,
+            in_flight: JoinSet::new(),
         }
     }
 
     pub async fn run(mut self) {
-        tracing::info!(sink = %self.sink.describe(), "flusher started");
+        tracing::info!(sink = %self.writer.sink.describe(), "flusher started");
         let mut ticker = time::interval(self.config.flush_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut stop = self.shutdown.clone();
@@ -74,15 +89,21 @@ impl Flusher {
             let timer_due = tokio::select! {
                 _ = self.spool.appended() => false,
                 _ = ticker.tick() => true,
+                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    self.settled(done);
+                    false
+                }
                 _ = stopped(&mut stop) => break,
             };
             if !self.drain(timer_due).await {
                 break;
             }
         }
-        self.deadline
-            .get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+        self.writer.begin_grace();
         self.drain(true).await;
+        while let Some(done) = self.in_flight.join_next().await {
+            self.settled(done);
+        }
         let left = self.spool.stats();
         if left.points > 0 {
             tracing::info!(
@@ -93,55 +114,121 @@ impl Flusher {
         tracing::info!("flusher stopped");
     }
 
-    /// Writes spooled batches: full ones always, a partial one only when `timer_due`. Returns
-    /// false when the shutdown deadline passed.
+    /// Starts writes of spooled batches not yet in flight: full ones always, a partial one
+    /// only when `timer_due`. Returns false when the shutdown deadline passed.
     async fn drain(&mut self, timer_due: bool) -> bool {
         loop {
-            let pending = self.spool.stats().points as usize;
-            if pending == 0 || (pending < self.config.max_points && !timer_due) {
-                return true;
-            }
-            let spool = self.spool.clone();
-            let max_points = self.config.max_points;
-            let batch =
-                match tokio::task::spawn_blocking(move || spool.read_oldest(max_points)).await {
-                    Ok(Ok(batch)) => batch,
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "cannot read the spool");
-                        return self.sleep(retry::SLOW).await;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "spool read task failed");
-                        return self.sleep(retry::SLOW).await;
-                    }
-                };
-            if batch.records.is_empty() {
-                return true;
-            }
-            let body = body_by_node(&batch);
-            if !self.write_until_settled(&body, batch.points).await {
+            if self.writer.past_deadline() {
                 return false;
             }
-            let spool = self.spool.clone();
-            let removed = tokio::task::spawn_blocking(move || spool.remove(&batch)).await;
-            match removed {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    // The batch stays spooled and is written again: harmless, but loud.
-                    tracing::error!(error = %e, "cannot delete written records from the spool");
-                    return self.sleep(retry::SLOW).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "spool delete task failed");
-                    return self.sleep(retry::SLOW).await;
+            // A retrying batch holds newer ones back; a full pipeline waits for a free slot.
+            if self.in_flight.len() >= self.config.writes_in_flight || self.writer.is_retrying() {
+                match self.in_flight.join_next().await {
+                    Some(done) => {
+                        self.settled(done);
+                        continue;
+                    }
+                    None => return true,
                 }
             }
+            // The spool counts a batch until it is deleted, the writer until just after: a
+            // moment's underestimate, never a batch read twice.
+            let unread = self
+                .spool
+                .stats()
+                .points
+                .saturating_sub(self.writer.points_in_flight.load(Ordering::Acquire))
+                as usize;
+            if unread == 0 || (unread < self.config.max_points && !timer_due) {
+                return true;
+            }
+            let spool = self.spool.clone();
+            let (from, max_points) = (self.cursor, self.config.max_points);
+            let batch = match tokio::task::spawn_blocking(move || spool.read_from(from, max_points))
+                .await
+            {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot read the spool");
+                    return self.writer.sleep(retry::SLOW).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "spool read task failed");
+                    return self.writer.sleep(retry::SLOW).await;
+                }
+            };
+            let Some(seqs) = batch.seqs.clone() else {
+                // The counts say more is spooled than the reader found past the cursor: only
+                // batches in flight are left.
+                return true;
+            };
+            self.cursor = seqs.end() + 1;
+            self.writer
+                .points_in_flight
+                .fetch_add(batch.points as u64, Ordering::AcqRel);
+            let writer = Arc::clone(&self.writer);
+            self.in_flight
+                .spawn(async move { writer.write_and_delete(batch).await });
         }
+    }
+
+    /// A batch task ended (written and deleted, or given up at shutdown).
+    fn settled(&mut self, done: Result<(), tokio::task::JoinError>) {
+        if let Err(e) = done {
+            tracing::error!(error = %e, "batch write task failed; its records stay spooled");
+        }
+    }
+}
+
+/// What every batch task shares: the sink, the spool, and the shutdown deadline.
+struct BatchWriter {
+    sink: Sink,
+    metrics: Arc<Metrics>,
+    spool: Spool,
+    shutdown: Shutdown,
+    /// Set once shutdown began: retries stop at this instant.
+    deadline: Mutex<Option<Instant>>,
+    /// Batches waiting to try again.
+    retrying: AtomicUsize,
+    /// Points read from the spool whose batch is not deleted yet.
+    points_in_flight: AtomicU64,
+}
+
+impl BatchWriter {
+    /// Writes a batch until the storage settled it, then deletes it from the spool.
+    async fn write_and_delete(&self, batch: SpooledBatch) {
+        let points = batch.points as u64;
+        if !batch.records.is_empty() {
+            let body = body_by_node(&batch);
+            if !self.write_until_settled(&body, batch.points).await {
+                // Shutdown's deadline: the batch stays spooled for the next start.
+                self.points_in_flight.fetch_sub(points, Ordering::AcqRel);
+                return;
+            }
+        }
+        let batch = Arc::new(batch);
+        loop {
+            let spool = self.spool.clone();
+            let written = Arc::clone(&batch);
+            match tokio::task::spawn_blocking(move || spool.remove(&written)).await {
+                Ok(Ok(())) => break,
+                // Kept until deleted: a batch left behind would be written again only after a
+                // restart, and its points would hold the counts up meanwhile.
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot delete written records from the spool")
+                }
+                Err(e) => tracing::error!(error = %e, "spool delete task failed"),
+            }
+            if !self.sleep(retry::SLOW).await {
+                break;
+            }
+        }
+        self.points_in_flight.fetch_sub(points, Ordering::AcqRel);
     }
 
     /// Writes one body, splitting it when too large and retrying transient failures; returns
     /// false only when shutdown's deadline passed before the storage confirmed it.
-    async fn write_until_settled(&mut self, body: &[u8], points: usize) -> bool {
+    async fn write_until_settled(&self, body: &[u8], points: usize) -> bool {
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
@@ -149,6 +236,9 @@ impl Flusher {
             self.metrics.observe_write(started.elapsed());
             if let Err(e) = &result {
                 self.metrics.count_write_error(e);
+            }
+            if attempt > 0 && !matches!(result, Err(SinkError::Retry { .. })) {
+                self.retrying.fetch_sub(1, Ordering::AcqRel);
             }
             match result {
                 Ok(()) => {
@@ -189,8 +279,12 @@ impl Flusher {
                     } else {
                         tracing::warn!(%detail, retry_in = ?wait, "storage write failed; the batch is kept");
                     }
+                    if attempt == 0 {
+                        self.retrying.fetch_add(1, Ordering::AcqRel);
+                    }
                     attempt = attempt.saturating_add(1);
                     if !self.sleep(wait).await {
+                        self.retrying.fetch_sub(1, Ordering::AcqRel);
                         return false;
                     }
                 }
@@ -198,18 +292,43 @@ impl Flusher {
         }
     }
 
+    fn is_retrying(&self) -> bool {
+        self.retrying.load(Ordering::Acquire) > 0
+    }
+
+    fn lock_deadline(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.deadline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the shutdown grace period (once).
+    fn begin_grace(&self) {
+        self.lock_deadline()
+            .get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.lock_deadline()
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
     /// Sleeps before a retry; false when the shutdown deadline does not leave time for one.
-    async fn sleep(&mut self, wait: Duration) -> bool {
-        if self.deadline.is_none() {
-            tokio::select! {
-                _ = time::sleep(wait) => return true,
-                _ = crate::shutdown::stopped(&mut self.shutdown) => {
-                    self.deadline = Some(Instant::now() + SHUTDOWN_GRACE);
+    async fn sleep(&self, wait: Duration) -> bool {
+        let deadline = *self.lock_deadline();
+        let deadline = match deadline {
+            Some(deadline) => deadline,
+            None => {
+                let mut shutdown = self.shutdown.clone();
+                tokio::select! {
+                    _ = time::sleep(wait) => return true,
+                    _ = stopped(&mut shutdown) => {
+                        self.begin_grace();
+                        match *self.lock_deadline() {
+                            Some(deadline) => deadline,
+                            None => return true,
+                        }
+                    }
                 }
             }
-        }
-        let Some(deadline) = self.deadline else {
-            return true;
         };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -219,7 +338,6 @@ impl Flusher {
         true
     }
 }
-
 /// Part of a body: its bytes and how many points (lines) they hold.
 type Part<'a> = (&'a [u8], usize);
 

@@ -197,14 +197,14 @@ impl Spool {
         }
     }
 
-    /// The oldest records, up to `max_points` points (at least one record when any is held).
-    /// Blocking.
-    pub fn read_oldest(&self, max_points: usize) -> Result<SpooledBatch, SpoolError> {
+    /// The oldest records from sequence number `from` on, up to `max_points` points (at least
+    /// one record when any is held there). Blocking.
+    pub fn read_from(&self, from: u64, max_points: usize) -> Result<SpooledBatch, SpoolError> {
         let read = self.inner.db.begin_read()?;
         let table = read.open_table(RECORDS)?;
         let mut batch = SpooledBatch::default();
         let mut first = None;
-        for entry in table.iter()? {
+        for entry in table.range(from..)? {
             let (seq, value) = entry?;
             let seq = seq.value();
             let record = match record::decode(value.value()) {
@@ -293,19 +293,43 @@ mod tests {
         assert_eq!((stats.records, stats.points), (3, 9));
         assert!(stats.oldest_spooled_ms.is_some());
 
-        let first = spool.read_oldest(5).unwrap();
+        let first = spool.read_from(0, 5).unwrap();
         assert_eq!(first.seqs, Some(0..=1));
         assert_eq!(first.points, 5);
         assert_eq!(first.records[0], ("a".to_string(), lines(3)));
         spool.remove(&first).unwrap();
-        let rest = spool.read_oldest(5).unwrap();
+        let rest = spool.read_from(0, 5).unwrap();
         assert_eq!(rest.seqs, Some(2..=2), "a batch holds at least one record");
         assert_eq!(rest.points, 4);
         spool.remove(&rest).unwrap();
         assert_eq!(spool.stats(), SpoolStats::default());
         // Sequence numbers go on after the removed ones.
         spool.append("c", &lines(1), 1).await.unwrap();
-        assert_eq!(spool.read_oldest(5).unwrap().seqs, Some(3..=3));
+        assert_eq!(spool.read_from(0, 5).unwrap().seqs, Some(3..=3));
+    }
+
+    #[tokio::test]
+    async fn batches_read_past_a_cursor_are_deleted_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&dir.path().join("spool.redb"), 1 << 20).unwrap();
+        for node in ["a", "b", "c", "d"] {
+            spool.append(node, &lines(2), 2).await.unwrap();
+        }
+        let first = spool.read_from(0, 4).unwrap();
+        assert_eq!(first.seqs, Some(0..=1));
+        let second = spool.read_from(2, 4).unwrap();
+        assert_eq!(second.seqs, Some(2..=3));
+        assert_eq!(second.records[0].0, "c");
+        assert!(spool.read_from(4, 4).unwrap().seqs.is_none());
+
+        // The later batch is answered first: the earlier one is still the oldest.
+        spool.remove(&second).unwrap();
+        let stats = spool.stats();
+        assert_eq!((stats.records, stats.points), (2, 4));
+        assert!(stats.oldest_spooled_ms.is_some());
+        assert_eq!(spool.read_from(0, 100).unwrap().seqs, Some(0..=1));
+        spool.remove(&first).unwrap();
+        assert_eq!(spool.stats(), SpoolStats::default());
     }
 
     #[tokio::test]
@@ -329,7 +353,7 @@ mod tests {
             "{accepted} {:?}",
             spool.stats()
         );
-        let batch = spool.read_oldest(1_000_000).unwrap();
+        let batch = spool.read_from(0, 1_000_000).unwrap();
         assert_eq!(batch.records.len(), accepted);
         spool.remove(&batch).unwrap();
         spool.append("a", &body, 20).await.unwrap();
@@ -348,7 +372,7 @@ mod tests {
         for task in tasks {
             task.await.unwrap().unwrap();
         }
-        let batch = spool.read_oldest(usize::MAX).unwrap();
+        let batch = spool.read_from(0, usize::MAX).unwrap();
         assert_eq!(batch.records.len(), 200);
         assert_eq!(batch.points, 400);
     }
@@ -374,7 +398,7 @@ mod tests {
         }
         let spool = Spool::open(&path, 1 << 20).unwrap();
         spool.append("b", &lines(2), 2).await.unwrap();
-        let batch = spool.read_oldest(100).unwrap();
+        let batch = spool.read_from(0, 100).unwrap();
         assert_eq!(batch.skipped, 1);
         assert_eq!(batch.points, 3);
         assert_eq!(batch.seqs, Some(0..=2));
@@ -436,7 +460,7 @@ mod tests {
             .expect("the child acknowledged appends");
 
         let spool = Spool::open(&path, 1 << 30).unwrap();
-        let batch = spool.read_oldest(usize::MAX).unwrap();
+        let batch = spool.read_from(0, usize::MAX).unwrap();
         assert_eq!(batch.skipped, 0);
         let held = batch.records.len() as u64;
         assert!(
