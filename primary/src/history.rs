@@ -5,8 +5,14 @@
 //! into fixed [`STEP`] slots (10 s, aligned to the epoch): each slot keeps the mean of the
 //! samples whose timestamp falls in it, so a one-second agent costs the same memory as a
 //! ten-second one. A slot older than [`WINDOW`] (one hour) before the newest accepted wall-clock
-//! time is dropped, and no node ever holds more than [`MAX_SLOTS`] (360) slots of 40 bytes:
-//! about 14 KiB per node (20 KiB with the ring buffer's spare capacity), whatever its interval.
+//! time is not shown.
+//!
+//! Memory is fixed per node from its first sample on: a ring of [`MAX_SLOTS`] (360) slots of
+//! four 16-bit values (hundredths, offset by 100 so −100.00 to 555.34 fit), 2,880 bytes, plus
+//! the running means of the slot being filled. A primary with 10,000 nodes holds 28 MiB of
+//! history after a minute and after a month alike. A mean is kept exactly while its slot is
+//! being filled; a sample arriving later for a finished slot (out of order) joins its stored
+//! mean as if that were one sample.
 //!
 //! Why 10 s slots: agents push every 1 s to 24 h; one slot per second would cost 3600 slots
 //! per node for a chart a few hundred pixels wide. Ten seconds keeps the hour at 360 points,
@@ -15,8 +21,6 @@
 //!
 //! This is a cache for display only: it starts empty when the primary starts and is never
 //! written anywhere.
-
-use std::collections::VecDeque;
 
 use pivitals_common::VitalsPayload;
 use serde::Serialize;
@@ -85,43 +89,73 @@ impl Mean {
     }
 
     fn get(self) -> Option<f64> {
-        // Rounded to 0.01 so the JSON does not show f32 noise (12.500000953674316).
-        (self.count > 0).then(|| (f64::from(self.sum / self.count as f32) * 100.0).round() / 100.0)
+        (self.count > 0).then(|| f64::from(self.sum / self.count as f32))
+    }
+
+    /// A stored mean taken up again as one sample.
+    fn seeded(stored: u16) -> Self {
+        let mut mean = Self::default();
+        mean.add(unpack(stored));
+        mean
     }
 }
 
+/// A stored value meaning "no sample reported this".
+const NONE: u16 = u16::MAX;
+
+/// Hundredths, offset by 100 (temperatures go below zero); out-of-range values are clamped.
+fn pack(value: Option<f64>) -> u16 {
+    value.map_or(NONE, |v| {
+        ((v + 100.0) * 100.0)
+            .round()
+            .clamp(0.0, f64::from(NONE - 1)) as u16
+    })
+}
+
+fn unpack(stored: u16) -> Option<f64> {
+    (stored != NONE).then(|| (f64::from(stored) - 10_000.0) / 100.0)
+}
+
+/// Rounded to 0.01, as stored, so the API shows the same numbers before and after a slot is
+/// finished (and no f32 noise such as 12.500000953674316).
+fn hundredths(value: Option<f64>) -> Option<f64> {
+    unpack(pack(value))
+}
+
+/// A finished slot: cpu, mem, temp, disk.
+type Packed = [u16; 4];
+const EMPTY: Packed = [NONE; 4];
+
+/// The slot being filled, with exact running means.
 #[derive(Debug, Clone, Copy)]
-struct Slot {
-    start_ms: i64,
-    cpu: Mean,
-    mem: Mean,
-    temp: Mean,
-    disk: Mean,
+struct Open {
+    /// `start_ms / STEP_MS`.
+    index: i64,
+    means: [Mean; 4],
 }
 
-impl Slot {
+impl Open {
     fn add(&mut self, s: &Summary) {
-        self.cpu.add(s.cpu_percent);
-        self.mem.add(s.mem_percent);
-        self.temp.add(s.temp_celsius);
-        self.disk.add(s.disk_percent);
-    }
-
-    fn point(&self) -> HistoryPoint {
-        HistoryPoint {
-            ts_ms: self.start_ms,
-            cpu_percent: self.cpu.get(),
-            mem_percent: self.mem.get(),
-            temp_celsius: self.temp.get(),
-            disk_percent: self.disk.get(),
+        let values = [s.cpu_percent, s.mem_percent, s.temp_celsius, s.disk_percent];
+        for (mean, value) in self.means.iter_mut().zip(values) {
+            mean.add(value);
         }
     }
+
+    fn packed(&self) -> Packed {
+        self.means.map(|m| pack(m.get()))
+    }
 }
 
-/// One node's last hour: slots in time order, at most [`MAX_SLOTS`].
+/// One node's last hour: a ring of finished slots and the slot being filled.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    slots: VecDeque<Slot>,
+    /// Finished slots; the slot of index `i` is at `i % MAX_SLOTS` while
+    /// `newest - MAX_SLOTS < i <= newest`. Allocated at the first sample.
+    ring: Option<Box<[Packed]>>,
+    /// The index of the newest slot any sample fell in.
+    newest: i64,
+    open: Option<Open>,
 }
 
 impl History {
@@ -129,65 +163,88 @@ impl History {
     /// the window (a backlog delivered after a long outage) are not kept; samples out of
     /// order join their own slot.
     pub fn record(&mut self, ts_ms: i64, summary: &Summary, now_ms: i64) {
-        let start_ms = ts_ms.div_euclid(STEP_MS) * STEP_MS;
+        let index = ts_ms.div_euclid(STEP_MS);
         let horizon = now_ms.saturating_sub(WINDOW_MS);
-        if start_ms + STEP_MS <= horizon {
+        if (index + 1) * STEP_MS <= horizon {
             return;
         }
-        let slot = match self.slots.back() {
-            Some(last) if last.start_ms == start_ms => self.slots.len() - 1,
-            Some(last) if last.start_ms > start_ms => {
-                match self.slots.binary_search_by_key(&start_ms, |s| s.start_ms) {
-                    Ok(i) => i,
-                    Err(i) => {
-                        self.slots.insert(i, Slot::new(start_ms));
-                        i
-                    }
-                }
+        let ring = self
+            .ring
+            .get_or_insert_with(|| vec![EMPTY; MAX_SLOTS].into_boxed_slice());
+        if self.open.is_none() {
+            self.newest = index;
+        }
+        if index > self.newest {
+            // Slots skipped over (no sample fell in them) are emptied of what the ring held an
+            // hour earlier.
+            let from = self.newest.max(index - MAX_SLOTS as i64) + 1;
+            for i in from..=index {
+                ring[slot_of(i)] = EMPTY;
             }
+            self.newest = index;
+        }
+        if index <= self.newest - MAX_SLOTS as i64 {
+            return;
+        }
+        let open = match self.open.as_mut() {
+            Some(open) if open.index == index => open,
             _ => {
-                self.slots.push_back(Slot::new(start_ms));
-                self.slots.len() - 1
+                if let Some(done) = self.open.take()
+                    && done.index > self.newest - MAX_SLOTS as i64
+                {
+                    ring[slot_of(done.index)] = done.packed();
+                }
+                let stored = ring[slot_of(index)];
+                self.open.insert(Open {
+                    index,
+                    means: stored.map(Mean::seeded),
+                })
             }
         };
-        self.slots[slot].add(summary);
-        while self
-            .slots
-            .front()
-            .is_some_and(|s| s.start_ms + STEP_MS <= horizon)
-            || self.slots.len() > MAX_SLOTS
-        {
-            self.slots.pop_front();
-        }
+        open.add(summary);
     }
 
     /// The points of the last hour before `now_ms` whose slot starts at or after `since_ms`.
     pub fn points(&self, since_ms: Option<i64>, now_ms: i64) -> Vec<HistoryPoint> {
+        let Some(ring) = &self.ring else {
+            return Vec::new();
+        };
         let horizon = now_ms.saturating_sub(WINDOW_MS);
-        let from = since_ms.map_or(horizon, |s| s.max(horizon));
-        let first = self.slots.partition_point(|s| s.start_ms + STEP_MS <= from);
-        self.slots.range(first..).map(Slot::point).collect()
+        let from_ms = since_ms.map_or(horizon, |s| s.max(horizon));
+        // The first slot that ends after `from_ms`.
+        let first = (from_ms.div_euclid(STEP_MS)).max(self.newest - MAX_SLOTS as i64 + 1);
+        (first..=self.newest)
+            .filter_map(|index| {
+                let packed = match self.open {
+                    Some(open) if open.index == index => open.packed(),
+                    _ => ring[slot_of(index)],
+                };
+                (packed != EMPTY).then(|| {
+                    let [cpu, mem, temp, disk] = packed.map(unpack);
+                    HistoryPoint {
+                        ts_ms: index * STEP_MS,
+                        cpu_percent: hundredths(cpu),
+                        mem_percent: hundredths(mem),
+                        temp_celsius: hundredths(temp),
+                        disk_percent: hundredths(disk),
+                    }
+                })
+            })
+            .collect()
     }
 
+    /// Slots holding a sample.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.points(None, (self.newest + 1) * STEP_MS).len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len() == 0
     }
 }
 
-impl Slot {
-    fn new(start_ms: i64) -> Self {
-        Self {
-            start_ms,
-            cpu: Mean::default(),
-            mem: Mean::default(),
-            temp: Mean::default(),
-            disk: Mean::default(),
-        }
-    }
+fn slot_of(index: i64) -> usize {
+    index.rem_euclid(MAX_SLOTS as i64) as usize
 }
 
 #[cfg(test)]
@@ -279,6 +336,11 @@ mod tests {
             assert!(history.len() <= MAX_SLOTS);
         }
         assert_eq!(history.len(), MAX_SLOTS);
+        assert_eq!(
+            history.ring.as_ref().map(|r| r.len()),
+            Some(MAX_SLOTS),
+            "one fixed allocation"
+        );
         let now = T0 + 7200 * 1000;
         let points = history.points(None, now);
         assert!(points.iter().all(|p| p.ts_ms + STEP_MS > now - WINDOW_MS));
@@ -321,6 +383,28 @@ mod tests {
         assert_eq!(history.points(Some(0), now).len(), 6);
         // An hour later, without new samples, nothing is left to show.
         assert!(history.points(None, now + WINDOW_MS + STEP_MS).is_empty());
+    }
+
+    #[test]
+    fn stored_values_keep_hundredths_below_zero_and_clamp_the_impossible() {
+        for v in [-40.25, 0.0, 12.34, 99.99, 100.0, 85.5] {
+            assert_eq!(unpack(pack(Some(v))), Some(v));
+        }
+        assert_eq!(unpack(pack(None)), None);
+        assert_eq!(unpack(pack(Some(-500.0))), Some(-100.0));
+        assert_eq!(unpack(pack(Some(1e9))), Some(555.34));
+    }
+
+    #[test]
+    fn a_gap_longer_than_the_ring_leaves_nothing_of_before() {
+        let mut history = History::default();
+        history.record(T0, &summary(7.0), T0);
+        // Exactly one ring later: the same ring position, a different slot.
+        let later = T0 + MAX_SLOTS as i64 * STEP_MS;
+        history.record(later + STEP_MS, &summary(9.0), later + STEP_MS);
+        let points = history.points(None, later + STEP_MS);
+        assert_eq!(points.len(), 1, "{points:?}");
+        assert_eq!(points[0].cpu_percent, Some(9.0));
     }
 
     #[test]

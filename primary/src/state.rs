@@ -124,7 +124,9 @@ impl LiveNode {
 
 #[derive(Debug, Default)]
 pub struct Nodes {
-    by_name: BTreeMap<String, LiveNode>,
+    /// Boxed: a `LiveNode` is about 700 bytes, and B-tree nodes hold room for eleven entries
+    /// whether used or not.
+    by_name: BTreeMap<String, Box<LiveNode>>,
     by_token: HashMap<TokenHash, String>,
 }
 
@@ -150,10 +152,11 @@ impl Nodes {
             node.history = previous.history;
             node.recorded = previous.recorded;
         }
-        self.by_name.insert(node.record.name.clone(), node);
+        self.by_name
+            .insert(node.record.name.clone(), Box::new(node));
     }
 
-    pub fn remove(&mut self, name: &str) -> Option<LiveNode> {
+    pub fn remove(&mut self, name: &str) -> Option<Box<LiveNode>> {
         let node = self.by_name.remove(name)?;
         if let Some(hash) = node.record.token_hash.as_deref().and_then(auth::from_hex) {
             self.by_token.remove(&hash);
@@ -164,23 +167,23 @@ impl Nodes {
     /// The node a node token belongs to.
     pub fn by_token(&self, token: &str) -> Option<&LiveNode> {
         let name = self.by_token.get(&auth::hash_token(token))?;
-        self.by_name.get(name)
+        self.get(name)
     }
 
     pub fn get(&self, name: &str) -> Option<&LiveNode> {
-        self.by_name.get(name)
+        self.by_name.get(name).map(|node| &**node)
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut LiveNode> {
-        self.by_name.get_mut(name)
+        self.by_name.get_mut(name).map(|node| &mut **node)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &LiveNode> {
-        self.by_name.values()
+        self.by_name.values().map(|node| &**node)
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut LiveNode> {
-        self.by_name.values_mut()
+        self.by_name.values_mut().map(|node| &mut **node)
     }
 
     pub fn len(&self) -> usize {

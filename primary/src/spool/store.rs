@@ -17,8 +17,10 @@ use super::record::{self, RecordError};
 
 pub(super) const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 
-/// Page cache of the spool database.
-const CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// Page cache of the spool database. Records are written once and read back within seconds;
+/// what the cache misses comes from the operating system's file cache, so a large one would
+/// only hold memory (it fills up to its size over a long run).
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Appends that may wait for the committer; beyond it pushes are answered 503.
 const QUEUE: usize = 8192;
