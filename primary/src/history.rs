@@ -7,12 +7,14 @@
 //! ten-second one. A slot older than [`WINDOW`] (one hour) before the newest accepted wall-clock
 //! time is not shown.
 //!
-//! Memory is fixed per node from its first sample on: a ring of [`MAX_SLOTS`] (360) slots of
-//! four 16-bit values (hundredths, offset by 100 so −100.00 to 555.34 fit), 2,880 bytes, plus
-//! the running means of the slot being filled. A primary with 10,000 nodes holds 28 MiB of
-//! history after a minute and after a month alike. A mean is kept exactly while its slot is
-//! being filled; a sample arriving later for a finished slot (out of order) joins its stored
-//! mean as if that were one sample.
+//! A slot is never narrower than the node's interval (rounded up to a multiple of 10 s): a node
+//! pushing every 60 s has 60 one-minute slots, not 360 mostly empty ones.
+//!
+//! Memory is fixed per node from its first sample on: a ring of slots of four 16-bit values
+//! (hundredths, offset by 100 so −100.00 to 555.34 fit), 8 bytes a slot: 2,880 bytes for a node
+//! at 10 s or faster, 480 at the default 60 s, plus the running means of the slot being
+//! filled. A mean is kept exactly while its slot is being filled; a sample arriving later for a
+//! finished slot (out of order) joins its stored mean as if that were one sample.
 //!
 //! Why 10 s slots: agents push every 1 s to 24 h; one slot per second would cost 3600 slots
 //! per node for a chart a few hundred pixels wide. Ten seconds keeps the hour at 360 points,
@@ -25,11 +27,11 @@
 use pivitals_common::VitalsPayload;
 use serde::Serialize;
 
-/// The width of one slot.
+/// The width of one slot for nodes pushing every 10 s or faster.
 pub const STEP_MS: i64 = 10_000;
 /// How much history a node keeps.
 pub const WINDOW_MS: i64 = 3_600_000;
-/// The most slots a node can hold: one hour of 10 s slots.
+/// The most slots a node holds: one hour of 10 s slots.
 pub const MAX_SLOTS: usize = (WINDOW_MS / STEP_MS) as usize;
 
 /// The summary of one sample, as the dashboard charts it.
@@ -65,7 +67,7 @@ impl Summary {
 /// One point of the history as the API answers it: the slot's start and its means.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct HistoryPoint {
-    /// Start of the slot, ms since the epoch (a multiple of [`STEP_MS`]).
+    /// Start of the slot, ms since the epoch (a multiple of the node's step).
     pub ts_ms: i64,
     pub cpu_percent: Option<f64>,
     pub mem_percent: Option<f64>,
@@ -148,53 +150,87 @@ impl Open {
 }
 
 /// One node's last hour: a ring of finished slots and the slot being filled.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct History {
-    /// Finished slots; the slot of index `i` is at `i % MAX_SLOTS` while
-    /// `newest - MAX_SLOTS < i <= newest`. Allocated at the first sample.
+    /// The width of a slot, a multiple of [`STEP_MS`].
+    step_ms: i64,
+    /// Finished slots; the slot of index `i` is at `i % len` while `newest - len < i <= newest`.
+    /// Allocated at the first sample.
     ring: Option<Box<[Packed]>>,
     /// The index of the newest slot any sample fell in.
     newest: i64,
     open: Option<Open>,
 }
 
+impl Default for History {
+    fn default() -> Self {
+        Self::for_interval(0)
+    }
+}
+
 impl History {
+    /// An empty history for a node pushing every `interval_seconds`.
+    pub fn for_interval(interval_seconds: u64) -> Self {
+        let step = STEP_MS as u64;
+        let steps = interval_seconds
+            .saturating_mul(1000)
+            .div_ceil(step)
+            .clamp(1, (WINDOW_MS / STEP_MS) as u64) as i64;
+        Self {
+            step_ms: steps * STEP_MS,
+            ring: None,
+            newest: 0,
+            open: None,
+        }
+    }
+
+    /// The width of one slot.
+    pub fn step_ms(&self) -> i64 {
+        self.step_ms
+    }
+
+    /// How many slots cover the window.
+    fn slots(&self) -> i64 {
+        (WINDOW_MS / self.step_ms).max(1)
+    }
+
     /// Adds a sample taken at `ts_ms`, with `now_ms` the primary's clock. Samples from before
     /// the window (a backlog delivered after a long outage) are not kept; samples out of
     /// order join their own slot.
     pub fn record(&mut self, ts_ms: i64, summary: &Summary, now_ms: i64) {
-        let index = ts_ms.div_euclid(STEP_MS);
+        let (step, slots) = (self.step_ms, self.slots());
+        let index = ts_ms.div_euclid(step);
         let horizon = now_ms.saturating_sub(WINDOW_MS);
-        if (index + 1) * STEP_MS <= horizon {
+        if (index + 1) * step <= horizon {
             return;
         }
         let ring = self
             .ring
-            .get_or_insert_with(|| vec![EMPTY; MAX_SLOTS].into_boxed_slice());
+            .get_or_insert_with(|| vec![EMPTY; slots as usize].into_boxed_slice());
         if self.open.is_none() {
             self.newest = index;
         }
         if index > self.newest {
             // Slots skipped over (no sample fell in them) are emptied of what the ring held an
             // hour earlier.
-            let from = self.newest.max(index - MAX_SLOTS as i64) + 1;
+            let from = self.newest.max(index - slots) + 1;
             for i in from..=index {
-                ring[slot_of(i)] = EMPTY;
+                ring[slot_of(i, slots)] = EMPTY;
             }
             self.newest = index;
         }
-        if index <= self.newest - MAX_SLOTS as i64 {
+        if index <= self.newest - slots {
             return;
         }
         let open = match self.open.as_mut() {
             Some(open) if open.index == index => open,
             _ => {
                 if let Some(done) = self.open.take()
-                    && done.index > self.newest - MAX_SLOTS as i64
+                    && done.index > self.newest - slots
                 {
-                    ring[slot_of(done.index)] = done.packed();
+                    ring[slot_of(done.index, slots)] = done.packed();
                 }
-                let stored = ring[slot_of(index)];
+                let stored = ring[slot_of(index, slots)];
                 self.open.insert(Open {
                     index,
                     means: stored.map(Mean::seeded),
@@ -209,20 +245,21 @@ impl History {
         let Some(ring) = &self.ring else {
             return Vec::new();
         };
+        let (step, slots) = (self.step_ms, self.slots());
         let horizon = now_ms.saturating_sub(WINDOW_MS);
         let from_ms = since_ms.map_or(horizon, |s| s.max(horizon));
         // The first slot that ends after `from_ms`.
-        let first = (from_ms.div_euclid(STEP_MS)).max(self.newest - MAX_SLOTS as i64 + 1);
+        let first = (from_ms.div_euclid(step)).max(self.newest - slots + 1);
         (first..=self.newest)
             .filter_map(|index| {
                 let packed = match self.open {
                     Some(open) if open.index == index => open.packed(),
-                    _ => ring[slot_of(index)],
+                    _ => ring[slot_of(index, slots)],
                 };
                 (packed != EMPTY).then(|| {
                     let [cpu, mem, temp, disk] = packed.map(unpack);
                     HistoryPoint {
-                        ts_ms: index * STEP_MS,
+                        ts_ms: index * step,
                         cpu_percent: hundredths(cpu),
                         mem_percent: hundredths(mem),
                         temp_celsius: hundredths(temp),
@@ -235,7 +272,7 @@ impl History {
 
     /// Slots holding a sample.
     pub fn len(&self) -> usize {
-        self.points(None, (self.newest + 1) * STEP_MS).len()
+        self.points(None, (self.newest + 1) * self.step_ms).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -243,8 +280,8 @@ impl History {
     }
 }
 
-fn slot_of(index: i64) -> usize {
-    index.rem_euclid(MAX_SLOTS as i64) as usize
+fn slot_of(index: i64, slots: i64) -> usize {
+    index.rem_euclid(slots) as usize
 }
 
 #[cfg(test)]
@@ -393,6 +430,32 @@ mod tests {
         assert_eq!(unpack(pack(None)), None);
         assert_eq!(unpack(pack(Some(-500.0))), Some(-100.0));
         assert_eq!(unpack(pack(Some(1e9))), Some(555.34));
+    }
+
+    #[test]
+    fn slots_are_as_wide_as_the_interval_so_slow_nodes_hold_less() {
+        for (interval, step_s, slots) in [(1, 10, 360), (10, 10, 360), (15, 20, 180), (60, 60, 60)]
+        {
+            let mut history = History::for_interval(interval);
+            assert_eq!(history.step_ms(), step_s * 1000, "interval {interval}");
+            // Two hours of samples at the interval.
+            let end = T0 + 7_200_000;
+            let mut ts = T0;
+            while ts < end {
+                history.record(ts, &summary(1.0), ts);
+                ts += interval as i64 * 1000;
+            }
+            assert_eq!(history.ring.as_ref().map(|r| r.len()), Some(slots));
+            let points = history.points(None, end);
+            assert!(
+                points.len() >= slots - 1 && points.len() <= slots,
+                "{interval}: {}",
+                points.len()
+            );
+            assert!(points.iter().all(|p| p.ts_ms % (step_s * 1000) == 0));
+        }
+        let daily = History::for_interval(86_400);
+        assert_eq!(daily.step_ms(), WINDOW_MS, "one slot covers the window");
     }
 
     #[test]

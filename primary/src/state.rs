@@ -96,6 +96,7 @@ pub struct LiveNode {
 
 impl LiveNode {
     pub fn new(record: NodeRecord) -> Self {
+        let history = History::for_interval(record.interval_seconds);
         Self {
             record,
             last_seen_ms: None,
@@ -104,7 +105,7 @@ impl LiveNode {
             known_since: Instant::now(),
             recorded: Recorded::default(),
             latest: None,
-            history: History::default(),
+            history,
             push_bucket: Bucket::default(),
         }
     }
@@ -149,7 +150,10 @@ impl Nodes {
         }
         let mut node = LiveNode::new(record);
         if let Some(previous) = previous {
-            node.history = previous.history;
+            // A new interval means slots of another width: the history starts over.
+            if previous.history.step_ms() == node.history.step_ms() {
+                node.history = previous.history;
+            }
             node.recorded = previous.recorded;
         }
         self.by_name

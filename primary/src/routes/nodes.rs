@@ -103,7 +103,7 @@ pub async fn history(
         .ok_or_else(|| ApiError::NotFound(format!("no node named {name:?}")))?;
     Ok(Json(HistoryView {
         node: name.clone(),
-        step_seconds: history::STEP_MS / 1000,
+        step_seconds: node.history.step_ms() / 1000,
         window_seconds: history::WINDOW_MS / 1000,
         interval_seconds: node.record.interval_seconds,
         points: node.history.points(query.since_ms, now_ms()),
