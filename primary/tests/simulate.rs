@@ -1,6 +1,7 @@
 //! `pivitals-agent simulate` against the real primary binary writing to a real InfluxDB 1.x:
 //! five synthetic nodes push every second for three seconds; the summary line counts every
-//! push, the primary lists the five nodes, and every push lands in InfluxDB.
+//! push, the primary lists the five nodes, and every push lands in InfluxDB. Then many small
+//! batches written four at a time: every point lands and the spool ends empty.
 
 mod support;
 
@@ -19,25 +20,12 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
 }
 
-#[test]
-fn five_simulated_nodes_push_every_second_and_every_push_lands() {
-    let influx = InfluxV1::start().unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &[]);
-
+/// Runs `pivitals-agent simulate` with `args` against `url`; its summary line.
+fn simulate(url: &str, args: &[&str]) -> String {
     let output = Command::new(workspace_binary("pivitals-agent"))
-        .args([
-            "simulate",
-            "--nodes",
-            "5",
-            "--interval",
-            "1s",
-            "--duration",
-            "3s",
-        ])
-        .args(["--primary-url", &url, "--enroll-token", ENROLL])
+        .arg("simulate")
+        .args(args)
+        .args(["--primary-url", url, "--enroll-token", ENROLL])
         .env("PIVITALS_LOG", "warn")
         .output()
         .expect("run pivitals-agent simulate");
@@ -46,8 +34,75 @@ fn five_simulated_nodes_push_every_second_and_every_push_lands() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "one summary line: {stdout}\n{stderr}");
-    let line = lines[0];
-    assert!(line.starts_with("simulate: "), "{line}");
+    assert!(lines[0].starts_with("simulate: "), "{}", lines[0]);
+    lines[0].to_owned()
+}
+
+/// The value of an unlabelled metric of the primary.
+fn metric(url: &str, name: &str) -> u64 {
+    let response = pivitals_testkit::http::get(&format!("{url}/metrics")).expect("GET /metrics");
+    let text = response.text();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn small_batches_written_four_at_a_time_all_land_and_leave_the_spool_empty() {
+    let influx = InfluxV1::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let settings = [
+        ("PIVITALS_BATCH__MAX_POINTS", "25".to_owned()),
+        ("PIVITALS_BATCH__WRITES_IN_FLIGHT", "4".to_owned()),
+        ("PIVITALS_BATCH__FLUSH_INTERVAL", "200ms".to_owned()),
+        ("PIVITALS_LIMITS__PUSH_BURST", "1000".to_owned()),
+        ("PIVITALS_LIMITS__PUSH_REFILL", "1ms".to_owned()),
+    ];
+    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &settings);
+
+    let line = simulate(
+        &url,
+        &["--nodes", "20", "--interval", "100ms", "--duration", "3s"],
+    );
+    assert_eq!(field(&line, "failed"), "0", "{line}");
+    let accepted: u64 = field(&line, "accepted").parse().unwrap();
+    assert!(accepted >= 400, "{line}");
+
+    let query = "SELECT count(usage_percent) FROM cpu WHERE node =~ /^sim-/";
+    eventually(
+        "every push's cpu point in InfluxDB",
+        Duration::from_secs(30),
+        || (influx.count(DB, query).ok()? == accepted).then_some(()),
+    );
+    eventually("an empty spool", Duration::from_secs(10), || {
+        (metric(&url, "pivitals_spool_points") == 0 && metric(&url, "pivitals_spool_records") == 0)
+            .then_some(())
+    });
+    let received = metric(&url, "pivitals_points_received_total");
+    assert_eq!(metric(&url, "pivitals_points_written_total"), received);
+    let batches = metric(&url, "pivitals_batches_written_total");
+    assert!(
+        batches >= received / 25,
+        "{batches} batches for {received} points"
+    );
+    primary.stop_cleanly(Duration::from_secs(20));
+}
+
+#[test]
+fn five_simulated_nodes_push_every_second_and_every_push_lands() {
+    let influx = InfluxV1::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &[]);
+
+    let line = simulate(
+        &url,
+        &["--nodes", "5", "--interval", "1s", "--duration", "3s"],
+    );
+    let line = line.as_str();
     assert_eq!(field(line, "nodes"), "5", "{line}");
     assert_eq!(field(line, "registered"), "5", "{line}");
     assert_eq!(field(line, "sent"), "15", "{line}");
