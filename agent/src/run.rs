@@ -251,7 +251,16 @@ async fn send_loop(
         match sender.step(backlog).await? {
             Step::Continue => {}
             Step::Idle => wake.notified().await,
-            Step::Wait(delay) => tokio::time::sleep(delay).await,
+            Step::Wait(delay) => {
+                // The primary did not take what is waiting: make it survive a power cut too
+                // (appends to an empty backlog are written, not synced; see `Backlog::push`).
+                if let Err(e) = lock(backlog).sync() {
+                    warn!(
+                        "cannot sync the backlog: {e}; waiting samples may not survive a power cut"
+                    );
+                }
+                tokio::time::sleep(delay).await
+            }
         }
     }
 }

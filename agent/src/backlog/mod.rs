@@ -1,5 +1,6 @@
 //! Samples waiting for the primary, kept on disk in `STATE_DIR/backlog/` so that they survive
-//! a restart, a crash or a power cut: an append-only log, bounded, sent oldest first.
+//! a restart or a crash of the agent, and, once the primary has failed to take them, a power
+//! cut: an append-only log, bounded, sent oldest first.
 //!
 //! # Interface
 //! - every sample gets a sequence number (`seq`, u64) when it is [`Backlog::push`]ed; numbers
@@ -43,11 +44,17 @@
 //! # What is durable when
 //! | event | on disk |
 //! | --- | --- |
-//! | [`push`](Backlog::push) returns | the sample record (and, if the backlog was full, the head record dropping the oldest, in the same write), synced with `fdatasync`: one small write per sample |
-//! | [`remove_batch`](Backlog::remove_batch) | a 16-byte head record, written but not synced; the next sample's sync, a new segment, a deletion or [`sync`](Backlog::sync) (at stop, or on drop) makes it durable. A crash before that only means the samples are sent again, which the primary's storage absorbs (same series and timestamp) |
-//! | a new segment | the magic and a head record, synced, and the directory synced, before anything is appended |
+//! | [`push`](Backlog::push) to an empty backlog returns | the sample record, written (in the kernel's page cache: it survives the agent being killed, `kill -9` included) but not synced. The sender pushes it at once; if the primary does not take it, the sender calls [`sync`](Backlog::sync) before it waits. A healthy agent (every push answered at once) never syncs, which also spares an SD card one write a sample |
+//! | [`push`](Backlog::push) to a backlog already holding samples returns | the sample record (and, if the backlog was full, the head record dropping the oldest, in the same write), synced with `fdatasync` together with everything written before it: while the primary is behind or away, every waiting sample is durable |
+//! | [`sync`](Backlog::sync) returns | everything written so far: samples and head records. Called by the sender whenever the primary did not take what is waiting (a failed push or registration, before the sender waits), at stop, and on drop |
+//! | [`remove_batch`](Backlog::remove_batch) | a 16-byte head record, written but not synced; the next synced append, a failed push, a new segment, a deletion or [`sync`](Backlog::sync) makes it durable. A crash before that only means the samples are sent again, which the primary's storage absorbs (same series and timestamp) |
+//! | a new segment | the previous segment synced, then the magic and a head record, synced, and the directory synced, before anything is appended |
 //! | a segment deleted | only after the head covering it is synced; the unlink itself is not synced (a segment that comes back after a power cut holds only samples below the head and is deleted again) |
 //! | open repairs | a torn tail cut off and synced before the segment is used |
+//!
+//! So a power cut (not a crash of the agent: the page cache survives that) can lose only
+//! samples appended to an empty backlog whose push was still in flight: the primary may or may
+//! not have them, as with any sample taken just before a power cut.
 //!
 //! Nothing rewrites the log: space comes back a whole segment at a time. On disk the backlog
 //! takes its waiting samples plus at most about two segments of sent ones (2 MiB).
@@ -57,8 +64,9 @@
 //! - bytes after the last whole record of a segment, where no plausible record follows (a
 //!   record cut short by a crash or a power cut mid-append, or garbage after it), are a *torn
 //!   tail*: cut off, logged with their size, counted in [`Recovered::torn_bytes`]. Everything
-//!   before them is kept. Since every sample is synced before the sender can read it, a torn
-//!   sample was never sent;
+//!   before them is kept. Only a power cut tears a record (a killed process leaves its writes
+//!   whole), and only an unsynced one: a sample whose push was in flight, which the primary may
+//!   have taken;
 //! - a stretch that is not a record but is followed by one (damage on the card, or an unsynced
 //!   tail whose blocks reached the disk out of order) is skipped up to the next *plausible*
 //!   record (it decodes, and its payload is empty or starts with `{`), logged with its byte
@@ -68,7 +76,7 @@
 //!
 //! After opening, the next `seq` is above every sample found and at least the head, so a
 //! number is never given to two samples that could both reach the primary (a torn sample's
-//! number is given again, but that sample was cut off and never sent).
+//! number is given again, but that sample was cut off, and nothing on disk refers to its number).
 //!
 //! # Bound and memory
 //! At most `capacity` samples wait (`PIVITALS_BACKLOG_MAX`, by default 24 hours of samples);

@@ -71,6 +71,8 @@ pub struct Backlog {
     written_head: u64,
     /// The highest head record known to be synced.
     durable_head: u64,
+    /// Something was written to the last segment since its last sync.
+    unsynced: bool,
     next_seq: u64,
     dropped: u64,
     corrupt: u64,
@@ -164,6 +166,7 @@ impl Backlog {
             head,
             written_head: head,
             durable_head: head,
+            unsynced: false,
             next_seq,
             dropped: recovered.dropped,
             corrupt: recovered.corrupt,
@@ -173,8 +176,15 @@ impl Backlog {
         Ok(backlog)
     }
 
-    /// Appends a sample and syncs it; when the backlog is full the oldest sample is dropped
-    /// first (durably, in the same write), and this returns true.
+    /// Appends a sample; when the backlog is full the oldest sample is dropped first (in the
+    /// same write), and this returns true.
+    ///
+    /// The write is synced, with everything before it, when other samples were already waiting
+    /// (the primary is behind or away, so this one may wait long). A sample appended to an
+    /// empty backlog is only written: it survives the agent being killed (it is in the kernel's
+    /// page cache), it is pushed at once, and if that push fails the sender calls
+    /// [`sync`](Self::sync). So a healthy agent never syncs, and what waits for the primary is
+    /// synced.
     ///
     /// On an error the sample is not in the backlog and counts as [dropped](Self::dropped);
     /// the backlog stays usable (the next append starts a new segment).
@@ -201,6 +211,7 @@ impl Backlog {
             self.start_segment()?;
         }
         let mut bytes = Vec::with_capacity(2 * HEADER_LEN + payload.len());
+        let sync = self.index.len() > 0;
         let mut dropped = false;
         while self.index.len() >= self.capacity {
             let Some(oldest) = self.index.oldest() else {
@@ -218,20 +229,23 @@ impl Backlog {
         let offset = self.current_size() + bytes.len() as u64;
         record::encode(seq, &payload, &mut bytes);
         self.write(&bytes)?;
-        if let Err(e) = self.writer.sync_data() {
-            // What the failed sync left is unknown: take the record back out, and write the
-            // next one to a new segment.
-            let _ = self.writer.set_len(offset);
-            if let Some(last) = self.index.last_mut() {
-                last.size = offset;
-            }
-            self.broken = true;
-            return Err(e);
-        }
         if dropped {
             self.written_head = self.head;
         }
-        self.durable_head = self.written_head;
+        if sync {
+            if let Err(e) = self.writer.sync_data() {
+                // What the failed sync left is unknown: take the record back out, and write
+                // the next one to a new segment.
+                let _ = self.writer.set_len(offset);
+                if let Some(last) = self.index.last_mut() {
+                    last.size = offset;
+                }
+                self.broken = true;
+                return Err(e);
+            }
+            self.unsynced = false;
+            self.durable_head = self.written_head;
+        }
         let added = self.index.push(seq, offset as u32);
         debug_assert!(added, "a new sample always fits the last segment");
         self.next_seq += 1;
@@ -346,11 +360,13 @@ impl Backlog {
         removed
     }
 
-    /// Makes every removal so far durable (samples are synced as they are appended). Called
-    /// when the agent stops; dropping the backlog does it too, logging a failure.
+    /// Makes everything written so far durable: samples appended to an empty backlog and
+    /// removals. Called by the sender when a push fails and when the agent stops; dropping
+    /// the backlog does it too, logging a failure. Does nothing when nothing is unsynced.
     pub fn sync(&mut self) -> io::Result<()> {
-        if self.durable_head < self.written_head {
+        if self.unsynced {
             self.writer.sync_data()?;
+            self.unsynced = false;
             self.durable_head = self.written_head;
         }
         Ok(())
@@ -417,19 +433,22 @@ impl Backlog {
         if let Some(last) = self.index.last_mut() {
             last.size = size + bytes.len() as u64;
         }
+        self.unsynced = true;
         Ok(())
     }
 
     /// Seals the last segment and starts a new one, which begins with the head record.
     fn start_segment(&mut self) -> io::Result<()> {
         if !self.broken {
-            // Only head records can be unsynced; the new segment repeats the head anyway.
+            // Samples appended to an empty backlog and head records can be unsynced: the
+            // samples must not be left behind unsynced in a segment no longer written.
             let _ = self.writer.sync_data();
         }
         let id = self.index.last().map_or(0, |s| s.id + 1);
         let (writer, size) = segment::create(&self.dir, id, self.head)?;
         self.writer = writer;
         self.broken = false;
+        self.unsynced = false;
         self.written_head = self.head;
         self.durable_head = self.head;
         self.index
