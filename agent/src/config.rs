@@ -18,12 +18,16 @@
 //! (`/var/lib/pivitals-agent`). An empty variable counts as unset. Unknown keys in the file are an
 //! error (a typo would otherwise be silently ignored); unknown `PIVITALS_*` variables are not,
 //! since `PIVITALS_LOG` is read elsewhere.
+//!
+//! The file is parsed with `toml` and the two sources are merged here, key by key: the
+//! general-purpose `config` crate did the same with a layer of dynamic values, path
+//! expressions and format plumbing the agent does not need (about 60 KiB of a binary meant
+//! for small boards).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use config::{Environment, File, FileFormat, Source};
 use pivitals_common::Labels;
 use pivitals_common::validate::{self, InvalidName};
 use reqwest::Url;
@@ -82,18 +86,15 @@ pub struct Config {
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("config file {}: {source}", path.display())]
-    File {
-        path: PathBuf,
-        source: Box<config::ConfigError>,
-    },
+    #[error("config file {}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
     #[error("config file {}: unknown key {key:?} (known: {})", path.display(), KEYS.join(", "))]
     UnknownKey { path: PathBuf, key: String },
-    #[error("{var} ({key}): {source}")]
+    #[error("{var} ({key}): {reason}")]
     Type {
         var: String,
         key: &'static str,
-        source: Box<config::ConfigError>,
+        reason: String,
     },
     #[error(
         "PIVITALS_PRIMARY_URL (primary_url) is required: the primary's address, e.g. http://primary:8080"
@@ -168,46 +169,31 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let env: HashMap<String, String> = env.into_iter().collect();
-        let mut builder = config::Config::builder();
-        if let Some(path) = file {
-            let from_file = config::Config::builder()
-                .add_source(File::from(path).format(FileFormat::Toml).required(true))
-                .build()
-                .map_err(|source| ConfigError::File {
-                    path: path.to_owned(),
-                    source: Box::new(source),
-                })?;
-            let table = from_file.collect().map_err(|source| ConfigError::File {
-                path: path.to_owned(),
-                source: Box::new(source),
-            })?;
-            if let Some(key) = table.keys().find(|key| !KEYS.contains(&key.as_str())) {
-                return Err(ConfigError::UnknownKey {
-                    path: path.to_owned(),
-                    key: key.clone(),
-                });
+        let file_error = |path: &Path, reason: String| ConfigError::File {
+            path: path.to_owned(),
+            reason,
+        };
+        let table = match file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| file_error(path, e.to_string()))?;
+                let table = text
+                    .parse::<toml::Table>()
+                    .map_err(|e| file_error(path, e.to_string().trim_end().to_owned()))?;
+                if let Some(key) = table.keys().find(|key| !KEYS.contains(&key.as_str())) {
+                    return Err(ConfigError::UnknownKey {
+                        path: path.to_owned(),
+                        key: key.clone(),
+                    });
+                }
+                table
             }
-            builder = builder.add_source(from_file);
-        }
-        let ours: config::Map<String, String> = env
-            .iter()
-            .filter(|(key, _)| key.starts_with("PIVITALS_"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let merged = builder
-            .add_source(
-                Environment::with_prefix("PIVITALS")
-                    .prefix_separator("_")
-                    .ignore_empty(true)
-                    .source(Some(ours)),
-            )
-            .build()
-            .map_err(|source| ConfigError::Type {
-                var: "PIVITALS_*".into(),
-                key: "*",
-                source: Box::new(source),
-            })?;
-        let raw = Raw(merged);
+            None => toml::Table::new(),
+        };
+        let raw = Raw {
+            env: &env,
+            file: &table,
+        };
 
         let primary_url = parse_primary_url(
             &raw.string("primary_url")?
@@ -335,65 +321,109 @@ pub fn default_backlog_max(interval: Duration) -> usize {
     usize::try_from(per_day).unwrap_or(usize::MAX).max(1)
 }
 
-/// The merged sources, read key by key.
-struct Raw(config::Config);
+/// The two sources, read key by key: a non-empty `PIVITALS_*` variable wins over the file.
+struct Raw<'a> {
+    env: &'a HashMap<String, String>,
+    file: &'a toml::Table,
+}
 
-impl Raw {
+impl Raw<'_> {
+    /// `PIVITALS_{KEY}`, else `key` of the file.
     fn string(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
-        match self.0.get_string(key) {
-            Ok(value) => Ok(Some(value)),
-            Err(config::ConfigError::NotFound(_)) => Ok(None),
-            Err(source) => Err(type_error(key, source)),
+        let var = format!("PIVITALS_{}", key.to_ascii_uppercase());
+        if let Some(value) = self.variable(&var) {
+            return Ok(Some(value));
         }
+        self.file
+            .get(key)
+            .map(|value| scalar(value).ok_or_else(|| type_error(key, value)))
+            .transpose()
     }
 
-    /// `[table] key` of the file, or `PIVITALS_TABLE__KEY` (which wins).
+    /// `PIVITALS_{TABLE}__{KEY}`, else `[table] key` of the file.
     fn nested(
         &self,
         table: &'static str,
         key: &'static str,
     ) -> Result<Option<String>, ConfigError> {
-        let from_env = format!("{table}__{key}");
-        match self.0.get_string(&from_env) {
-            Ok(value) => return Ok(Some(value)),
-            Err(config::ConfigError::NotFound(_)) => {}
-            Err(source) => return Err(type_error(key, source)),
+        let var = format!(
+            "PIVITALS_{}__{}",
+            table.to_ascii_uppercase(),
+            key.to_ascii_uppercase()
+        );
+        if let Some(value) = self.variable(&var) {
+            return Ok(Some(value));
         }
-        match self.0.get_string(&format!("{table}.{key}")) {
-            Ok(value) => Ok(Some(value)),
-            Err(config::ConfigError::NotFound(_)) => Ok(None),
-            Err(source) => Err(type_error(key, source)),
-        }
+        let Some(section) = self.file.get(table) else {
+            return Ok(None);
+        };
+        let section = section.as_table().ok_or_else(|| ConfigError::Type {
+            var: format!("PIVITALS_{}", table.to_ascii_uppercase()),
+            key: table,
+            reason: format!("expected a table, found {}", section.type_str()),
+        })?;
+        section
+            .get(key)
+            .map(|value| {
+                scalar(value).ok_or_else(|| ConfigError::Type {
+                    var,
+                    key,
+                    reason: format!("expected a value, found {}", value.type_str()),
+                })
+            })
+            .transpose()
     }
 
-    /// `labels` as the string form (`stack=2,role=worker`) or as a TOML table.
+    /// `labels` as the string form (`stack=2,role=worker`), from the variable or the file, or
+    /// as a table in the file.
     fn labels(&self) -> Result<Labels, ConfigError> {
-        match self.0.get_table("labels") {
-            Ok(table) => {
+        if let Some(text) = self.variable("PIVITALS_LABELS") {
+            return validate::parse_labels(&text).map_err(ConfigError::Labels);
+        }
+        match self.file.get("labels") {
+            None => Ok(Labels::new()),
+            Some(toml::Value::Table(table)) => {
                 let mut labels = Labels::new();
                 for (key, value) in table {
-                    let value = value
-                        .into_string()
-                        .map_err(|source| type_error("labels", source))?;
-                    labels.insert(key, value);
+                    let value = scalar(value).ok_or_else(|| type_error("labels", value))?;
+                    labels.insert(key.clone(), value);
                 }
                 validate::labels(&labels).map_err(ConfigError::Labels)?;
                 Ok(labels)
             }
-            Err(config::ConfigError::NotFound(_)) => Ok(Labels::new()),
-            Err(_) => match self.string("labels")? {
-                Some(text) => validate::parse_labels(&text).map_err(ConfigError::Labels),
-                None => Ok(Labels::new()),
-            },
+            Some(toml::Value::String(text)) => {
+                validate::parse_labels(text).map_err(ConfigError::Labels)
+            }
+            Some(other) => Err(type_error("labels", other)),
         }
+    }
+
+    /// A variable that is set and not empty.
+    fn variable(&self, name: &str) -> Option<String> {
+        self.env
+            .get(name)
+            .filter(|value| !value.is_empty())
+            .cloned()
     }
 }
 
-fn type_error(key: &'static str, source: config::ConfigError) -> ConfigError {
+/// A string, number or boolean of the file as text (`interval = 30` is `"30"`); None for a
+/// table, an array or a date.
+fn scalar(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(text) => Some(text.clone()),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Float(x) => Some(x.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn type_error(key: &'static str, found: &toml::Value) -> ConfigError {
     ConfigError::Type {
         var: format!("PIVITALS_{}", key.to_ascii_uppercase()),
         key,
-        source: Box::new(source),
+        reason: format!("expected a value, found {}", found.type_str()),
     }
 }
 

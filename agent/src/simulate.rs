@@ -45,30 +45,38 @@ const REGISTER_ATTEMPTS: u32 = 5;
 /// Push errors logged in full; the rest are only counted.
 const LOGGED_FAILURES: u64 = 5;
 
-/// Runs many synthetic nodes against a primary and prints one summary line.
-#[derive(Debug, clap::Args)]
+/// Runs many synthetic nodes against a primary and prints one summary line; parsed in
+/// `cli.rs`, where the help text says the same.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimulateArgs {
     /// How many nodes to simulate (named sim-00000, sim-00001, ...).
-    #[arg(long, default_value_t = 100)]
     pub nodes: usize,
     /// Each node's push interval (1s, 500ms, 1m).
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
     /// How long the nodes push, after all have registered.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
     /// The primary, e.g. http://127.0.0.1:7070.
-    #[arg(long, value_name = "URL")]
     pub primary_url: String,
     /// The primary's enrollment token.
-    #[arg(long, value_name = "TOKEN")]
     pub enroll_token: String,
     /// Threads, each with its own single-threaded runtime and a share of the nodes.
-    #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// The first node's number (to add nodes beside an earlier run's).
-    #[arg(long, default_value_t = 0)]
     pub first: usize,
+}
+
+impl Default for SimulateArgs {
+    fn default() -> Self {
+        Self {
+            nodes: 100,
+            interval: Duration::from_secs(1),
+            duration: Duration::from_secs(30),
+            primary_url: String::new(),
+            enroll_token: String::new(),
+            threads: 1,
+            first: 0,
+        }
+    }
 }
 
 /// Counts and latencies of a run; printed as the summary line.
@@ -181,10 +189,8 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
                 };
                 let (registered, start) = (&registered, &start);
                 scope.spawn(move || -> anyhow::Result<Summary> {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .context("cannot start the async runtime")?;
+                    let runtime =
+                        crate::one_thread_runtime().context("cannot start the async runtime")?;
                     runtime.block_on(plan.run(registered, start))
                 })
             })

@@ -1,5 +1,7 @@
-//! CPU usage, core count, model and frequency: sysinfo, with the frequency falling back to
-//! `ROOT/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq`.
+//! CPU usage, core count and model from sysinfo; the frequency from
+//! `ROOT/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq`, or where there is no cpufreq
+//! (virtual machines), the `cpu MHz` lines of `ROOT/proc/cpuinfo`, read once a sample (sysinfo
+//! would read the whole of `/proc/cpuinfo` once per core).
 
 use std::path::Path;
 
@@ -9,9 +11,9 @@ use sysinfo::{CpuRefreshKind, System};
 use super::files::{numbered_entries, read_parsed};
 use super::warn_once::WarnOnce;
 
-/// What a CPU sample refreshes: usage and frequency, never processes.
+/// What a CPU sample refreshes through sysinfo: usage only, never processes.
 fn refresh_kind() -> CpuRefreshKind {
-    CpuRefreshKind::nothing().with_usage().with_frequency()
+    CpuRefreshKind::nothing().with_usage()
 }
 
 /// Samples the CPUs. Usage is measured between two refreshes, so this keeps its `System`.
@@ -46,12 +48,7 @@ impl CpuCollector {
         } else {
             0.0
         };
-        let sysinfo_mhz = cpus.iter().map(|c| c.frequency()).sum::<u64>() / cpus.len() as u64;
-        let frequency_mhz = if sysinfo_mhz > 0 {
-            Some(sysinfo_mhz)
-        } else {
-            read_cpufreq_mhz(root)
-        };
+        let frequency_mhz = read_cpufreq_mhz(root).or_else(|| read_cpuinfo_mhz(root));
         Some(CpuVitals {
             usage_percent,
             frequency_mhz,
@@ -97,6 +94,23 @@ pub(crate) fn read_cpufreq_mhz(root: &Path) -> Option<u64> {
     Some((average_khz + 500) / 1000)
 }
 
+/// The `cpu MHz` lines of `ROOT/proc/cpuinfo` (x86 and most virtual machines; a Pi has none),
+/// averaged and rounded; None if there is none.
+pub(crate) fn read_cpuinfo_mhz(root: &Path) -> Option<u64> {
+    let content = std::fs::read_to_string(root.join("proc/cpuinfo")).ok()?;
+    let mhz: Vec<f64> = content
+        .lines()
+        .filter(|line| line.starts_with("cpu MHz"))
+        .filter_map(|line| line.split_once(':')?.1.trim().parse::<f64>().ok())
+        .filter(|mhz| mhz.is_finite() && *mhz > 0.0)
+        .collect();
+    if mhz.is_empty() {
+        return None;
+    }
+    // Rounded to whole MHz; the cast saturates and the value is positive and finite.
+    Some((mhz.iter().sum::<f64>() / mhz.len() as f64).round() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +136,19 @@ mod tests {
         tree.remove("sys/devices/system/cpu/cpu3/cpufreq/scaling_cur_freq");
         // (1_500_000 + 600_000) / 2 kHz
         assert_eq!(read_cpufreq_mhz(tree.root()), Some(1050));
+    }
+
+    #[test]
+    fn without_cpufreq_the_cpuinfo_frequencies_are_averaged() {
+        let tree = Tree::empty();
+        assert_eq!(read_cpuinfo_mhz(tree.root()), None);
+        tree.write(
+            "proc/cpuinfo",
+            "processor\t: 0\ncpu MHz\t\t: 2400.000\nprocessor\t: 1\ncpu MHz\t\t: 2599.5\n",
+        );
+        assert_eq!(read_cpuinfo_mhz(tree.root()), Some(2500));
+        // A Pi's cpuinfo has no frequency.
+        assert_eq!(read_cpuinfo_mhz(Tree::pi4().root()), None);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Sampling the host: one module per metric family; a family that fails is left out of the
 //! sample with a warning (once per family), never a crash.
 //!
-//! CPU, memory, disks, networks and hwmon sensors come from sysinfo, which reads the real
-//! `/proc` and `/sys`; the families read by hand (thermal zones, CPU frequency fallback,
+//! CPU usage, memory, disks and hwmon sensors come from sysinfo, which reads the real `/proc`
+//! and `/sys`; the families read by hand (network counters, thermal zones, CPU frequency,
 //! uptime, load, process count, Raspberry Pi throttling and board model) read them under the
-//! collector's root, so tests can point them at a fixture tree. Processes are never listed
-//! through sysinfo: that would read every process's status on every sample.
+//! collector's root, so tests can point them at a fixture tree. Each family reads only what it
+//! reports, once a sample: processes are never listed through sysinfo (that would read every
+//! process's status), interfaces come from one file rather than nine per interface.
 
 mod cpu;
 mod disks;
@@ -56,7 +57,7 @@ impl Collector {
             cpu: CpuCollector::new(),
             memory: MemoryCollector::new(),
             disks: DiskCollector::new(),
-            networks: NetworkCollector::new(),
+            networks: NetworkCollector::default(),
             temperatures: TemperatureCollector::new(),
             system: SystemFamilies::default(),
             pi: PiFamilies::default(),
@@ -97,7 +98,7 @@ impl Collector {
             memory,
             swap,
             disks: self.disks.sample(),
-            networks: self.networks.sample(),
+            networks: self.networks.sample(&self.root),
             temperatures: self.temperatures.sample(&self.root),
             uptime_seconds: self.system.uptime(&self.root),
             process_count: self.system.process_count(&self.root),

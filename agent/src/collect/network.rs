@@ -1,41 +1,58 @@
-//! Network interfaces with their cumulative byte and error counters, from sysinfo
-//! (`/sys/class/net`).
+//! Network interfaces with their cumulative byte and error counters, from `ROOT/proc/net/dev`.
+//!
+//! One read of one file gives every interface's counters; sysinfo would open nine files per
+//! interface under `/sys/class/net` and ask netlink for addresses on every sample.
+
+use std::path::Path;
 
 use pivitals_common::NetVitals;
-use sysinfo::Networks;
 
+use super::files::{ReadError, read_parsed};
 use super::warn_once::WarnOnce;
 
-/// Samples every network interface; keeps the sysinfo list between samples.
+/// Every interface in `ROOT/proc/net/dev`, loopback included, sorted by name.
+pub(crate) fn read_net_dev(root: &Path) -> Result<Vec<NetVitals>, ReadError> {
+    read_parsed(&root.join("proc/net/dev"), parse_net_dev)
+}
+
+/// Parses `/proc/net/dev`: two header lines, then `name: rx_bytes rx_packets rx_errs … (8
+/// receive columns) tx_bytes tx_packets tx_errs …`. `None` if a line does not have that shape.
+fn parse_net_dev(content: &str) -> Option<Vec<NetVitals>> {
+    let mut interfaces = Vec::new();
+    for line in content.lines().skip(2) {
+        let (name, counters) = line.split_once(':')?;
+        let mut column = counters.split_whitespace().map(|c| c.parse::<u64>().ok());
+        let rx_bytes = column.next()??;
+        let _rx_packets = column.next()??;
+        let rx_errors = column.next()??;
+        let tx_bytes = column.nth(5)??;
+        let _tx_packets = column.next()??;
+        let tx_errors = column.next()??;
+        interfaces.push(NetVitals {
+            interface: name.trim().to_owned(),
+            rx_bytes,
+            tx_bytes,
+            rx_errors,
+            tx_errors,
+        });
+    }
+    interfaces.sort_by(|a, b| a.interface.cmp(&b.interface));
+    Some(interfaces)
+}
+
+/// Samples every network interface, warning once when it cannot.
+#[derive(Debug, Default)]
 pub(crate) struct NetworkCollector {
-    networks: Option<Networks>,
     warn: WarnOnce,
 }
 
 impl NetworkCollector {
-    pub(crate) fn new() -> Self {
-        let mut warn = WarnOnce::default();
-        let networks = warn.ok("networks", Networks::new_with_refreshed_list());
-        Self { networks, warn }
-    }
-
     /// Every interface, loopback included, sorted by name.
-    pub(crate) fn sample(&mut self) -> Vec<NetVitals> {
-        let Some(networks) = self.networks.as_mut() else {
-            return Vec::new();
-        };
-        networks.refresh(true);
-        let mut interfaces: Vec<NetVitals> = networks
-            .iter()
-            .map(|(name, data)| NetVitals {
-                interface: name.to_string_lossy().into_owned(),
-                rx_bytes: data.total_received(),
-                tx_bytes: data.total_transmitted(),
-                rx_errors: data.total_errors_on_received(),
-                tx_errors: data.total_errors_on_transmitted(),
-            })
-            .collect();
-        interfaces.sort_by(|a, b| a.interface.cmp(&b.interface));
+    pub(crate) fn sample(&mut self, root: &Path) -> Vec<NetVitals> {
+        let interfaces = self
+            .warn
+            .ok("networks", read_net_dev(root))
+            .unwrap_or_default();
         if interfaces.is_empty() {
             self.warn.warn("networks", &"no network interface found");
         }
@@ -46,10 +63,40 @@ impl NetworkCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::test_fixtures::Tree;
+
+    #[test]
+    fn reads_a_pi4s_interfaces_in_name_order() {
+        let tree = Tree::pi4();
+        let interfaces = read_net_dev(tree.root()).expect("fixture net/dev");
+        let names: Vec<&str> = interfaces.iter().map(|n| n.interface.as_str()).collect();
+        assert_eq!(names, ["eth0", "lo", "wlan0"]);
+        assert_eq!(
+            interfaces[0],
+            NetVitals {
+                interface: "eth0".to_owned(),
+                rx_bytes: 987_654_321,
+                tx_bytes: 123_456_789,
+                rx_errors: 3,
+                tx_errors: 7,
+            }
+        );
+    }
+
+    #[test]
+    fn a_line_without_all_counters_is_an_error_not_zeroes() {
+        let tree = Tree::empty();
+        tree.write(
+            "proc/net/dev",
+            "Inter-| Receive | Transmit\n face |bytes packets\n  eth0: 1 2 3\n",
+        );
+        assert!(read_net_dev(tree.root()).is_err_and(|e| !e.is_not_found()));
+        assert!(NetworkCollector::default().sample(tree.root()).is_empty());
+    }
 
     #[test]
     fn samples_this_machines_interfaces_in_name_order() {
-        let interfaces = NetworkCollector::new().sample();
+        let interfaces = NetworkCollector::default().sample(Path::new("/"));
         assert!(!interfaces.is_empty(), "this machine has at least loopback");
         let names: Vec<&str> = interfaces.iter().map(|n| n.interface.as_str()).collect();
         let mut sorted = names.clone();

@@ -50,6 +50,14 @@ impl Tree {
         tree.mkdir("proc/self");
         tree.mkdir("proc/sys");
         tree.write("proc/cpuinfo", "processor\t: 0\n");
+        tree.write(
+            "proc/net/dev",
+            "Inter-|   Receive                                                |  Transmit\n \
+             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n\
+             \x20   lo:  5000000   40000    0    0    0     0          0         0  5000000   40000    0    0    0     0       0          0\n\
+             \x20 eth0: 987654321 700000    3    1    0     0          0      1200 123456789  500000    7    0    0     0       0          0\n\
+             \x20wlan0:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n",
+        );
         tree
     }
 
