@@ -1,5 +1,10 @@
 //! Mounted filesystems with their size and use, from sysinfo (`/proc/mounts` and `statvfs`),
 //! keeping real filesystems only and each device once.
+//!
+//! Sizes are read every sample (one `statvfs` a filesystem); the list of mounts only every
+//! [`RELIST_EVERY`] samples: the kernel formats every mount's options for each read of
+//! `/proc/mounts`, a large share of a sample's cost, for a list that changes when a disk is
+//! plugged in.
 
 use std::collections::HashMap;
 
@@ -7,6 +12,9 @@ use pivitals_common::DiskVitals;
 use sysinfo::{DiskRefreshKind, Disks};
 
 use super::warn_once::WarnOnce;
+
+/// The mounts are listed again every this many samples (a minute at a 1 s interval).
+pub(crate) const RELIST_EVERY: u32 = 60;
 
 /// Filesystem types that hold no user data: kernel interfaces, memory-backed and layered
 /// filesystems, and FUSE daemons that only mirror other data.
@@ -79,6 +87,8 @@ pub(crate) fn real_filesystems(mounts: Vec<DiskVitals>) -> Vec<DiskVitals> {
 /// Samples the mounted filesystems; keeps the sysinfo list between samples.
 pub(crate) struct DiskCollector {
     disks: Option<Disks>,
+    /// Samples taken since the mounts were last listed.
+    since_listed: u32,
     warn: WarnOnce,
 }
 
@@ -86,7 +96,11 @@ impl DiskCollector {
     pub(crate) fn new() -> Self {
         let mut warn = WarnOnce::default();
         let disks = warn.ok("disks", Disks::new());
-        Self { disks, warn }
+        Self {
+            disks,
+            since_listed: RELIST_EVERY,
+            warn,
+        }
     }
 
     pub(crate) fn sample(&mut self) -> Vec<DiskVitals> {
@@ -94,7 +108,16 @@ impl DiskCollector {
             return Vec::new();
         };
         // Sizes only: no disk kind probing, no I/O counters.
-        disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+        let sizes = DiskRefreshKind::nothing().with_storage();
+        if self.since_listed >= RELIST_EVERY {
+            disks.refresh_specifics(true, sizes);
+            self.since_listed = 0;
+        } else {
+            for disk in disks.iter_mut() {
+                disk.refresh_specifics(sizes);
+            }
+        }
+        self.since_listed += 1;
         let mounts = disks
             .iter()
             .map(|disk| DiskVitals {
@@ -206,5 +229,21 @@ mod tests {
             assert!(is_real_fs_type(&disk.fs_type), "{disk:?}");
             assert!(disk.used_bytes <= disk.total_bytes, "{disk:?}");
         }
+    }
+
+    #[test]
+    fn the_mounts_are_listed_at_the_first_sample_and_then_once_in_a_while() {
+        let mut collector = DiskCollector::new();
+        let first = collector.sample();
+        assert!(!first.is_empty(), "listed at the first sample");
+        assert_eq!(collector.since_listed, 1);
+        for _ in 1..RELIST_EVERY {
+            let mounts: Vec<String> = collector.sample().into_iter().map(|d| d.mount).collect();
+            let expected: Vec<&str> = first.iter().map(|d| d.mount.as_str()).collect();
+            assert_eq!(mounts, expected, "sizes refreshed on the same list");
+        }
+        assert_eq!(collector.since_listed, RELIST_EVERY);
+        collector.sample();
+        assert_eq!(collector.since_listed, 1, "listed again");
     }
 }

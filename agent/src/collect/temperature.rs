@@ -6,6 +6,7 @@ use std::path::Path;
 use pivitals_common::TemperatureVitals;
 use sysinfo::Components;
 
+use super::disks::RELIST_EVERY;
 use super::files::{ReadError, numbered_entries, read_parsed, read_trimmed};
 use super::warn_once::WarnOnce;
 
@@ -67,9 +68,20 @@ pub(crate) fn add_hwmon(
     }
 }
 
-/// Samples temperatures; keeps the sysinfo component list between samples.
+/// sysinfo reads thermal zones itself when there is no hwmon: those are read above.
+fn is_zone(component: &sysinfo::Component) -> bool {
+    component
+        .id()
+        .is_some_and(|id| id.starts_with("thermal_zone"))
+}
+
+/// Samples temperatures; keeps the sysinfo component list between samples and lists the
+/// hwmon sensors again only every [`RELIST_EVERY`] samples (in between, each known sensor's
+/// one file is read).
 pub(crate) struct TemperatureCollector {
     components: Option<Components>,
+    /// Samples taken since the sensors were last listed.
+    since_listed: u32,
     warn: WarnOnce,
 }
 
@@ -77,7 +89,11 @@ impl TemperatureCollector {
     pub(crate) fn new() -> Self {
         let mut warn = WarnOnce::default();
         let components = warn.ok("temperatures", Components::new_with_refreshed_list());
-        Self { components, warn }
+        Self {
+            components,
+            since_listed: 0,
+            warn,
+        }
     }
 
     pub(crate) fn sample(&mut self, root: &Path) -> Vec<TemperatureVitals> {
@@ -86,11 +102,18 @@ impl TemperatureCollector {
             .ok("temperatures", read_thermal_zones(root))
             .unwrap_or_default();
         if let Some(components) = self.components.as_mut() {
-            components.refresh(true);
+            if self.since_listed >= RELIST_EVERY {
+                components.refresh(true);
+                self.since_listed = 0;
+            } else {
+                for component in components.iter_mut().filter(|c| !is_zone(c)) {
+                    component.refresh();
+                }
+            }
+            self.since_listed += 1;
             let hwmon = components
                 .iter()
-                // sysinfo reads thermal zones itself when there is no hwmon: those are read above.
-                .filter(|c| !c.id().is_some_and(|id| id.starts_with("thermal_zone")))
+                .filter(|c| !is_zone(c))
                 .filter_map(|c| {
                     Some(TemperatureVitals {
                         sensor: c.label().trim().to_owned(),
