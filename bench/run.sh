@@ -35,6 +35,8 @@ PROFILE=${BENCH_PROFILE:-0}
 PHASES=${BENCH_PHASES:-abc}
 TOKEN=bench-enrollment-token-000001
 CLK_TCK=$(getconf CLK_TCK)
+# The static agent's figures stay 0 when it could not be built.
+AGENT_STATIC= AGENT_STATIC_SIZE=0 S_HWM=0 S_NS=0 S_TICKS=0 S_SPLIT=
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -142,6 +144,8 @@ install_packages() {
     command -v influxd >/dev/null || need+=(influxdb)
     command -v curl >/dev/null || need+=(curl)
     command -v pgrep >/dev/null || need+=(procps)
+    # For the static agent (ring's C code is compiled with musl-gcc).
+    command -v musl-gcc >/dev/null || need+=(musl-tools)
     if [[ $PROFILE == 1 ]] && ! command -v perf >/dev/null; then
         need+=(linux-perf)
     fi
@@ -155,11 +159,25 @@ install_packages() {
 
 build() {
     log "building the release agent and primary (and the line generator)"
-    (cd "$ROOT" && cargo build --release -q -p pivitals-agent -p pivitals-primary)
+    # Each on its own, as a user builds it: built together, the primary's features (a
+    # multi-thread runtime, ...) would be unified into the agent.
+    (cd "$ROOT" && cargo build --release -q -p pivitals-agent)
+    (cd "$ROOT" && cargo build --release -q -p pivitals-primary)
     (cd "$ROOT" && cargo build -q -p pivitals-primary --example bench_lines)
     AGENT=$ROOT/target/release/pivitals-agent
     PRIMARY=$ROOT/target/release/pivitals-primary
     LINES_GEN=$ROOT/target/debug/examples/bench_lines
+    # The agent also as a static musl binary, the build README recommends for boards: no
+    # dynamic loader, libc or libgcc_s pages of its own. Measured beside the glibc one.
+    AGENT_STATIC=
+    if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
+        rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1; then
+        log "building the static (musl) agent"
+        if (cd "$ROOT" && cargo build --release -q -p pivitals-agent --target x86_64-unknown-linux-musl); then
+            AGENT_STATIC=$ROOT/target/x86_64-unknown-linux-musl/release/pivitals-agent
+        fi
+    fi
+    [[ -n $AGENT_STATIC ]] || log "no static agent: the x86_64-unknown-linux-musl target could not be installed or built"
     if [[ $PROFILE == 1 ]]; then
         log "building a primary with symbols for perf (target/bench-profile)"
         (cd "$ROOT" && CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
@@ -288,6 +306,15 @@ phase_agent() {
         "$AGENT" >"$dir/agent.log" 2>&1 &
     local agent_pid=$!
     PIDS+=("$agent_pid")
+    local static_pid=
+    if [[ -n $AGENT_STATIC ]]; then
+        env PIVITALS_PRIMARY_URL="http://127.0.0.1:$port" PIVITALS_ENROLL_TOKEN="$TOKEN" \
+            PIVITALS_NODE_NAME=bench-agent-static PIVITALS_INTERVAL=1s PIVITALS_START_JITTER=false \
+            PIVITALS_STATE_DIR="$dir/static-agent-state" PIVITALS_LOG=warn \
+            "$AGENT_STATIC" >"$dir/static-agent.log" 2>&1 &
+        static_pid=$!
+        PIDS+=("$static_pid")
+    fi
 
     # A receiving collectd, then the sending one (the one measured).
     recv_port=$(free_port)
@@ -364,10 +391,14 @@ EOF
 
     # Let all three start up, then measure over the window.
     sleep 5
-    for pid in "$agent_pid" "$collectd_pid" "$nx_pid"; do
+    for pid in "$agent_pid" "$collectd_pid" "$nx_pid" $static_pid; do
         kill -0 "$pid" 2>/dev/null || die "a measured process died; see $dir"
     done
-    local a0 c0 n0 s0 r0 t0 t1 an0 cn0 nn0
+    local a0 c0 n0 s0 r0 t0 t1 an0 cn0 nn0 st0 sn0
+    if [[ -n $static_pid ]]; then
+        st0=$(cpu_ticks "$static_pid")
+        sn0=$(cpu_ns "$static_pid")
+    fi
     a0=$(cpu_ticks "$agent_pid")
     c0=$(cpu_ticks "$collectd_pid")
     n0=$(cpu_ticks "$nx_pid")
@@ -380,6 +411,10 @@ EOF
     sleep "$WINDOW"
     A_TICKS=$(($(cpu_ticks "$agent_pid") - a0))
     A_NS=$(($(cpu_ns "$agent_pid") - an0))
+    if [[ -n $static_pid ]]; then
+        S_TICKS=$(($(cpu_ticks "$static_pid") - st0))
+        S_NS=$(($(cpu_ns "$static_pid") - sn0))
+    fi
     C_NS=$(($(cpu_ns "$collectd_pid") - cn0))
     N_NS=$(($(cpu_ns "$nx_pid") - nn0))
     C_TICKS=$(($(cpu_ticks "$collectd_pid") - c0))
@@ -388,6 +423,11 @@ EOF
     A_RECEIVED=$(($(metric "http://127.0.0.1:$port" pivitals_samples_received_total) - r0))
     t1=$(now_s)
     A_HWM=$(hwm_kib "$agent_pid")
+    if [[ -n $static_pid ]]; then
+        S_HWM=$(hwm_kib "$static_pid")
+        S_SPLIT="$(anon_kib "$static_pid") + $(file_kib "$static_pid")"
+        AGENT_STATIC_SIZE=$(stat -c %s "$AGENT_STATIC")
+    fi
     C_HWM=$(hwm_kib "$collectd_pid")
     N_HWM=$(hwm_kib "$nx_pid")
     A_SPLIT="$(anon_kib "$agent_pid") + $(file_kib "$agent_pid")"
@@ -400,7 +440,7 @@ EOF
     AGENT_SIZE=$(stat -c %s "$AGENT")
     local pid
     for pid in "$scraper_pid" "$nx_pid" "$collectd_pid" "$receiver_pid" "$agent_pid" \
-        "$PRIMARY_PID"; do
+        $static_pid "$PRIMARY_PID"; do
         stop "$pid"
     done
 }
@@ -607,6 +647,23 @@ verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; f
 
 has_phase() { [[ $PHASES == *"$1"* ]]; }
 
+# The static agent's row of table a, when it was built.
+static_row() {
+    [[ -n $AGENT_STATIC ]] || { echo "  pivitals-agent (musl)   not built (see the log)"; return; }
+    local mib ms ns
+    mib=$(calc '%.1f' "$S_HWM / 1024")
+    ms=$(calc '%.2f' "$S_TICKS * 1000 / $CLK_TCK / $A_SAMPLES")
+    ns=$(calc '%.3f' "$S_NS / 1000000 / $A_SAMPLES")
+    echo "  pivitals-agent (musl)   $(printf '%5s MiB' "$mib")     $(printf '%5s ms' "$ms")   $(printf '%6s ms' "$ns")    $(printf '%-19s' "$A_SAMPLES") $S_SPLIT"
+    echo "  musl agent / collectd   $(printf '%5s' "$(calc '%.2f' "$S_HWM / $C_HWM")")x                  $(printf '%6s' "$(calc '%.2f' "$S_NS / ($C_NS > 0 ? $C_NS : 1)")")x"
+}
+
+# static_verdict CONDITION DETAIL: "; static musl build met (DETAIL)", or nothing without one.
+static_verdict() {
+    [[ -n $AGENT_STATIC ]] || return 0
+    echo "; static musl build $(verdict "$1") ($2)"
+}
+
 report() {
     local a_ms c_ms n_ms a_mib c_mib n_mib a_ns c_ns n_ns
     if has_phase a; then
@@ -631,7 +688,8 @@ EOF
 a. one node at a 1 s interval, ${WINDOW_S} s window, all three at once
                           peak RSS      CPU per sample          samples in window   RSS at the end KiB
                           (VmHWM)       stat       schedstat                         anon + file
-  pivitals-agent          $(printf '%5s MiB' "$a_mib")     $(printf '%5s ms' "$a_ms")   $(printf '%6s ms' "$a_ns")    $(printf '%-19s' "$A_SAMPLES (primary: $A_RECEIVED)") $A_SPLIT
+  pivitals-agent (glibc)  $(printf '%5s MiB' "$a_mib")     $(printf '%5s ms' "$a_ms")   $(printf '%6s ms' "$a_ns")    $(printf '%-19s' "$A_SAMPLES") $A_SPLIT
+$(static_row)
   collectd (sender)       $(printf '%5s MiB' "$c_mib")     $(printf '%5s ms' "$c_ms")   $(printf '%6s ms' "$c_ns")    $(printf '%-19s' "$C_SAMPLES") $C_SPLIT
   node-exporter + scrape  $(printf '%5s MiB' "$n_mib")     $(printf '%5s ms' "$n_ms")   $(printf '%6s ms' "$n_ns")    $(printf '%-19s' "$N_SAMPLES (scrapes)") $N_SPLIT
   agent / collectd        $(printf '%5s' "$(calc '%.2f' "$A_HWM / $C_HWM")")x                  $(printf '%6s' "$(calc '%.2f' "$A_NS / $A_SAMPLES / ($C_NS > 0 ? $C_NS / $C_SAMPLES : 1)")")x
@@ -639,7 +697,8 @@ a. one node at a 1 s interval, ${WINDOW_S} s window, all three at once
   (CPU over the window ÷ samples: "stat" is utime+stime from /proc/PID/stat, whole 1/$CLK_TCK s ticks
    (agent $A_TICKS, collectd $C_TICKS, node-exporter $N_TICKS), so ±1 tick is ±$(calc '%.2f' "1000 / $CLK_TCK / $WINDOW") ms a sample;
    "schedstat" sums /proc/PID/task/*/schedstat, exact to the ns; the verdicts use it)
-  stripped release agent binary: $AGENT_SIZE bytes ($(calc '%.2f' "$AGENT_SIZE / 1048576") MiB)
+  the primary received $A_RECEIVED samples from the agents in the window
+  stripped release agent binary: $AGENT_SIZE bytes ($(calc '%.2f' "$AGENT_SIZE / 1048576") MiB) glibc, dynamic$([[ -n $AGENT_STATIC ]] && echo "; $AGENT_STATIC_SIZE bytes ($(calc '%.2f' "$AGENT_STATIC_SIZE / 1048576") MiB) musl, static")
 EOF
     fi
     if has_phase b; then
@@ -672,9 +731,9 @@ EOF
     echo targets
     if has_phase a; then
         cat <<EOF
-  agent peak RSS <= collectd's:               $(verdict "$A_HWM <= $C_HWM") ($a_mib vs $c_mib MiB)
-  agent CPU per sample <= collectd's:         $(verdict "$A_NS / $A_SAMPLES <= $C_NS / $C_SAMPLES") ($a_ns vs $c_ns ms, schedstat; $a_ms vs $c_ms ms, stat)
-  stripped agent <= 4 MB:                     $(verdict "$AGENT_SIZE <= 4000000") ($AGENT_SIZE bytes)
+  agent peak RSS <= collectd's:               glibc build $(verdict "$A_HWM <= $C_HWM") ($a_mib vs $c_mib MiB)$(static_verdict "$S_HWM <= $C_HWM" "$(calc '%.1f' "${S_HWM:-0} / 1024") vs $c_mib MiB")
+  agent CPU per sample <= collectd's:         glibc build $(verdict "$A_NS / $A_SAMPLES <= $C_NS / $C_SAMPLES") ($a_ns vs $c_ns ms, schedstat)$(static_verdict "$S_NS / $A_SAMPLES <= $C_NS / $C_SAMPLES" "$(calc '%.3f' "${S_NS:-0} / 1000000 / $A_SAMPLES") vs $c_ns ms")
+  stripped agent <= 4 MB:                     glibc build $(verdict "$AGENT_SIZE <= 4000000") ($AGENT_SIZE bytes)$(static_verdict "$AGENT_STATIC_SIZE <= 4000000" "$AGENT_STATIC_SIZE bytes")
 EOF
     fi
     if has_phase b; then
