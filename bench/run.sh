@@ -678,7 +678,7 @@ report() {
         n_mib=$(calc '%.1f' "$N_HWM / 1024")
     fi
     cat <<EOF
-pivitals benchmark, $(date -u +%Y-%m-%dT%H:%MZ), commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')
+pivitals benchmark, $(date -u +%Y-%m-%dT%H:%MZ), commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- . ':(exclude)bench/results' 2>/dev/null || echo ' (with uncommitted changes)')
 machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -h | awk '/^Mem:/ {print $2}') memory; load average before the run: $LOAD_BEFORE
 command: bash bench/run.sh (BENCH_WINDOW=$WINDOW BENCH_NODES=$NODES BENCH_DURATION=$DURATION BENCH_SAT_NODES=$SAT_NODES BENCH_SAT_DURATION=$SAT_DURATION BENCH_BIG_NODES=$BIG_NODES BENCH_PHASES=$PHASES)
 EOF
