@@ -455,6 +455,7 @@ mod tests {
             ("PIVITALS_LIMITS__MAX_SENSORS", "0"),
             ("PIVITALS_LIMITS__REQUEST_TIMEOUT", "1ms"),
             ("PIVITALS_LIMITS__HEADER_TIMEOUT", "0s"),
+            ("PIVITALS_BATCH__WRITES_IN_FLIGHT", "0"),
         ] {
             let err = PrimaryConfig::load(None, env(&[(key, value)])).unwrap_err();
             assert!(err.to_string().contains(key), "{key}={value}: {err}");
