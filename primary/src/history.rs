@@ -271,10 +271,12 @@ impl History {
     }
 
     /// Slots holding a sample.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.points(None, (self.newest + 1) * self.step_ms).len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -99,7 +99,7 @@ impl Flusher {
                 break;
             }
         }
-        self.writer.begin_grace();
+        let _ = self.writer.begin_grace();
         self.drain(true).await;
         while let Some(done) = self.in_flight.join_next().await {
             self.settled(done);
@@ -300,10 +300,11 @@ impl BatchWriter {
         self.deadline.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts the shutdown grace period (once).
-    fn begin_grace(&self) {
-        self.lock_deadline()
-            .get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+    /// Starts the shutdown grace period (once); its end.
+    fn begin_grace(&self) -> Instant {
+        *self
+            .lock_deadline()
+            .get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE)
     }
 
     fn past_deadline(&self) -> bool {
@@ -313,20 +314,14 @@ impl BatchWriter {
 
     /// Sleeps before a retry; false when the shutdown deadline does not leave time for one.
     async fn sleep(&self, wait: Duration) -> bool {
-        let deadline = *self.lock_deadline();
-        let deadline = match deadline {
+        let current = *self.lock_deadline();
+        let deadline = match current {
             Some(deadline) => deadline,
             None => {
                 let mut shutdown = self.shutdown.clone();
                 tokio::select! {
                     _ = time::sleep(wait) => return true,
-                    _ = stopped(&mut shutdown) => {
-                        self.begin_grace();
-                        match *self.lock_deadline() {
-                            Some(deadline) => deadline,
-                            None => return true,
-                        }
-                    }
+                    _ = stopped(&mut shutdown) => self.begin_grace(),
                 }
             }
         };
