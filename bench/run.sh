@@ -11,7 +11,7 @@
 #    peak RSS (VmHWM) and CPU time per sample (utime+stime from /proc/PID/stat over the window,
 #    divided by the samples taken in it); the stripped release agent's size.
 # b. The primary into a real InfluxDB 1.x: BENCH_NODES (2000) simulated nodes at 1 s for
-#    BENCH_DURATION (30) s (`pivitals-agent simulate`): pushes, failures, latency, primary CPU
+#    BENCH_DURATION (30) s (`pivitals-simulate`): pushes, failures, latency, primary CPU
 #    per push, and every push counted back in InfluxDB; then a saturation run (nodes pushing
 #    back to back) for the pipeline's end-to-end lines/s, beside the same number of lines
 #    written straight to InfluxDB by one bulk client (curl, 5000-line bodies).
@@ -158,13 +158,15 @@ install_packages() {
 }
 
 build() {
-    log "building the release agent and primary (and the line generator)"
+    log "building the release agent, primary and simulator (and the line generator)"
     # Each on its own, as a user builds it: built together, the primary's features (a
     # multi-thread runtime, ...) would be unified into the agent.
     (cd "$ROOT" && cargo build --release -q -p pivitals-agent)
     (cd "$ROOT" && cargo build --release -q -p pivitals-primary)
+    (cd "$ROOT" && cargo build --release -q -p pivitals-bench)
     (cd "$ROOT" && cargo build -q -p pivitals-primary --example bench_lines)
     AGENT=$ROOT/target/release/pivitals-agent
+    SIMULATE=$ROOT/target/release/pivitals-simulate
     PRIMARY=$ROOT/target/release/pivitals-primary
     LINES_GEN=$ROOT/target/debug/examples/bench_lines
     # The agent also as a static musl binary, the build README recommends for boards: no
@@ -253,12 +255,12 @@ EOF
     wait_http "$INFLUX/ping" 204 60
 }
 
-# simulate OUT ARGS...: runs `pivitals-agent simulate` in the background (SIM_PID), stdout in
+# simulate OUT ARGS...: runs `pivitals-simulate` in the background (SIM_PID), stdout in
 # OUT.out, stderr in OUT.err.
 simulate() {
     local out=$1
     shift
-    PIVITALS_LOG=info "$AGENT" simulate --enroll-token "$TOKEN" "$@" >"$out.out" 2>"$out.err" &
+    PIVITALS_LOG=info "$SIMULATE" --enroll-token "$TOKEN" "$@" >"$out.out" 2>"$out.err" &
     SIM_PID=$!
     PIDS+=("$SIM_PID")
 }

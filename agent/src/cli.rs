@@ -1,23 +1,20 @@
-//! The command line: `pivitals-agent [--config PATH]` and `pivitals-agent simulate [OPTIONS]`.
+//! The command line: `pivitals-agent [--config PATH]`.
 //!
-//! Parsed by hand rather than with clap: the agent takes one option and the load-test
-//! subcommand seven, and clap's parser, help and error machinery was the largest part of the
-//! agent's own code (about 150 KiB of the binary, all of it mapped on every start of a daemon
-//! that runs on small boards). Options are `--name value` or `--name=value`.
+//! Parsed by hand rather than with clap: the agent takes one option, and clap's parser, help
+//! and error machinery was the largest part of the agent's own code (about 150 KiB of the
+//! binary, all of it mapped on every start of a daemon that runs on small boards). Options are
+//! `--name value` or `--name=value`. The load generator is a binary of its own,
+//! `pivitals-simulate` (`bench/`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use thiserror::Error;
-
-use crate::simulate::SimulateArgs;
 
 pub const HELP: &str = "\
 Samples this host's vitals and pushes them to the pivitals primary.
 
 Usage: pivitals-agent [--config PATH]
-       pivitals-agent simulate --primary-url URL --enroll-token TOKEN [OPTIONS]
 
 Settings come from PIVITALS_* environment variables (PIVITALS_PRIMARY_URL,
 PIVITALS_ENROLL_TOKEN, PIVITALS_NODE_NAME, PIVITALS_INTERVAL, PIVITALS_LABELS,
@@ -26,41 +23,17 @@ optional TOML file. PIVITALS_LOG (or RUST_LOG) sets the log level, default info:
 (warn) or a list of target=level pairs with an optional default level
 (pivitals_agent=debug,warn).
 
-Commands:
-  simulate         Simulates many nodes against a primary and prints one summary line
-                   (a load test); `pivitals-agent simulate --help` for its options
-
 Options:
   --config PATH    TOML file with the same settings, keys in lower case without the prefix
   -h, --help       Print help
   -V, --version    Print version
 ";
 
-pub const SIMULATE_HELP: &str = "\
-Simulates many nodes against a primary and prints one summary line (a load test).
-
-Usage: pivitals-agent simulate --primary-url URL --enroll-token TOKEN [OPTIONS]
-
-Options:
-  --nodes N             How many nodes to simulate (named sim-00000, sim-00001, ...) [default: 100]
-  --interval DURATION   Each node's push interval (1s, 500ms, 1m) [default: 1s]
-  --duration DURATION   How long the nodes push, after all have registered [default: 30s]
-  --primary-url URL     The primary, e.g. http://127.0.0.1:7070
-  --enroll-token TOKEN  The primary's enrollment token
-  --threads N           Threads, each with its own single-threaded runtime and a share of the
-                        nodes [default: 1]
-  --first N             The first node's number (to add nodes beside an earlier run's) [default: 0]
-  -h, --help            Print help
-";
-
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 pub enum Command {
     /// Run the agent, with this settings file if any.
-    Agent {
-        config: Option<PathBuf>,
-    },
-    Simulate(SimulateArgs),
+    Agent { config: Option<PathBuf> },
     /// Print this text on stdout and exit 0 (help or version).
     Print(String),
 }
@@ -72,14 +45,6 @@ pub enum CliError {
     Unexpected(String),
     #[error("{0} needs a value")]
     MissingValue(&'static str),
-    #[error("invalid value {value:?} for {option}: {reason}")]
-    InvalidValue {
-        option: &'static str,
-        value: String,
-        reason: String,
-    },
-    #[error("simulate needs {0}")]
-    Required(&'static str),
 }
 
 /// Parses the arguments after the program name.
@@ -96,33 +61,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
                 )));
             }
             "--config" => config = Some(PathBuf::from(args.value("--config")?)),
-            "simulate" => return parse_simulate(args),
             _ => return Err(CliError::Unexpected(arg)),
         }
     }
     Ok(Command::Agent { config })
-}
-
-fn parse_simulate(mut args: Arguments) -> Result<Command, CliError> {
-    let mut simulate = SimulateArgs::default();
-    let mut primary_url = None;
-    let mut enroll_token = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(Command::Print(SIMULATE_HELP.to_owned())),
-            "--nodes" => simulate.nodes = args.number("--nodes")?,
-            "--interval" => simulate.interval = args.duration("--interval")?,
-            "--duration" => simulate.duration = args.duration("--duration")?,
-            "--primary-url" => primary_url = Some(args.value("--primary-url")?),
-            "--enroll-token" => enroll_token = Some(args.value("--enroll-token")?),
-            "--threads" => simulate.threads = args.number("--threads")?,
-            "--first" => simulate.first = args.number("--first")?,
-            _ => return Err(CliError::Unexpected(arg)),
-        }
-    }
-    simulate.primary_url = primary_url.ok_or(CliError::Required("--primary-url"))?;
-    simulate.enroll_token = enroll_token.ok_or(CliError::Required("--enroll-token"))?;
-    Ok(Command::Simulate(simulate))
 }
 
 /// The arguments as strings, with `--name=value` split in two.
@@ -157,26 +99,6 @@ impl Arguments {
     fn value(&mut self, option: &'static str) -> Result<String, CliError> {
         self.items.next().ok_or(CliError::MissingValue(option))
     }
-
-    fn number(&mut self, option: &'static str) -> Result<usize, CliError> {
-        let value = self.value(option)?;
-        value
-            .parse()
-            .map_err(|e: std::num::ParseIntError| CliError::InvalidValue {
-                option,
-                reason: e.to_string(),
-                value,
-            })
-    }
-
-    fn duration(&mut self, option: &'static str) -> Result<Duration, CliError> {
-        let value = self.value(option)?;
-        humantime::parse_duration(&value).map_err(|e| CliError::InvalidValue {
-            option,
-            reason: e.to_string(),
-            value,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -209,6 +131,11 @@ mod tests {
             parse_str(&["--conf", "x"]),
             Err(CliError::Unexpected("--conf".into()))
         );
+        // The load generator moved to its own binary, `pivitals-simulate`.
+        assert_eq!(
+            parse_str(&["simulate"]),
+            Err(CliError::Unexpected("simulate".into()))
+        );
     }
 
     #[test]
@@ -222,75 +149,6 @@ mod tests {
         assert_eq!(
             version,
             format!("pivitals-agent {}\n", env!("CARGO_PKG_VERSION"))
-        );
-        assert_eq!(
-            parse_str(&["simulate", "--help"]),
-            Ok(Command::Print(SIMULATE_HELP.to_owned()))
-        );
-    }
-
-    #[test]
-    fn simulate_takes_its_options_with_defaults() {
-        let parsed = parse_str(&[
-            "simulate",
-            "--nodes",
-            "5",
-            "--interval=500ms",
-            "--primary-url",
-            "http://127.0.0.1:7070",
-            "--enroll-token",
-            "token",
-            "--threads",
-            "2",
-        ]);
-        let expected = SimulateArgs {
-            nodes: 5,
-            interval: Duration::from_millis(500),
-            primary_url: "http://127.0.0.1:7070".into(),
-            enroll_token: "token".into(),
-            threads: 2,
-            ..SimulateArgs::default()
-        };
-        assert_eq!(parsed, Ok(Command::Simulate(expected)));
-        assert_eq!(SimulateArgs::default().nodes, 100);
-        assert_eq!(SimulateArgs::default().duration, Duration::from_secs(30));
-    }
-
-    #[test]
-    fn simulate_refuses_bad_or_missing_values() {
-        let base = [
-            "simulate",
-            "--primary-url",
-            "http://p",
-            "--enroll-token",
-            "t",
-        ];
-        let with = |extra: &[&str]| {
-            let mut args = base.to_vec();
-            args.extend_from_slice(extra);
-            parse_str(&args)
-        };
-        assert!(matches!(
-            with(&["--nodes", "many"]),
-            Err(CliError::InvalidValue {
-                option: "--nodes",
-                ..
-            })
-        ));
-        assert!(matches!(
-            with(&["--interval", "soon"]),
-            Err(CliError::InvalidValue {
-                option: "--interval",
-                ..
-            })
-        ));
-        assert_eq!(
-            parse_str(&["simulate", "--primary-url", "http://p"]),
-            Err(CliError::Required("--enroll-token"))
-        );
-        assert_eq!(
-            with(&["--config", "x"]),
-            Err(CliError::Unexpected("--config".into()))
         );
     }
 }

@@ -4,7 +4,7 @@
 //! | call                     | token        | body              | success                   |
 //! |--------------------------|--------------|-------------------|---------------------------|
 //! | `POST /api/v1/register`  | enroll token | `RegisterRequest` | 200 `RegisterReply`       |
-//! | `POST /api/v1/vitals`    | node token   | `VitalsPush`      | 200 `{"accepted": N}`     |
+//! | `POST /api/v1/vitals`    | node token   | `VitalsPush`      | 200 `PushReply`           |
 //! | `POST /api/v1/goodbye`   | node token   | `Goodbye`         | 204                       |
 //!
 //! Tokens go in `Authorization: Bearer …` (marked sensitive, so never logged by the HTTP stack).
@@ -13,13 +13,11 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use pivitals_common::{Goodbye, RegisterReply, RegisterRequest, VitalsPush};
+use pivitals_common::{Goodbye, PushReply, RegisterReply, RegisterRequest, Secret, VitalsPush};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
 use serde::Deserialize;
 use thiserror::Error;
-
-use crate::secret::Secret;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -94,11 +92,6 @@ pub struct PrimaryClient {
 }
 
 #[derive(Deserialize)]
-struct Accepted {
-    accepted: u64,
-}
-
-#[derive(Deserialize)]
 struct ErrorBody {
     error: String,
 }
@@ -170,8 +163,8 @@ impl PrimaryClient {
     pub async fn push(&self, node_token: &Secret, push: &VitalsPush) -> Result<u64, CallError> {
         let response = self.post(&self.vitals_url, node_token, push).await?;
         let body = success_body(response).await?;
-        serde_json::from_slice::<Accepted>(&body)
-            .map(|a| a.accepted)
+        serde_json::from_slice::<PushReply>(&body)
+            .map(|reply| reply.accepted)
             .map_err(|e| CallError::BadReply(e.to_string()))
     }
 

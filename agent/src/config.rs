@@ -28,13 +28,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pivitals_common::Labels;
 use pivitals_common::validate::{self, InvalidName};
+use pivitals_common::{Labels, Secret};
 use reqwest::Url;
 use thiserror::Error;
 
 use crate::client::ClientTls;
-use crate::secret::Secret;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);

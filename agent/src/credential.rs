@@ -11,9 +11,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use pivitals_common::Secret;
 use serde::{Deserialize, Serialize};
-
-use crate::secret::Secret;
 
 pub const FILE_NAME: &str = "credential.json";
 const TMP_NAME: &str = "credential.json.tmp";

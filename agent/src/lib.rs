@@ -2,15 +2,19 @@
 //!
 //! Layout, one concern per module:
 //! - [`config`]: settings from a TOML file and `PIVITALS_*` variables;
-//! - [`collect`]: samples the host (sysinfo plus `/sys` and `/proc` readers);
+//! - sampling the host is [`pivitals_collect::Collector`]'s job, a crate of its own that the
+//!   primary uses too;
 //! - [`run`](run()): the agent's life — sampling loop, sending loop, shutdown;
 //! - `push`: the sender's decisions on every answer of the primary;
 //! - [`client`]: the primary's HTTP API, one method per call;
 //! - [`backlog`]: samples waiting for the primary, on disk in the state directory so they
 //!   survive a restart; bounded, oldest dropped first;
-//! - [`backoff`]: capped exponential backoff with full jitter;
 //! - [`credential`]: the node token kept in the state directory;
-//! - [`shutdown`]: SIGTERM and Ctrl-C; [`secret`]: tokens that never print.
+//! - [`shutdown`]: SIGTERM and Ctrl-C.
+//!
+//! The policies the agent shares with the primary live in [`pivitals_common`]: the retry
+//! backoff ([`pivitals_common::Backoff::AGENT_PUSH`]), the batch size
+//! ([`pivitals_common::limits::AGENT_BATCH`]) and [`Secret`], tokens that never print.
 //!
 //! **Architecture Invariant:** the agent never stops sampling because of the primary. Only a
 //! configuration the operator must fix ends [`run`](run()) with an error ([`AgentError`]);
@@ -20,22 +24,18 @@
 //! it (accepted, or refused for good with 413 or 422).
 
 pub mod backlog;
-pub mod backoff;
 pub mod client;
-pub mod collect;
 pub mod config;
 pub mod credential;
 mod error;
 mod push;
 mod run;
-pub mod secret;
 pub mod shutdown;
 
 pub use config::{Config, ConfigError};
 pub use error::AgentError;
-pub use push::MAX_BATCH;
+pub use pivitals_common::Secret;
 pub use run::{
     BACKLOG_DIR, FINAL_PUSH_TIMEOUT, GOODBYE_TIMEOUT, MAX_START_JITTER, Sampler, run, run_with,
     start_offset,
 };
-pub use secret::Secret;

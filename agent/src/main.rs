@@ -1,9 +1,6 @@
 //! `pivitals-agent [--config PATH]`: reads its settings, then samples and pushes until SIGTERM
 //! or Ctrl-C. Exit codes: 0 after a clean stop, 2 for a configuration the operator must fix,
 //! 1 for anything else.
-//!
-//! `pivitals-agent simulate --nodes N ...`: many synthetic nodes against a primary, for load
-//! tests and benchmarks (see `simulate.rs`); the normal agent never touches that code.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -18,7 +15,6 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::cli::Command;
 
 mod cli;
-mod simulate;
 
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args_os().skip(1)) {
@@ -34,7 +30,6 @@ fn main() -> ExitCode {
             print!("{text}");
             Ok(())
         }
-        Command::Simulate(args) => simulate::simulate(args),
         Command::Agent { config } => agent(config.as_deref()),
     };
     match result {
@@ -59,7 +54,7 @@ fn agent(config_file: Option<&Path>) -> anyhow::Result<()> {
 /// also build the multi-thread scheduler: when the workspace is built together with the primary
 /// (which enables it), that code would be linked into the agent, and with it libm (its task-poll
 /// statistics call `pow`), some 300 KiB of resident memory for a function never called.
-pub(crate) fn one_thread_runtime() -> std::io::Result<tokio::runtime::LocalRuntime> {
+fn one_thread_runtime() -> std::io::Result<tokio::runtime::LocalRuntime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build_local(tokio::runtime::LocalOptions::default())

@@ -12,7 +12,7 @@
 //! | register 409                    | the name is taken by another node: log the primary's message, back off, retry (an admin deletes the old node) |
 //! | register 422                    | fatal: [`AgentError::Refused`] with the primary's message |
 //! | 429 / 503 (`Retry-After` s)     | keep the samples, wait at least `Retry-After`            |
-//! | other status, no answer         | keep the samples, back off ([`crate::backoff`])          |
+//! | other status, no answer         | keep the samples, back off ([`Backoff::AGENT_PUSH`])     |
 //!
 //! A batch is removed only after its answer, so a cancelled or failed push loses nothing (and,
 //! the backlog being on disk, neither does a restart or a crash); a push whose answer was lost,
@@ -23,19 +23,16 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use pivitals_common::{Goodbye, RegisterRequest, VitalsPush};
+use pivitals_common::limits::AGENT_BATCH;
+use pivitals_common::{Backoff, Goodbye, RegisterRequest, Retries, Secret, VitalsPush};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::backlog::Backlog;
-use crate::backoff::Backoff;
 use crate::client::{CallError, PrimaryClient};
 use crate::credential::{self, Credential};
 use crate::error::AgentError;
-use crate::secret::Secret;
 
-/// The most samples in one push.
-pub const MAX_BATCH: usize = 500;
 /// While the primary stays unreachable, how often the agent says so at `warn`.
 const REPEAT_WARNING: Duration = Duration::from_secs(60);
 
@@ -66,7 +63,7 @@ pub(crate) struct Sender {
     /// No push has succeeded since the last registration; a 401 now means the primary keeps
     /// refusing fresh tokens, so re-registering must back off too.
     just_registered: bool,
-    backoff: Backoff,
+    backoff: Retries,
     batch_limit: usize,
     outage: Option<Outage>,
     pub stats: Stats,
@@ -97,8 +94,8 @@ impl Sender {
             enroll_token,
             credential,
             just_registered: false,
-            backoff: Backoff::default(),
-            batch_limit: MAX_BATCH,
+            backoff: Retries::new(Backoff::AGENT_PUSH),
+            batch_limit: AGENT_BATCH,
             outage: None,
             stats: Stats::default(),
         }
@@ -141,7 +138,7 @@ impl Sender {
                 warn!("the primary refused the node token ({message}); registering again");
                 self.forget_credential();
                 if self.just_registered {
-                    Ok(Step::Wait(self.backoff.next_delay()))
+                    Ok(Step::Wait(self.backoff.next_delay(None)))
                 } else {
                     Ok(Step::Continue)
                 }
@@ -235,7 +232,7 @@ impl Sender {
                 message,
             }),
             Err(CallError::Unauthorized { message }) => {
-                let delay = self.backoff.next_delay();
+                let delay = self.backoff.next_delay(None);
                 if self.should_warn() {
                     error!(
                         "the primary refused the enroll token (PIVITALS_ENROLL_TOKEN): {message}; retrying in {}",
@@ -257,7 +254,7 @@ impl Sender {
 
     /// Notes a failure worth retrying; returns how long to wait.
     fn failed(&mut self, what: &str, error: &CallError, waiting: usize) -> Duration {
-        let delay = self.backoff.next_delay_after(error.retry_after());
+        let delay = self.backoff.next_delay(error.retry_after());
         let retry = humantime::format_duration(delay);
         if self.should_warn() {
             warn!(

@@ -20,6 +20,7 @@ use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use pivitals_collect::Collector;
 use pivitals_common::{NodeInfo, RegisterRequest, VitalsPayload};
 use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -27,7 +28,6 @@ use tracing::{info, warn};
 
 use crate::backlog::Backlog;
 use crate::client::PrimaryClient;
-use crate::collect::Collector;
 use crate::config::Config;
 use crate::credential;
 use crate::error::AgentError;

@@ -3,13 +3,22 @@
 //! **Architecture Invariant:** this crate does no I/O. It describes what travels between an
 //! agent and the primary ([`vitals`], [`registration`]), what names and labels are allowed
 //! ([`validate`]), and how a sample becomes InfluxDB line protocol ([`line_protocol`]).
+//!
+//! It also holds the policies both sides must apply alike, each in one place: how long to wait
+//! before retrying ([`backoff`]), how much one request may carry ([`limits`]), and a token
+//! type that never prints ([`secret`]).
 
+pub mod backoff;
+pub mod limits;
 pub mod line_protocol;
 pub mod registration;
+pub mod secret;
 pub mod validate;
 pub mod vitals;
 
-pub use registration::{Goodbye, RegisterReply, RegisterRequest, VitalsPush};
+pub use backoff::{Backoff, MAX_RETRY_AFTER, Retries};
+pub use registration::{Goodbye, PushReply, RegisterReply, RegisterRequest, VitalsPush};
+pub use secret::Secret;
 pub use vitals::{
     CpuVitals, DiskVitals, Labels, LoadAverage, MemoryVitals, NetVitals, NodeInfo, SwapVitals,
     TemperatureVitals, Throttling, VitalsPayload,

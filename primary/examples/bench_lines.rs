@@ -1,6 +1,6 @@
 //! Writes line-protocol files for the benchmark's direct-write baseline (`bench/run.sh`): the
 //! lines the primary would write for `--nodes` nodes (`sim-00000`, … labelled `role=sim`,
-//! `stack=<i % 16>`, like `pivitals-agent simulate`) each sending `--samples` samples one second
+//! `stack=<i % 16>`, like `pivitals-simulate`) each sending `--samples` samples one second
 //! apart, encoded with the primary's own encoder from one real sample of this host, varied per
 //! node and sample. Samples go tick by tick (every node's first sample, then every node's
 //! second, …), as the primary's batches hold them, `--lines-per-file` lines a file.
@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Parser;
-use pivitals_agent::collect::Collector;
+use pivitals_collect::Collector;
 use pivitals_common::line_protocol::encode_sample;
 use pivitals_common::{Labels, TemperatureVitals};
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use pivitals_agent::collect::Collector;
+use pivitals_collect::Collector;
 use pivitals_common::{RegisterReply, RegisterRequest, VitalsPush};
 
 #[derive(Parser)]

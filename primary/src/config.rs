@@ -5,10 +5,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use thiserror::Error;
 
-use crate::influx::InfluxConfig;
+use crate::limits::LimitsConfig;
+use crate::serde_duration::duration;
+use crate::storage::config::{BatchConfig, SpoolConfig};
+use crate::storage::influx::InfluxConfig;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -53,50 +56,6 @@ pub struct TlsConfig {
     pub cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key: Option<PathBuf>,
-}
-
-/// Abuse limits (`PIVITALS_LIMITS__*`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct LimitsConfig {
-    /// Pushes a node may send back to back (`PIVITALS_LIMITS__PUSH_BURST`): the size of its
-    /// token bucket. Requests are counted, not samples: one push carries up to 500 samples, so
-    /// an agent catching up is never starved.
-    pub push_burst: u32,
-    /// One more push is allowed every this long, up to the burst (`PIVITALS_LIMITS__PUSH_REFILL`).
-    #[serde(deserialize_with = "duration")]
-    pub push_refill: Duration,
-    /// Registered nodes; registering one more answers 429 (`PIVITALS_LIMITS__MAX_NODES`).
-    pub max_nodes: usize,
-    /// Disks per sample (`PIVITALS_LIMITS__MAX_DISKS`).
-    pub max_disks: usize,
-    /// Network interfaces per sample (`PIVITALS_LIMITS__MAX_INTERFACES`).
-    pub max_interfaces: usize,
-    /// Temperature sensors per sample (`PIVITALS_LIMITS__MAX_SENSORS`).
-    pub max_sensors: usize,
-    /// Time a request may take from its headers to its answer, body included; a slower
-    /// client is answered 408 and cut off (`PIVITALS_LIMITS__REQUEST_TIMEOUT`).
-    #[serde(deserialize_with = "duration")]
-    pub request_timeout: Duration,
-    /// Time a client has to send a request's line and headers; a slower one, or an idle
-    /// kept-alive connection, is closed (`PIVITALS_LIMITS__HEADER_TIMEOUT`).
-    #[serde(deserialize_with = "duration")]
-    pub header_timeout: Duration,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            push_burst: 10,
-            push_refill: Duration::from_secs(1),
-            max_nodes: 10_000,
-            max_disks: 64,
-            max_interfaces: 64,
-            max_sensors: 64,
-            request_timeout: Duration::from_secs(30),
-            header_timeout: Duration::from_secs(30),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,42 +110,6 @@ impl AlertConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct BatchConfig {
-    /// A batch is written as soon as it holds this many points.
-    pub max_points: usize,
-    /// A batch that is not full is written after this long.
-    #[serde(deserialize_with = "duration")]
-    pub flush_interval: Duration,
-    /// Batches written to the storage at once: the next is read and sent while earlier ones
-    /// wait for their answers.
-    pub writes_in_flight: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct SpoolConfig {
-    /// Record bytes the spool may hold before pushes are refused with 503.
-    pub max_bytes: u64,
-}
-
-impl Default for SpoolConfig {
-    fn default() -> Self {
-        Self { max_bytes: 1 << 30 }
-    }
-}
-
-impl Default for BatchConfig {
-    fn default() -> Self {
-        Self {
-            max_points: 5000,
-            flush_interval: Duration::from_secs(10),
-            writes_in_flight: 2,
-        }
-    }
-}
-
 impl Default for PrimaryConfig {
     fn default() -> Self {
         Self {
@@ -232,12 +155,6 @@ impl fmt::Debug for PrimaryConfig {
             .field("tls", &self.tls)
             .finish()
     }
-}
-
-fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(de)?;
-    humantime::parse_duration(text.trim())
-        .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like 10s: {e}")))
 }
 
 impl PrimaryConfig {

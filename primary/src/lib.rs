@@ -2,36 +2,37 @@
 //! batches their points by node and writes them to InfluxDB (or, with no InfluxDB configured,
 //! to daily line-protocol files).
 //!
-//! Layout: [`routes`] is the HTTP API; [`ingest`] turns accepted samples into line protocol
-//! for the [`pipeline`] (batcher, sink, archive); [`influx`] is the only code that talks to
-//! InfluxDB; [`registry`] keeps nodes across restarts; [`state`] holds the live node table;
-//! [`liveness`] judges status and records its changes; [`alert`] posts them to a webhook;
-//! [`history`] keeps the last hour per node for the [`dashboard`], the web page served at `/`;
-//! [`self_monitor`] samples the primary's own host.
+//! Layout, lowest first (a module uses only those above it or beside it in its own folder;
+//! `tests/tidy` in the testkit checks that no two modules use each other in a circle):
+//! - leaves: [`clock`], [`shutdown`], [`metrics`] (the counters), [`limits`] (abuse limits);
+//! - [`nodes`]: registry, enrollment and tokens, the live table, status rules, history;
+//! - [`storage`]: spool, flusher, sink, InfluxDB writer ([`storage::influx`], the only code
+//!   that talks to InfluxDB) and the archive;
+//! - [`alerts`]: the webhook for status changes;
+//! - [`config`]: the settings file and `PIVITALS_*` variables, assembled from each part's
+//!   section;
+//! - [`state`]: what every request and task shares;
+//! - [`ingest`]: accepted samples into the spool, and [`ingest::self_monitor`], the primary's
+//!   own host as a node; [`liveness`]: the watcher that records status changes;
+//! - [`web`]: everything HTTP (routes, extractors, [`web::error::ApiError`], server, TLS, the
+//!   embedded dashboard).
+//!
 //! [`run`] takes a bound listener and a shutdown future, so tests bind port 0.
 
-pub mod alert;
-pub mod auth;
+pub mod alerts;
+pub mod clock;
 pub mod config;
-pub mod dashboard;
-pub mod enroll;
-pub mod error;
-pub mod history;
-pub mod influx;
 pub mod ingest;
 pub mod limits;
 pub mod liveness;
 pub mod metrics;
-pub mod pipeline;
+pub mod nodes;
 mod redb_error;
-pub mod registry;
-pub mod routes;
-pub mod self_monitor;
-pub mod serve;
+mod serde_duration;
 pub mod shutdown;
-pub mod spool;
 pub mod state;
-pub mod tls;
+pub mod storage;
+pub mod web;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -41,18 +42,22 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::alert::{Alerts, RetryPolicy};
+use crate::alerts::webhook::{Alerts, RetryPolicy};
 use crate::config::PrimaryConfig;
-use crate::influx::InfluxWriter;
+use crate::ingest::self_monitor;
 use crate::metrics::Metrics;
-use crate::pipeline::archive::Archive;
-use crate::pipeline::flusher::{Flusher, SHUTDOWN_GRACE};
-use crate::pipeline::sink::Sink;
-use crate::registry::Registry;
-use crate::spool::Spool;
-use crate::state::{AppState, Nodes, Shared};
+use crate::nodes::enroll;
+use crate::nodes::registry::Registry;
+use crate::nodes::table::Nodes;
+use crate::state::{AppState, Shared};
+use crate::storage::archive::Archive;
+use crate::storage::flusher::{Flusher, SHUTDOWN_GRACE};
+use crate::storage::influx::InfluxWriter;
+use crate::storage::sink::Sink;
+use crate::storage::spool::Spool;
+use crate::web::{serve, tls};
 
-pub use routes::app;
+pub use web::app;
 
 /// Installs the TLS crypto provider reqwest is built to expect; harmless when already done.
 pub fn install_crypto_provider() {

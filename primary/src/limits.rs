@@ -5,13 +5,59 @@
 //! `push_refill`. Requests are counted, not samples, so an agent catching up (500 samples per
 //! push) is slowed only when it sends more than the refill allows after its burst, and then
 //! it is told when to come back (429 with `Retry-After`). Buckets live with the node in the
-//! [`Nodes`](crate::state::Nodes) table, so one node's bucket never affects another.
+//! [`Nodes`](crate::nodes::table::Nodes) table, so one node's bucket never affects another.
 
 use std::time::{Duration, Instant};
 
 use pivitals_common::VitalsPayload;
 
-use crate::config::LimitsConfig;
+use serde::Deserialize;
+
+use crate::serde_duration::duration;
+
+/// Abuse limits (`PIVITALS_LIMITS__*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Pushes a node may send back to back (`PIVITALS_LIMITS__PUSH_BURST`): the size of its
+    /// token bucket. Requests are counted, not samples: one push carries up to 500 samples, so
+    /// an agent catching up is never starved.
+    pub push_burst: u32,
+    /// One more push is allowed every this long, up to the burst (`PIVITALS_LIMITS__PUSH_REFILL`).
+    #[serde(deserialize_with = "duration")]
+    pub push_refill: Duration,
+    /// Registered nodes; registering one more answers 429 (`PIVITALS_LIMITS__MAX_NODES`).
+    pub max_nodes: usize,
+    /// Disks per sample (`PIVITALS_LIMITS__MAX_DISKS`).
+    pub max_disks: usize,
+    /// Network interfaces per sample (`PIVITALS_LIMITS__MAX_INTERFACES`).
+    pub max_interfaces: usize,
+    /// Temperature sensors per sample (`PIVITALS_LIMITS__MAX_SENSORS`).
+    pub max_sensors: usize,
+    /// Time a request may take from its headers to its answer, body included; a slower
+    /// client is answered 408 and cut off (`PIVITALS_LIMITS__REQUEST_TIMEOUT`).
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// Time a client has to send a request's line and headers; a slower one, or an idle
+    /// kept-alive connection, is closed (`PIVITALS_LIMITS__HEADER_TIMEOUT`).
+    #[serde(deserialize_with = "duration")]
+    pub header_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            push_burst: 10,
+            push_refill: Duration::from_secs(1),
+            max_nodes: 10_000,
+            max_disks: 64,
+            max_interfaces: 64,
+            max_sensors: 64,
+            request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// A token bucket, refilled continuously.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pivitals_primary::config::PrimaryConfig;
-use pivitals_primary::enroll;
+use pivitals_primary::nodes::enroll;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 

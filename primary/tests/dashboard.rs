@@ -12,12 +12,13 @@ use pivitals_common::{
     CpuVitals, DiskVitals, MemoryVitals, NodeInfo, RegisterReply, RegisterRequest,
     TemperatureVitals, VitalsPayload, VitalsPush,
 };
-use pivitals_primary::alert::Alerts;
+use pivitals_primary::alerts::webhook::Alerts;
 use pivitals_primary::config::PrimaryConfig;
 use pivitals_primary::metrics::Metrics;
-use pivitals_primary::registry::Registry;
-use pivitals_primary::spool::Spool;
-use pivitals_primary::state::{AppState, Nodes, Shared};
+use pivitals_primary::nodes::registry::Registry;
+use pivitals_primary::nodes::table::Nodes;
+use pivitals_primary::state::{AppState, Shared};
+use pivitals_primary::storage::spool::Spool;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;

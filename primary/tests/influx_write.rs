@@ -7,7 +7,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pivitals_primary::influx::{
+use pivitals_primary::storage::influx::{
     InfluxApi, InfluxConfig, InfluxWriter, RETENTION_SECONDS, RetentionOutcome, WriteError,
 };
 use pivitals_testkit::{InfluxV1, VictoriaMetrics, free_port};

@@ -1,4 +1,4 @@
-//! `pivitals-agent simulate` against the real primary binary writing to a real InfluxDB 1.x:
+//! `pivitals-simulate` against the real primary binary writing to a real InfluxDB 1.x:
 //! five synthetic nodes push every second for three seconds; the summary line counts every
 //! push, the primary lists the five nodes, and every push lands in InfluxDB. Then many small
 //! batches written four at a time: every point lands and the spool ends empty.
@@ -20,15 +20,14 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
 }
 
-/// Runs `pivitals-agent simulate` with `args` against `url`; its summary line.
+/// Runs `pivitals-simulate` with `args` against `url`; its summary line.
 fn simulate(url: &str, args: &[&str]) -> String {
-    let output = Command::new(workspace_binary("pivitals-agent"))
-        .arg("simulate")
+    let output = Command::new(workspace_binary("pivitals-simulate"))
         .args(args)
         .args(["--primary-url", url, "--enroll-token", ENROLL])
         .env("PIVITALS_LOG", "warn")
         .output()
-        .expect("run pivitals-agent simulate");
+        .expect("run pivitals-simulate");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");

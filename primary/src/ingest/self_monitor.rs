@@ -1,0 +1,103 @@
+//! The primary samples its own host as a node, with the same collector as the agent, straight into the
+//! ingest path (no HTTP, no token).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pivitals_collect::Collector;
+use pivitals_common::{Labels, validate};
+use tokio::sync::watch;
+
+use super::ingest;
+use crate::nodes::registry::NodeRecord;
+use crate::state::AppState;
+
+/// The node name of the primary's own host: its hostname when that is a valid node name.
+pub fn node_name(hostname: &str) -> String {
+    let short = hostname.split('.').next().unwrap_or_default();
+    if validate::node_name(short).is_ok() {
+        short.to_owned()
+    } else {
+        "primary".to_owned()
+    }
+}
+
+/// Registers the primary's host and samples it every `interval` until shutdown.
+pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    let collector = Arc::new(Mutex::new(Collector::new("/")));
+    let info = {
+        let collector = Arc::clone(&collector);
+        match tokio::task::spawn_blocking(move || {
+            collector
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .node_info()
+        })
+        .await
+        {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::error!(error = %e, "self-monitoring could not read the host; it is off");
+                return;
+            }
+        }
+    };
+    let name = node_name(&info.hostname);
+    let labels = Labels::from([("role".to_owned(), "primary".to_owned())]);
+    let record = NodeRecord {
+        name: name.clone(),
+        info,
+        labels: labels.clone(),
+        interval_seconds: interval.as_secs().max(1),
+        token_hash: None,
+        registered_at_ms: crate::clock::now_ms(),
+    };
+    let registry = state.registry.clone();
+    let stored = record.clone();
+    match tokio::task::spawn_blocking(move || registry.put(&stored)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not store the primary's own node"),
+        Err(e) => tracing::warn!(error = %e, "could not store the primary's own node"),
+    }
+    state.nodes_mut().insert(record);
+    tracing::info!(node = %name, ?interval, "self-monitoring started");
+
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = crate::shutdown::stopped(&mut shutdown) => return,
+        }
+        let collector = Arc::clone(&collector);
+        let sample = match tokio::task::spawn_blocking(move || {
+            collector.lock().unwrap_or_else(|e| e.into_inner()).sample()
+        })
+        .await
+        {
+            Ok(sample) => sample,
+            Err(e) => {
+                tracing::warn!(error = %e, "self-sample failed");
+                continue;
+            }
+        };
+        let samples = vec![sample];
+        match ingest(&state, &name, &labels, &samples).await {
+            Ok(_) => state.record_push(&name, samples),
+            Err(e) => tracing::warn!(error = %e, "self-sample not accepted"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_name_from_hostname() {
+        assert_eq!(node_name("pi-01.lan"), "pi-01");
+        assert_eq!(node_name("rack"), "rack");
+        assert_eq!(node_name("bad host"), "primary");
+        assert_eq!(node_name(""), "primary");
+    }
+}

@@ -1,0 +1,24 @@
+//! [`InfluxApi`]: the InfluxDB HTTP API versions pivitals speaks.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// Which InfluxDB HTTP API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfluxApi {
+    /// InfluxDB 1.x: `/write?db=&rp=`, InfluxQL on `/query`, optional basic auth.
+    V1,
+    /// InfluxDB 2.x: `/api/v2/write?org=&bucket=`, `Authorization: Token`.
+    V2,
+}
+
+impl fmt::Display for InfluxApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InfluxApi::V1 => "v1",
+            InfluxApi::V2 => "v2",
+        })
+    }
+}

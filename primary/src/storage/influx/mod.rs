@@ -1,0 +1,31 @@
+//! Writing vitals to InfluxDB: the only code in pivitals that talks to InfluxDB.
+//!
+//! **Architecture Invariant:** nothing outside this module knows an InfluxDB URL, API
+//! version, token or answer code. Callers hand [`InfluxWriter::write`] a batch of line
+//! protocol and get back `Ok` or a [`WriteError`] that says what to do with the batch
+//! (drop it, split it, keep it and retry slowly, or back off and retry).
+//!
+//! - [`config`]: [`InfluxConfig`] from `PIVITALS_INFLUX__*` and its validation; [`api`]:
+//!   [`InfluxApi`], the API versions.
+//! - [`writer`]: [`InfluxWriter`], one handle for either API version.
+//! - [`v1`] and [`v2`]: the HTTP requests of InfluxDB 1.x and 2.x.
+//! - [`answer`]: how a write answer is classified into a [`WriteError`].
+//! - [`retention`]: the 365-day retention that [`InfluxWriter::ensure_retention`] sets up.
+//! - [`gzip`]: request-body compression (`Content-Encoding: gzip`).
+//! - [`error`]: [`InfluxError`] (configuration) and [`WriteError`] (one write).
+
+mod answer;
+mod api;
+mod config;
+mod error;
+mod gzip;
+mod retention;
+mod v1;
+mod v2;
+mod writer;
+
+pub use api::InfluxApi;
+pub use config::InfluxConfig;
+pub use error::{InfluxError, WriteError};
+pub use retention::{RETENTION, RETENTION_SECONDS, RetentionOutcome};
+pub use writer::InfluxWriter;

@@ -1,0 +1,131 @@
+//! [`InfluxWriter`]: one cheap-to-clone handle that writes line protocol to InfluxDB 1.x or
+//! 2.x and sets up the 365-day retention.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
+
+use super::answer::{self, ERROR_BODY_LIMIT};
+use super::api::InfluxApi;
+use super::config::InfluxConfig;
+use super::error::{InfluxError, WriteError};
+use super::gzip;
+use super::retention::RetentionOutcome;
+use super::v1::V1;
+use super::v2::V2;
+
+/// Writes batches of line protocol to the configured InfluxDB.
+///
+/// Clones share one connection pool. The writer does not log write failures or retry: the
+/// caller does, guided by the [`WriteError`] variant.
+#[derive(Clone)]
+pub struct InfluxWriter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    timeout: Duration,
+    backend: Backend,
+}
+
+enum Backend {
+    V1(V1),
+    V2(V2),
+}
+
+impl InfluxWriter {
+    /// Validates `cfg` and builds a writer on `http` (the caller's client: TLS roots, user
+    /// agent and pool are its business). Fails with [`InfluxError::NotConfigured`] when
+    /// `cfg.api` is `None`.
+    pub fn new(cfg: &InfluxConfig, http: reqwest::Client) -> Result<Self, InfluxError> {
+        cfg.validate()?;
+        let backend = match cfg.api.ok_or(InfluxError::NotConfigured)? {
+            InfluxApi::V1 => Backend::V1(V1::new(cfg)?),
+            InfluxApi::V2 => Backend::V2(V2::new(cfg)?),
+        };
+        Ok(InfluxWriter {
+            inner: Arc::new(Inner {
+                http,
+                timeout: cfg.timeout()?,
+                backend,
+            }),
+        })
+    }
+
+    /// Where the writer writes, without secrets, e.g.
+    /// `InfluxDB v1 http://127.0.0.1:8086 db=pivitals rp=pivitals_365d`.
+    pub fn describe(&self) -> String {
+        match &self.inner.backend {
+            Backend::V1(v1) => v1.describe(),
+            Backend::V2(v2) => v2.describe(),
+        }
+    }
+
+    /// Ensures the 365-day retention at start-up and logs the outcome once (a single
+    /// `warn!` when it differs or cannot be verified). Never fails: a server without the
+    /// bucket API, a token without rights, or no answer at all gives
+    /// [`RetentionOutcome::Unverified`], and writing goes on.
+    ///
+    /// - v2: `GET /api/v2/orgs?org=`, `GET /api/v2/buckets?name=&orgID=`, then
+    ///   `POST /api/v2/buckets` with `everySeconds: 31536000` when the bucket is missing.
+    /// - v1: `CREATE DATABASE` (idempotent), `SHOW RETENTION POLICIES`, then
+    ///   `CREATE RETENTION POLICY … DURATION 365d REPLICATION 1 DEFAULT` when missing.
+    pub async fn ensure_retention(&self) -> RetentionOutcome {
+        let Inner {
+            http,
+            timeout,
+            backend,
+        } = &*self.inner;
+        let (outcome, target) = match backend {
+            Backend::V1(v1) => (
+                v1.ensure_retention(http, *timeout).await,
+                v1.retention_target(),
+            ),
+            Backend::V2(v2) => (
+                v2.ensure_retention(http, *timeout).await,
+                v2.retention_target(),
+            ),
+        };
+        outcome.log(&target);
+        outcome
+    }
+
+    /// Writes one batch of newline-separated line protocol with nanosecond timestamps,
+    /// gzip-compressed. An empty batch is not sent.
+    pub async fn write(&self, lines: &[u8]) -> Result<(), WriteError> {
+        if lines.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let Inner {
+            http,
+            timeout,
+            backend,
+        } = &*self.inner;
+        let request = match backend {
+            Backend::V1(v1) => v1.write_request(http),
+            Backend::V2(v2) => v2.write_request(http),
+        }
+        .timeout(*timeout)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8");
+        let request = match gzip::compress(lines) {
+            Ok(packed) => request.header(CONTENT_ENCODING, "gzip").body(packed),
+            // Compressing into memory does not fail in practice; plain text works too.
+            Err(_) => request.body(lines.to_vec()),
+        };
+        match answer::send(request, ERROR_BODY_LIMIT).await {
+            Ok(answer) => answer::classify_write(answer),
+            Err(error) => Err(answer::network_error(&error)),
+        }
+    }
+}
+
+impl fmt::Debug for InfluxWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("InfluxWriter")
+            .field(&self.describe())
+            .finish()
+    }
+}

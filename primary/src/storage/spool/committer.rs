@@ -1,0 +1,88 @@
+//! The committer task: one redb write transaction, synced, for every append waiting when it
+//! starts (group commit), then every waiter is answered.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::types::{AppendError, Inner, RECORDS, SpoolError};
+
+/// The most appends one commit takes.
+const MAX_GROUP: usize = 4096;
+
+pub(super) struct Append {
+    pub(super) value: Vec<u8>,
+    /// The bytes `value` reserved in the spool's budget.
+    pub(super) size: u64,
+    pub(super) points: u64,
+    pub(super) done: oneshot::Sender<Result<(), AppendError>>,
+}
+
+pub(super) async fn run(
+    inner: Arc<Inner>,
+    mut requests: mpsc::Receiver<Append>,
+    mut next_seq: u64,
+) {
+    let mut group = Vec::with_capacity(64);
+    while requests.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let values: Vec<(Vec<u8>, u64)> = group
+            .iter_mut()
+            .map(|a| (std::mem::take(&mut a.value), a.points))
+            .collect();
+        let first_seq = next_seq;
+        let db_inner = Arc::clone(&inner);
+        let result = tokio::task::spawn_blocking(move || commit(&db_inner, first_seq, &values))
+            .await
+            .map_err(|e| AppendError::Storage(format!("commit task: {e}")))
+            .and_then(|r| r.map_err(|e| AppendError::Storage(e.to_string())));
+        match result {
+            Ok((count, oldest)) => {
+                next_seq += count;
+                let points: u64 = group.iter().map(|a| a.points).sum();
+                inner.points.fetch_add(points, Ordering::AcqRel);
+                inner.records.fetch_add(count, Ordering::AcqRel);
+                let _ = inner.oldest_ms.compare_exchange(
+                    i64::MIN,
+                    oldest,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                for append in group.drain(..) {
+                    let _ = append.done.send(Ok(()));
+                }
+                inner.appended.notify_one();
+            }
+            Err(err) => {
+                tracing::error!(error = %err, appends = group.len(), "spool commit failed; pushes answered 500");
+                for append in group.drain(..) {
+                    // Release the reservation `append` made; the record is not in the spool.
+                    inner.bytes.fetch_sub(append.size, Ordering::AcqRel);
+                    let _ = append.done.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Inserts the values under consecutive sequence numbers and commits with fsync; returns how
+/// many were written and the spool time of the first.
+fn commit(
+    inner: &Inner,
+    first_seq: u64,
+    values: &[(Vec<u8>, u64)],
+) -> Result<(u64, i64), SpoolError> {
+    let txn = inner.db.begin_write()?;
+    {
+        let mut table = txn.open_table(RECORDS)?;
+        for (i, (value, _)) in values.iter().enumerate() {
+            table.insert(first_seq + i as u64, value.as_slice())?;
+        }
+    }
+    txn.commit()?;
+    let oldest = values
+        .first()
+        .and_then(|(v, _)| super::record::decode(v).ok())
+        .map_or(i64::MIN, |r| r.spooled_at_ms);
+    Ok((values.len() as u64, oldest))
+}

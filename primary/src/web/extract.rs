@@ -1,0 +1,173 @@
+//! Extractors that answer in the API's own error shape: JSON bodies, node and admin tokens.
+
+use std::time::Instant;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use pivitals_common::limits::MAX_BODY_BYTES;
+
+use crate::metrics::Metrics;
+use crate::nodes::token;
+use crate::state::AppState;
+
+/// A JSON body; malformed JSON is 400, JSON of the wrong shape 422, too large 413.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> ApiError {
+    let text = rejection.body_text();
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(text),
+        _ => ApiError::BadRequest(text),
+    }
+}
+
+/// The node whose token authorised the request.
+pub struct NodeAuth {
+    pub name: String,
+}
+
+impl FromRequestParts<AppState> for NodeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized("missing bearer token"))?;
+        let nodes = state.nodes();
+        let node = nodes
+            .by_token(token)
+            .ok_or(ApiError::Unauthorized("unknown node token; register again"))?;
+        Ok(Self {
+            name: node.record.name.clone(),
+        })
+    }
+}
+
+/// A node allowed to push now: its token is known and its bucket
+/// ([`crate::limits`]) holds a push; else 401, or 429 with `Retry-After`. Checked before the
+/// body is read.
+pub struct PushAuth {
+    pub name: String,
+}
+
+impl FromRequestParts<AppState> for PushAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized("missing bearer token"))?;
+        let limits = &state.config.limits;
+        let mut nodes = state.nodes_mut();
+        let name = nodes
+            .by_token(token)
+            .ok_or(ApiError::Unauthorized("unknown node token; register again"))?
+            .record
+            .name
+            .clone();
+        let node = nodes
+            .get_mut(&name)
+            .ok_or(ApiError::Unauthorized("unknown node token; register again"))?;
+        match node
+            .push_bucket
+            .take(Instant::now(), limits.push_burst, limits.push_refill)
+        {
+            Ok(()) => Ok(Self { name }),
+            Err(wait) => {
+                Metrics::add(&state.metrics.pushes_rate_limited, 1);
+                Err(ApiError::TooManyRequests {
+                    reason: format!(
+                        "node {name:?} pushes more often than {} in a row and then one every {}; retry later",
+                        limits.push_burst,
+                        humantime::format_duration(limits.push_refill)
+                    ),
+                    retry_after: wait,
+                })
+            }
+        }
+    }
+}
+
+/// The request carried the enrollment token.
+pub struct EnrollAuth;
+
+impl FromRequestParts<AppState> for EnrollAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers)
+            .ok_or(ApiError::Unauthorized("missing bearer enrollment token"))?;
+        if state.enroll_token.matches(token) {
+            Ok(Self)
+        } else {
+            Err(ApiError::Unauthorized("wrong enrollment token"))
+        }
+    }
+}
+
+/// The request carried the admin token.
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let expected = state
+            .config
+            .admin_token
+            .as_deref()
+            .ok_or(ApiError::Forbidden(
+                "admin API disabled: set PIVITALS_ADMIN_TOKEN on the primary",
+            ))?;
+        let token =
+            bearer(&parts.headers).ok_or(ApiError::Unauthorized("missing bearer admin token"))?;
+        if token::tokens_match(token, expected) {
+            Ok(Self)
+        } else {
+            Err(ApiError::Unauthorized("wrong admin token"))
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_header_parsing() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+    }
+}

@@ -1,0 +1,182 @@
+//! What agents call: register, push vitals, say goodbye.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pivitals_common::limits::MAX_SAMPLES_PER_PUSH;
+use pivitals_common::{Goodbye, PushReply, RegisterReply, RegisterRequest, VitalsPush, validate};
+
+use crate::ingest::{IngestError, ingest};
+use crate::limits;
+use crate::metrics::Metrics;
+use crate::nodes::registry::NodeRecord;
+use crate::nodes::token;
+use crate::state::AppState;
+use crate::web::error::ApiError;
+use crate::web::extract::{ApiJson, EnrollAuth, NodeAuth, PushAuth};
+
+/// Longest push interval an agent may declare (a day).
+const MAX_INTERVAL_SECONDS: u64 = 86_400;
+
+/// Nodes pushing at least this often keep their connection open between pushes; slower ones
+/// are told to close it. An idle HTTP/1.1 connection holds about 8 KiB of buffers in the
+/// primary: 10,000 nodes at the default 60 s would hold 80 MiB for connections used once a
+/// minute, while a reconnect costs one TCP (or TLS) handshake per push.
+const KEEP_ALIVE_MAX_INTERVAL_SECONDS: u64 = 10;
+
+/// `response`, marked `Connection: close` when the node pushes too rarely to keep a connection.
+fn for_interval(mut response: Response, interval_seconds: u64) -> Response {
+    if interval_seconds > KEEP_ALIVE_MAX_INTERVAL_SECONDS {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// How long an agent refused for lack of room waits before registering again.
+const FULL_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Registrations run one at a time, so two agents asking for the same free name cannot both
+/// get it (the check and the insert are separated by the registry write).
+static REGISTERING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Registers a new node. A name that is taken answers 409: a second machine cannot take over
+/// a node's name (and its series) with the enrollment token alone; the admin deletes the old
+/// node first. An agent re-registers only after its token was refused, that is after its node
+/// was deleted, so this never locks out the rightful agent.
+pub async fn register(
+    State(state): State<AppState>,
+    _enrolled: EnrollAuth,
+    ApiJson(request): ApiJson<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    let invalid = |e: validate::InvalidName| ApiError::Unprocessable(e.to_string());
+    validate::node_name(&request.node_name).map_err(invalid)?;
+    validate::labels(&request.labels).map_err(invalid)?;
+    if !(1..=MAX_INTERVAL_SECONDS).contains(&request.interval_seconds) {
+        return Err(ApiError::Unprocessable(format!(
+            "interval_seconds must be between 1 and {MAX_INTERVAL_SECONDS}"
+        )));
+    }
+    let _one_at_a_time = REGISTERING.lock().await;
+    {
+        let nodes = state.nodes();
+        match nodes.get(&request.node_name) {
+            Some(n) if n.record.token_hash.is_none() => {
+                return Err(ApiError::Unprocessable(format!(
+                    "node name {:?} is the primary's own host",
+                    request.node_name
+                )));
+            }
+            Some(_) => {
+                return Err(ApiError::Conflict(format!(
+                    "node name {:?} is already registered; an admin must delete it (DELETE /api/v1/nodes/{}) before another agent can take the name",
+                    request.node_name, request.node_name
+                )));
+            }
+            None => {}
+        }
+        let max = state.config.limits.max_nodes;
+        if nodes.len() >= max {
+            return Err(ApiError::TooManyRequests {
+                reason: format!(
+                    "the primary already has {max} nodes (PIVITALS_LIMITS__MAX_NODES); delete unused nodes or raise the limit"
+                ),
+                retry_after: FULL_RETRY_AFTER,
+            });
+        }
+    }
+
+    let token = token::generate_token().map_err(|e| ApiError::internal("token", e))?;
+    let record = NodeRecord {
+        name: request.node_name.clone(),
+        info: request.info,
+        labels: request.labels,
+        interval_seconds: request.interval_seconds,
+        token_hash: Some(token::to_hex(&token::hash_token(&token))),
+        registered_at_ms: crate::clock::now_ms(),
+    };
+    let registry = state.registry.clone();
+    let stored = record.clone();
+    tokio::task::spawn_blocking(move || registry.put(&stored))
+        .await
+        .map_err(|e| ApiError::internal("registry task", e))?
+        .map_err(|e| ApiError::internal("registry", e))?;
+    state.nodes_mut().insert(record);
+    Metrics::add(&state.metrics.registrations, 1);
+    tracing::info!(node = %request.node_name, "node registered");
+    let reply = Json(RegisterReply {
+        node_name: request.node_name,
+        node_token: token,
+    });
+    Ok(for_interval(
+        reply.into_response(),
+        request.interval_seconds,
+    ))
+}
+
+pub async fn vitals(
+    State(state): State<AppState>,
+    node: PushAuth,
+    ApiJson(push): ApiJson<VitalsPush>,
+) -> Result<Response, ApiError> {
+    if push.samples.len() > MAX_SAMPLES_PER_PUSH {
+        Metrics::add(&state.metrics.pushes_refused, 1);
+        return Err(ApiError::Unprocessable(format!(
+            "at most {MAX_SAMPLES_PER_PUSH} samples per push, got {}",
+            push.samples.len()
+        )));
+    }
+    for (i, sample) in push.samples.iter().enumerate() {
+        if let Some(message) = limits::over_cap(&state.config.limits, sample) {
+            Metrics::add(&state.metrics.pushes_refused, 1);
+            return Err(ApiError::Unprocessable(format!("sample {i}: {message}")));
+        }
+    }
+    let (labels, interval_seconds) = state
+        .nodes()
+        .get(&node.name)
+        .map(|n| (n.record.labels.clone(), n.record.interval_seconds))
+        .ok_or(ApiError::Unauthorized("node was removed; register again"))?;
+    let points = ingest(&state, &node.name, &labels, &push.samples)
+        .await
+        .inspect_err(|e| {
+            let counter = match e {
+                IngestError::SpoolFull | IngestError::ShuttingDown => {
+                    &state.metrics.pushes_overloaded
+                }
+                _ => &state.metrics.pushes_refused,
+            };
+            Metrics::add(counter, 1);
+        })?;
+    let accepted = push.samples.len();
+    state.record_push(&node.name, push.samples);
+    Metrics::add(&state.metrics.pushes_accepted, 1);
+    let reply = Json(PushReply {
+        accepted: accepted as u64,
+        points: points as u64,
+    });
+    Ok(for_interval(reply.into_response(), interval_seconds))
+}
+
+pub async fn goodbye(
+    State(state): State<AppState>,
+    node: NodeAuth,
+    ApiJson(goodbye): ApiJson<Goodbye>,
+) -> StatusCode {
+    if let Some(live) = state.nodes_mut().get_mut(&node.name) {
+        live.stopped = true;
+    }
+    let reason = goodbye.reason.unwrap_or_default();
+    let reason: String = reason
+        .chars()
+        .take(200)
+        .filter(|c| !c.is_control())
+        .collect();
+    tracing::info!(node = %node.name, %reason, "node said goodbye");
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,131 @@
+//! Reading and removing nodes: `GET /api/v1/nodes`, `GET|DELETE /api/v1/nodes/{name}`, and a
+//! node's last hour: `GET /api/v1/nodes/{name}/history`.
+
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use pivitals_common::{Labels, NodeInfo, VitalsPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::now_ms;
+use crate::nodes::history::{self, HistoryPoint};
+use crate::nodes::status::Status;
+use crate::nodes::table::LiveNode;
+use crate::state::AppState;
+use crate::web::error::ApiError;
+use crate::web::extract::AdminAuth;
+
+/// A node as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct NodeView {
+    pub name: String,
+    pub status: Status,
+    /// RFC 3339, UTC; `null` when the node has not pushed since the primary started.
+    pub last_seen: Option<String>,
+    pub labels: Labels,
+    pub info: NodeInfo,
+    pub interval_seconds: u64,
+    pub registered_at: Option<String>,
+    pub latest: Option<VitalsPayload>,
+}
+
+fn rfc3339(ms: i64) -> Option<String> {
+    let ms = u64::try_from(ms).ok()?;
+    let time = UNIX_EPOCH.checked_add(Duration::from_millis(ms))?;
+    Some(humantime::format_rfc3339_millis(time).to_string())
+}
+
+impl NodeView {
+    fn of(node: &LiveNode, now: Instant, started: Instant) -> Self {
+        Self {
+            name: node.record.name.clone(),
+            status: node.status_at(now, started),
+            last_seen: node.last_seen_ms.and_then(rfc3339),
+            labels: node.record.labels.clone(),
+            info: node.record.info.clone(),
+            interval_seconds: node.record.interval_seconds,
+            registered_at: rfc3339(node.record.registered_at_ms),
+            latest: node.latest.clone(),
+        }
+    }
+}
+
+pub async fn list(State(state): State<AppState>) -> Json<Vec<NodeView>> {
+    let now = Instant::now();
+    let nodes = state.nodes();
+    Json(
+        nodes
+            .iter()
+            .map(|n| NodeView::of(n, now, state.started))
+            .collect(),
+    )
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<NodeView>, ApiError> {
+    let nodes = state.nodes();
+    let node = nodes
+        .get(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("no node named {name:?}")))?;
+    Ok(Json(NodeView::of(node, Instant::now(), state.started)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    /// Only the slots that start at or after this time (ms since the epoch), or contain it;
+    /// a page polling for news asks from its newest point, which may still be filling.
+    since_ms: Option<i64>,
+}
+
+/// A node's last hour, one point per slot.
+#[derive(Debug, Serialize)]
+pub struct HistoryView {
+    pub node: String,
+    pub step_seconds: i64,
+    pub window_seconds: i64,
+    pub interval_seconds: u64,
+    pub points: Vec<HistoryPoint>,
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<HistoryView>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let nodes = state.nodes();
+    let node = nodes
+        .get(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("no node named {name:?}")))?;
+    Ok(Json(HistoryView {
+        node: name.clone(),
+        step_seconds: node.history.step_ms() / 1000,
+        window_seconds: history::WINDOW_MS / 1000,
+        interval_seconds: node.record.interval_seconds,
+        points: node.history.points(query.since_ms, now_ms()),
+    }))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.nodes().get(&name).is_none() {
+        return Err(ApiError::NotFound(format!("no node named {name:?}")));
+    }
+    let registry = state.registry.clone();
+    let key = name.clone();
+    tokio::task::spawn_blocking(move || registry.remove(&key))
+        .await
+        .map_err(|e| ApiError::internal("registry task", e))?
+        .map_err(|e| ApiError::internal("registry", e))?;
+    state.nodes_mut().remove(&name);
+    tracing::info!(node = %name, "node deregistered");
+    Ok(StatusCode::NO_CONTENT)
+}
