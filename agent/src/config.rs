@@ -15,9 +15,10 @@
 //! | `PIVITALS_TLS__INSECURE_SKIP_VERIFY` | `[tls] insecure_skip_verify` | `false`      |
 //!
 //! `STATE_DIRECTORY` is what systemd sets for a unit with `StateDirectory=pivitals-agent`
-//! (`/var/lib/pivitals-agent`). An empty variable counts as unset. Unknown keys in the file are an
-//! error (a typo would otherwise be silently ignored); unknown `PIVITALS_*` variables are not,
-//! since `PIVITALS_LOG` is read elsewhere.
+//! (`/var/lib/pivitals-agent`). An empty variable counts as unset. Unknown keys in the file, at the
+//! top level or in `[tls]`, are an error naming the key and the file (a typo would otherwise be
+//! silently ignored); unknown `PIVITALS_*` variables are not, since `PIVITALS_LOG` is read
+//! elsewhere and a primary on the same host reads its own.
 //!
 //! The file is parsed with `toml` and the two sources are merged here, key by key: the
 //! general-purpose `config` crate did the same with a layer of dynamic values, path
@@ -56,6 +57,9 @@ const KEYS: &[&str] = &[
     "tls",
 ];
 
+/// Every key of the file's `[tls]` table.
+const TLS_KEYS: &[&str] = &["ca", "insecure_skip_verify"];
+
 /// The agent's settings, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -87,8 +91,18 @@ pub struct Config {
 pub enum ConfigError {
     #[error("config file {}: {reason}", path.display())]
     File { path: PathBuf, reason: String },
-    #[error("config file {}: unknown key {key:?} (known: {})", path.display(), KEYS.join(", "))]
-    UnknownKey { path: PathBuf, key: String },
+    /// A key of the file that no setting has, most likely a typo: `key` is its dotted path
+    /// (`tls.cert_fil`), `expected` the keys its table may hold.
+    #[error(
+        "config file {}: unknown key `{key}` (expected one of {})",
+        path.display(),
+        expected.join(", ")
+    )]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        expected: &'static [&'static str],
+    },
     #[error("{var} ({key}): {reason}")]
     Type {
         var: String,
@@ -96,7 +110,7 @@ pub enum ConfigError {
         reason: String,
     },
     #[error(
-        "PIVITALS_PRIMARY_URL (primary_url) is required: the primary's address, e.g. http://primary:8080"
+        "PIVITALS_PRIMARY_URL (primary_url) is required: the primary's address, e.g. http://primary:7070"
     )]
     MissingPrimaryUrl,
     #[error(
@@ -179,10 +193,11 @@ impl Config {
                 let table = text
                     .parse::<toml::Table>()
                     .map_err(|e| file_error(path, e.to_string().trim_end().to_owned()))?;
-                if let Some(key) = table.keys().find(|key| !KEYS.contains(&key.as_str())) {
+                if let Some((key, expected)) = unknown_key(&table) {
                     return Err(ConfigError::UnknownKey {
                         path: path.to_owned(),
-                        key: key.clone(),
+                        key,
+                        expected,
                     });
                 }
                 table
@@ -404,6 +419,18 @@ impl Raw<'_> {
             .filter(|value| !value.is_empty())
             .cloned()
     }
+}
+
+/// The first key of the file that is not a setting, with its table's keys: the top level is
+/// checked against [`KEYS`], a `[tls]` table against [`TLS_KEYS`]; `[labels]` holds any keys.
+/// A `tls` that is not a table is left to the type check.
+fn unknown_key(file: &toml::Table) -> Option<(String, &'static [&'static str])> {
+    if let Some(key) = file.keys().find(|key| !KEYS.contains(&key.as_str())) {
+        return Some((key.clone(), KEYS));
+    }
+    let tls = file.get("tls")?.as_table()?;
+    let key = tls.keys().find(|key| !TLS_KEYS.contains(&key.as_str()))?;
+    Some((format!("tls.{key}"), TLS_KEYS))
 }
 
 /// A string, number or boolean of the file as text (`interval = 30` is `"30"`); None for a
@@ -771,8 +798,14 @@ mod tests {
     fn file_errors_name_the_file() {
         let file = toml_file("primary_url = \"http://p\"\nintervall = \"5s\"\n");
         let text = error_text(Some(file.path()), minimal());
-        assert!(text.contains("unknown key \"intervall\""), "{text}");
-        assert!(text.contains(&file.path().display().to_string()), "{text}");
+        assert_eq!(
+            text,
+            format!(
+                "config file {}: unknown key `intervall` (expected one of {})",
+                file.path().display(),
+                KEYS.join(", ")
+            )
+        );
 
         let file = toml_file("primary_url = \n");
         let text = error_text(Some(file.path()), minimal());
@@ -784,6 +817,38 @@ mod tests {
             text.starts_with("config file /nonexistent/pivitals-agent.toml"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn unknown_keys_in_a_table_of_the_file_are_refused() {
+        let file = toml_file("[tls]\ninsecure_skip_verify = false\ncert_fil = \"/etc/ca.pem\"\n");
+        let text = error_text(Some(file.path()), minimal());
+        assert_eq!(
+            text,
+            format!(
+                "config file {}: unknown key `tls.cert_fil` (expected one of ca, insecure_skip_verify)",
+                file.path().display()
+            )
+        );
+        // Label keys are the operator's own, not settings.
+        let file = toml_file("[labels]\nanything = \"x\"\n[tls]\ninsecure_skip_verify = false\n");
+        let cfg = Config::from_sources(Some(file.path()), minimal()).unwrap();
+        assert_eq!(cfg.labels.get("anything").map(String::as_str), Some("x"));
+        assert!(!cfg.tls.insecure_skip_verify);
+    }
+
+    #[test]
+    fn unknown_variables_are_tolerated() {
+        // The primary's variables, met where both run with one environment.
+        let mut vars = minimal();
+        vars.extend(env(&[
+            ("PIVITALS_LISTEN", "0.0.0.0:7070"),
+            ("PIVITALS_INFLUX__URL", "http://influxdb:8086"),
+            ("PIVITALS_TLS__CERT", "/etc/pivitals/cert.pem"),
+            ("PIVITALS_INTERVALL", "5s"),
+        ]));
+        let cfg = Config::from_sources(None, vars).unwrap();
+        assert_eq!(cfg.interval, DEFAULT_INTERVAL);
     }
 
     #[test]

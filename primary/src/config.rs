@@ -1,11 +1,20 @@
 //! The primary's configuration: an optional TOML file, then `PIVITALS_*` environment variables
 //! (nested keys with `__`, e.g. `PIVITALS_INFLUX__URL`, `PIVITALS_BATCH__MAX_POINTS`).
+//!
+//! A key of the file that is not a setting (`[tls] cert_fil`, `[batch] max_point`) is refused
+//! at start with [`ConfigError::UnknownKey`], naming the key and the file: a typo is not
+//! silently ignored. Variables are another matter: agents and primaries often share an
+//! environment, so a `PIVITALS_*` variable that is not a setting of the primary (the agent's
+//! `PIVITALS_PRIMARY_URL`, `PIVITALS_LOG`) is left out and logged at debug level. The settings
+//! are known from the structs themselves (serde's list of their fields), which also refuse
+//! unknown fields, so the two cannot drift apart.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, IntoDeserializer};
 use thiserror::Error;
 
 use crate::limits::LimitsConfig;
@@ -19,10 +28,22 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("configuration: {0}")]
     Invalid(String),
+    /// A key of the file that no setting has, most likely a typo: `key` is its dotted path
+    /// (`tls.cert_fil`), `expected` the keys its table may hold.
+    #[error(
+        "config file {}: unknown key `{key}` (expected one of {})",
+        path.display(),
+        expected.join(", ")
+    )]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        expected: &'static [&'static str],
+    },
 }
 
 #[derive(Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PrimaryConfig {
     /// Address the HTTP server binds (`PIVITALS_LISTEN`).
     pub listen: String,
@@ -50,7 +71,7 @@ pub struct PrimaryConfig {
 
 /// HTTPS (`PIVITALS_TLS__CERT`, `PIVITALS_TLS__KEY`): both set, or neither (plain HTTP).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain, the server's certificate first.
     pub cert: Option<PathBuf>,
@@ -59,7 +80,7 @@ pub struct TlsConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DashboardConfig {
     /// The label whose values group the node cards (`PIVITALS_DASHBOARD__GROUP_BY`).
     pub group_by: String,
@@ -74,7 +95,7 @@ impl Default for DashboardConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AlertConfig {
     /// Receives a JSON `POST` when a node goes down or recovers (`PIVITALS_ALERT__WEBHOOK_URL`);
     /// no alerts while unset.
@@ -165,11 +186,34 @@ impl PrimaryConfig {
     ) -> Result<Self, ConfigError> {
         let env: config::Map<String, String> = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with("PIVITALS_"))
+            .filter(|(name, _)| {
+                let Some(key) = name.strip_prefix("PIVITALS_") else {
+                    return false;
+                };
+                let path = key.to_ascii_lowercase();
+                let known = is_setting::<PrimaryConfig>(&path.split("__").collect::<Vec<_>>());
+                if !known {
+                    tracing::debug!(variable = %name, "not a setting of the primary; ignored");
+                }
+                known
+            })
             .collect();
         let mut builder = config::Config::builder();
         if let Some(path) = file {
-            builder = builder.add_source(config::File::from(path).required(true));
+            let from_file = config::Config::builder()
+                .add_source(config::File::from(path).required(true))
+                .build()?;
+            let table = from_file
+                .clone()
+                .try_deserialize::<config::Map<String, config::Value>>()?;
+            if let Some((key, expected)) = unknown_key::<PrimaryConfig>(&table, &[]) {
+                return Err(ConfigError::UnknownKey {
+                    path: path.to_owned(),
+                    key,
+                    expected,
+                });
+            }
+            builder = builder.add_source(from_file);
         }
         let cfg: PrimaryConfig = builder
             .add_source(
@@ -249,6 +293,134 @@ impl PrimaryConfig {
         self.influx
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+/// The first key of `table` (sorted, so the answer does not depend on the map's order) that is
+/// not a field of `T`'s struct at the path `at`, as a dotted path with the keys that struct has.
+/// Tables under fields that are structs (the sections) are checked in turn; a value of the
+/// wrong type is left to deserialization.
+fn unknown_key<T: DeserializeOwned>(
+    table: &config::Map<String, config::Value>,
+    at: &[&'static str],
+) -> Option<(String, &'static [&'static str])> {
+    let expected = struct_fields::<T>(at)?;
+    let mut keys: Vec<&String> = table.keys().collect();
+    keys.sort();
+    for key in keys {
+        let Some(field) = expected.iter().find(|field| **field == key.as_str()) else {
+            let mut path = at.to_vec();
+            path.push(key);
+            return Some((path.join("."), expected));
+        };
+        if let Ok(inner) = table[key].clone().into_table() {
+            let mut path = at.to_vec();
+            path.push(field);
+            if let Some(found) = unknown_key::<T>(&inner, &path) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+/// Whether `path` (`["influx", "url"]`) names a setting of `T`: each step a field of the struct
+/// the previous steps lead to.
+fn is_setting<T: DeserializeOwned>(path: &[&str]) -> bool {
+    let mut at: Vec<&'static str> = Vec::new();
+    for step in path {
+        let Some(fields) = struct_fields::<T>(&at) else {
+            return false;
+        };
+        let Some(field) = fields.iter().find(|field| *field == step) else {
+            return false;
+        };
+        at.push(field);
+    }
+    !at.is_empty()
+}
+
+/// The field names of the struct at `path` inside `T` (`&[]` for `T` itself, `&["influx"]` for
+/// its `influx` section), as serde's derive lists them; None when that is not a struct.
+///
+/// Found by deserializing `T` from [`Probe`], which follows `path` one field at a time and
+/// stops with an error where it ends, so no list of keys is kept by hand.
+fn struct_fields<T: DeserializeOwned>(path: &[&'static str]) -> Option<&'static [&'static str]> {
+    let mut found = None;
+    let _ = T::deserialize(Probe {
+        path,
+        found: &mut found,
+    });
+    found
+}
+
+/// A deserializer that walks down `path` and records the fields of the struct found there.
+struct Probe<'a> {
+    path: &'a [&'static str],
+    found: &'a mut Option<&'static [&'static str]>,
+}
+
+impl<'de> de::Deserializer<'de> for Probe<'_> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("probe: not a struct"))
+    }
+
+    fn deserialize_struct<V: de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.path.split_first() {
+            None => {
+                *self.found = Some(fields);
+                Err(de::Error::custom("probe: found"))
+            }
+            Some((&field, rest)) => visitor.visit_map(ProbeEntry {
+                field: Some(field),
+                rest,
+                found: self.found,
+            }),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+/// The one entry of a struct that [`Probe`] follows: the field's name, then a probe of its value.
+struct ProbeEntry<'a> {
+    field: Option<&'static str>,
+    rest: &'a [&'static str],
+    found: &'a mut Option<&'static [&'static str]>,
+}
+
+impl<'de> de::MapAccess<'de> for ProbeEntry<'_> {
+    type Error = de::value::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        self.field
+            .take()
+            .map(|field| seed.deserialize(field.into_deserializer()))
+            .transpose()
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        seed.deserialize(Probe {
+            path: self.rest,
+            found: self.found,
+        })
     }
 }
 
@@ -356,6 +528,134 @@ mod tests {
         assert_eq!(cfg.batch.max_points, 10);
         assert_eq!(cfg.batch.flush_interval, Duration::from_millis(250));
         assert!(!format!("{cfg:?}").contains("0123456789abcdef"));
+    }
+
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    fn unknown_key_error(text: &str) -> (String, String) {
+        let file = toml_file(text);
+        match PrimaryConfig::load(Some(file.path()), env(&[])) {
+            Err(e @ ConfigError::UnknownKey { .. }) => {
+                (e.to_string(), file.path().display().to_string())
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_settings_are_read_from_the_structs() {
+        let top = struct_fields::<PrimaryConfig>(&[]).unwrap();
+        for key in ["listen", "data_dir", "influx", "batch", "limits", "tls"] {
+            assert!(top.contains(&key), "{key}: {top:?}");
+        }
+        assert_eq!(
+            struct_fields::<PrimaryConfig>(&["tls"]),
+            Some(&["cert", "key"][..])
+        );
+        assert!(struct_fields::<PrimaryConfig>(&["influx"]).is_some_and(|f| f.contains(&"url")));
+        assert_eq!(struct_fields::<PrimaryConfig>(&["listen"]), None);
+        assert!(is_setting::<PrimaryConfig>(&["batch", "max_points"]));
+        assert!(is_setting::<PrimaryConfig>(&["self_interval"]));
+        for path in [
+            &["primary_url"][..],
+            &["batch", "max_point"],
+            &["listen", "x"],
+            &[],
+        ] {
+            assert!(!is_setting::<PrimaryConfig>(path), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_top_level_key_in_the_file_is_refused() {
+        let (text, path) =
+            unknown_key_error("listen = \"127.0.0.1:1\"\nlistne = \"127.0.0.1:2\"\n");
+        assert!(
+            text.starts_with(&format!(
+                "config file {path}: unknown key `listne` (expected one of listen, data_dir,"
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_section_of_the_file_is_refused() {
+        let (text, path) = unknown_key_error("[tls]\ncert_fil = \"/etc/cert.pem\"\n");
+        assert_eq!(
+            text,
+            format!("config file {path}: unknown key `tls.cert_fil` (expected one of cert, key)")
+        );
+        for (file, key) in [
+            ("[batch]\nmax_point = 5\n", "`batch.max_point`"),
+            (
+                "[influx]\napi = \"v2\"\nurll = \"http://x\"\n",
+                "`influx.urll`",
+            ),
+            (
+                "[limits]\nmax_nodes = 3\n[alert]\ntimeout = \"1s\"\nhook = \"x\"\n",
+                "`alert.hook`",
+            ),
+        ] {
+            let (text, path) = unknown_key_error(file);
+            assert!(text.contains(key) && text.contains(&path), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_valid_file_with_every_section_loads() {
+        let file = toml_file(
+            r#"
+            listen = "127.0.0.1:0"
+            self_monitor = false
+            archive_retention_days = 30
+            [influx]
+            url = "http://influxdb:8086"
+            [batch]
+            max_points = 5
+            [spool]
+            max_bytes = 2097152
+            [dashboard]
+            group_by = "rack"
+            [alert]
+            timeout = "2s"
+            [limits]
+            max_nodes = 3
+            [tls]
+            "#,
+        );
+        let cfg = PrimaryConfig::load(Some(file.path()), env(&[])).unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:0");
+        assert_eq!(cfg.batch.max_points, 5);
+        assert_eq!(cfg.spool.max_bytes, 2_097_152);
+        assert_eq!(cfg.dashboard.group_by, "rack");
+        assert_eq!(cfg.alert.timeout, Duration::from_secs(2));
+        assert_eq!(cfg.limits.max_nodes, 3);
+        assert_eq!(cfg.archive_retention_days, 30);
+    }
+
+    #[test]
+    fn unknown_variables_are_tolerated() {
+        let file = toml_file("[batch]\nmax_points = 7\n");
+        let cfg = PrimaryConfig::load(
+            Some(file.path()),
+            env(&[
+                // The agent's, met where both run with one environment.
+                ("PIVITALS_PRIMARY_URL", "http://primary:7070"),
+                ("PIVITALS_TLS__CA", "/etc/pivitals/ca.pem"),
+                ("PIVITALS_LOG", "debug"),
+                ("PIVITALS_BATCH__MAX_POINT", "9"),
+                ("PIVITALS_LISTEN__PORT", "9"),
+                ("PIVITALS_BATCH__FLUSH_INTERVAL", "3s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.batch.max_points, 7);
+        assert_eq!(cfg.batch.flush_interval, Duration::from_secs(3));
+        assert!(cfg.tls.cert.is_none());
     }
 
     #[test]

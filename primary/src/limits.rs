@@ -17,7 +17,7 @@ use crate::serde_duration::duration;
 
 /// Abuse limits (`PIVITALS_LIMITS__*`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Pushes a node may send back to back (`PIVITALS_LIMITS__PUSH_BURST`): the size of its
     /// token bucket. Requests are counted, not samples: one push carries up to 500 samples, so

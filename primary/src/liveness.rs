@@ -1,7 +1,7 @@
 //! The liveness watcher: checks every node once a second against the status rules
 //! ([`crate::nodes::status`]) and records each change of status: it logs it, writes a
 //! `node_status` point through the spool (the same durable path as vitals) and hands it to the
-//! [`webhook`](crate::alerts::webhook).
+//! alert [`webhook`](crate::alerts::webhook::Alerts).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -42,7 +42,7 @@ impl Shared {
     }
 
     /// Notes an accepted push (or self-sample): the node is seen now, every sample joins its
-    /// recent [`History`], and the newest is kept.
+    /// recent [`History`](crate::nodes::history::History), and the newest is kept.
     pub fn record_push(&self, name: &str, samples: Vec<VitalsPayload>) {
         let now = now_ms();
         let summaries: Vec<(i64, Summary)> = samples

@@ -2,9 +2,9 @@
 //!
 //! Every accepted sample (pushed, or taken by the self-monitor) is reduced to four numbers:
 //! CPU %, memory %, the hottest sensor's °C and the fullest disk's %. Samples are downsampled
-//! into fixed [`STEP`] slots (10 s, aligned to the epoch): each slot keeps the mean of the
+//! into fixed [`STEP_MS`] slots (10 s, aligned to the epoch): each slot keeps the mean of the
 //! samples whose timestamp falls in it, so a one-second agent costs the same memory as a
-//! ten-second one. A slot older than [`WINDOW`] (one hour) before the newest accepted wall-clock
+//! ten-second one. A slot older than [`WINDOW_MS`] (one hour) before the newest accepted wall-clock
 //! time is not shown.
 //!
 //! A slot is never narrower than the node's interval (rounded up to a multiple of 10 s): a node

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::serde_duration::duration;
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct BatchConfig {
     /// A batch is written as soon as it holds this many points.
     pub max_points: usize,
@@ -21,7 +21,7 @@ pub struct BatchConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SpoolConfig {
     /// Record bytes the spool may hold before pushes are refused with 503.
     pub max_bytes: u64,

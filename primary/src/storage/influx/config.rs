@@ -12,7 +12,7 @@ use super::error::InfluxError;
 ///
 /// `api = None` means no InfluxDB is configured. `Debug` never shows the token or password.
 #[derive(Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct InfluxConfig {
     /// `PIVITALS_INFLUX__API`: `v1` or `v2`; unset means no InfluxDB.
     pub api: Option<InfluxApi>,

@@ -5,14 +5,14 @@
 //! protocol and get back `Ok` or a [`WriteError`] that says what to do with the batch
 //! (drop it, split it, keep it and retry slowly, or back off and retry).
 //!
-//! - [`config`]: [`InfluxConfig`] from `PIVITALS_INFLUX__*` and its validation; [`api`]:
+//! - `config`: [`InfluxConfig`] from `PIVITALS_INFLUX__*` and its validation; `api`:
 //!   [`InfluxApi`], the API versions.
-//! - [`writer`]: [`InfluxWriter`], one handle for either API version.
-//! - [`v1`] and [`v2`]: the HTTP requests of InfluxDB 1.x and 2.x.
-//! - [`answer`]: how a write answer is classified into a [`WriteError`].
-//! - [`retention`]: the 365-day retention that [`InfluxWriter::ensure_retention`] sets up.
-//! - [`gzip`]: request-body compression (`Content-Encoding: gzip`).
-//! - [`error`]: [`InfluxError`] (configuration) and [`WriteError`] (one write).
+//! - `writer`: [`InfluxWriter`], one handle for either API version.
+//! - `v1` and `v2`: the HTTP requests of InfluxDB 1.x and 2.x.
+//! - `answer`: how a write answer is classified into a [`WriteError`].
+//! - `retention`: the 365-day retention that [`InfluxWriter::ensure_retention`] sets up.
+//! - `gzip`: request-body compression (`Content-Encoding: gzip`).
+//! - `error`: [`InfluxError`] (configuration) and [`WriteError`] (one write).
 
 mod answer;
 mod api;
