@@ -24,6 +24,7 @@ use pivitals_common::validate;
 use pivitals_common::{
     Goodbye, LoadAverage, NodeInfo, RegisterReply, RegisterRequest, VitalsPayload, VitalsPush,
 };
+use pivitals_testkit::harness::{Proc, log_fields};
 use reqwest::Url;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -876,41 +877,19 @@ async fn emulated_primary_unreachable_when_the_agent_stops_gets_the_backlog_afte
     assert_eq!(lock(&primary).registrations.len(), 1);
 }
 
-/// The `key=value` fields of the last line of `log` that contains `message`.
-fn log_fields(log: &str, message: &str) -> std::collections::HashMap<String, String> {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains(message))
-        .unwrap_or_else(|| panic!("no {message:?} in the log:\n{log}"));
-    line.split_whitespace()
-        .filter_map(|token| token.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-/// The agent binary against the emulated primary, logging to `log`.
-fn spawn_agent_binary(primary: &Url, state_dir: &Path, log: &Path) -> std::process::Child {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pivitals-agent"));
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        if key.starts_with("PIVITALS_") || key == "STATE_DIRECTORY" || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env("PIVITALS_PRIMARY_URL", primary.as_str())
-        .env("PIVITALS_ENROLL_TOKEN", ENROLL)
-        .env("PIVITALS_NODE_NAME", "pi-crash")
-        .env("PIVITALS_INTERVAL", "1s")
-        .env("PIVITALS_START_JITTER", "false")
-        .env("PIVITALS_STATE_DIR", state_dir)
-        .env("PIVITALS_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+/// The agent binary against the emulated primary (started by testkit's harness), logging to
+/// `<log_dir>/<name>.log`.
+fn spawn_agent_binary(primary: &Url, state_dir: &Path, log_dir: &Path, name: &str) -> Proc {
+    let env = [
+        ("PIVITALS_PRIMARY_URL", primary.to_string()),
+        ("PIVITALS_ENROLL_TOKEN", ENROLL.to_owned()),
+        ("PIVITALS_NODE_NAME", "pi-crash".to_owned()),
+        ("PIVITALS_INTERVAL", "1s".to_owned()),
+        ("PIVITALS_START_JITTER", "false".to_owned()),
+        ("PIVITALS_STATE_DIR", state_dir.display().to_string()),
+    ];
+    let binary = Path::new(env!("CARGO_BIN_EXE_pivitals-agent"));
+    Proc::spawn(name, binary, &env, log_dir)
 }
 
 /// Waits (in real time) until `ready` holds, at most `limit`.
@@ -927,11 +906,11 @@ async fn wait_real(primary: &Shared, limit: Duration, ready: impl Fn(&Primary) -
 }
 
 /// Waits (in real time, without blocking the runtime the emulated primary runs on) until
-/// `child` exits, at most `limit`.
-async fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+/// `agent` exits, at most `limit`.
+async fn wait_exit(agent: &mut Proc, limit: Duration) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = agent.exit_status() {
             return status;
         }
         assert!(
@@ -953,15 +932,12 @@ async fn emulated_primary_gets_the_backlog_of_an_agent_binary_killed_with_sigkil
     lock(&primary).down = Some(canned(503, None, "spool full"));
     let state = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
-    let first_log = logs.path().join("first.log");
-    let second_log = logs.path().join("second.log");
 
-    let mut first = spawn_agent_binary(&url, state.path(), &first_log);
+    let mut first = spawn_agent_binary(&url, state.path(), logs.path(), "first");
     wait_real(&primary, Duration::from_secs(30), |p| !p.pushes.is_empty()).await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    first.kill().unwrap();
-    wait_exit(&mut first, Duration::from_secs(10)).await;
-    let log = std::fs::read_to_string(&first_log).unwrap();
+    first.kill_hard();
+    let log = first.log();
     assert!(!log.contains("pivitals-agent stopped"), "{log}");
 
     // What the killed agent left on disk, read from a copy so the second run finds it as left.
@@ -982,18 +958,14 @@ async fn emulated_primary_gets_the_backlog_of_an_agent_binary_killed_with_sigkil
     assert!(lock(&primary).received.is_empty());
 
     lock(&primary).down = None;
-    let mut second = spawn_agent_binary(&url, state.path(), &second_log);
+    let mut second = spawn_agent_binary(&url, state.path(), logs.path(), "second");
     wait_real(&primary, Duration::from_secs(30), |p| {
         p.received_samples.len() > kept.len()
     })
     .await;
-    let terminated = std::process::Command::new("kill")
-        .args(["-TERM", &second.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(terminated.success());
+    second.sigterm();
     let status = wait_exit(&mut second, Duration::from_secs(30)).await;
-    let log = std::fs::read_to_string(&second_log).unwrap();
+    let log = second.log();
     assert!(status.success(), "exit {status}:\n{log}");
 
     let p = lock(&primary);

@@ -1,47 +1,15 @@
 //! What the dashboard page is served and reads: its embedded files (router tests with
 //! `oneshot`, no socket), and the JSON it polls (node list, history, settings) plus the
-//! `node_status` points, on a primary running in-process with the archive as storage.
-
-use std::path::Path;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+//! `node_status` points, on a primary running in-process (testkit's harness) with the archive
+//! as storage.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode as Code, header};
-use pivitals_common::{
-    CpuVitals, DiskVitals, MemoryVitals, NodeInfo, RegisterReply, RegisterRequest,
-    TemperatureVitals, VitalsPayload, VitalsPush,
-};
-use pivitals_primary::alerts::webhook::Alerts;
-use pivitals_primary::config::PrimaryConfig;
-use pivitals_primary::metrics::Metrics;
-use pivitals_primary::nodes::registry::Registry;
-use pivitals_primary::nodes::table::Nodes;
-use pivitals_primary::state::{AppState, Shared};
-use pivitals_primary::storage::spool::Spool;
+use pivitals_testkit::harness::{InProcessPrimary, router_state};
+use pivitals_testkit::samples::{now_ms, pi_sample, register_request};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tower::ServiceExt;
-
-const ENROLL: &str = "enroll-token-for-dashboard-01";
-
-/// A state for router tests: empty registry and spool in `dir`.
-fn state(dir: &Path, env: &[(&str, &str)]) -> AppState {
-    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-    let config = PrimaryConfig::load(None, env).unwrap();
-    Arc::new(Shared {
-        enroll_token: ENROLL.into(),
-        registry: Registry::open(&dir.join("registry.redb")).unwrap(),
-        nodes: RwLock::new(Nodes::default()),
-        spool: Spool::open(&dir.join("spool.redb"), 1 << 20).unwrap(),
-        metrics: Arc::new(Metrics::default()),
-        started: Instant::now(),
-        alerts: Alerts::disabled(),
-        config,
-    })
-}
 
 async fn get(app: axum::Router, path: &str) -> (Code, Option<String>, Vec<u8>) {
     let response = app
@@ -69,7 +37,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test]
 async fn the_page_and_its_files_are_served_with_their_types_and_nothing_external() {
     let dir = tempfile::tempdir().unwrap();
-    let app = pivitals_primary::app(state(dir.path(), &[]));
+    let app = pivitals_primary::app(router_state(dir.path(), &[]));
 
     let response = app
         .clone()
@@ -141,7 +109,7 @@ async fn the_page_and_its_files_are_served_with_their_types_and_nothing_external
 #[tokio::test]
 async fn the_settings_name_the_grouping_label() {
     let dir = tempfile::tempdir().unwrap();
-    let app = pivitals_primary::app(state(
+    let app = pivitals_primary::app(router_state(
         dir.path(),
         &[("PIVITALS_DASHBOARD__GROUP_BY", "rack")],
     ));
@@ -157,193 +125,33 @@ async fn the_settings_name_the_grouping_label() {
     );
 }
 
-/// A primary in-process on a loopback port, archive as storage.
-struct Primary {
-    url: String,
-    dir: tempfile::TempDir,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    http: reqwest::Client,
-}
-
-impl Primary {
-    async fn start() -> Self {
-        pivitals_primary::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let env = [
-            ("PIVITALS_DATA_DIR", dir.path().to_str().unwrap()),
-            ("PIVITALS_ENROLL_TOKEN", ENROLL),
-            ("PIVITALS_SELF_MONITOR", "false"),
-            ("PIVITALS_BATCH__FLUSH_INTERVAL", "100ms"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let config = PrimaryConfig::load(None, env).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(pivitals_primary::run(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            url,
-            dir,
-            stop,
-            task,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
-    }
-
-    async fn register(&self, name: &str, labels: &[(&str, &str)], interval_seconds: u64) -> String {
-        let request = RegisterRequest {
-            node_name: name.into(),
-            info: NodeInfo {
-                hostname: name.into(),
-                board_model: Some("Raspberry Pi 5 Model B Rev 1.0".into()),
-                cpu_cores: 4,
-                memory_total_bytes: 8 << 30,
-                ..Default::default()
-            },
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            interval_seconds,
-        };
-        let response = self
-            .http
-            .post(format!("{}/api/v1/register", self.url))
-            .bearer_auth(ENROLL)
-            .json(&request)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json::<RegisterReply>().await.unwrap().node_token
-    }
-
-    async fn push(&self, token: &str, samples: Vec<VitalsPayload>) {
-        let response = self
-            .http
-            .post(format!("{}/api/v1/vitals", self.url))
-            .bearer_auth(token)
-            .json(&VitalsPush { samples })
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap())
-    }
-
-    /// The archived lines of one measurement.
-    fn archived(&self, measurement: &str) -> Vec<String> {
-        let mut lines = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("archive")) {
-            for entry in entries {
-                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-                lines.extend(
-                    text.lines()
-                        .filter(|l| l.starts_with(&format!("{measurement},")))
-                        .map(str::to_owned),
-                );
-            }
-        }
-        lines
-    }
-
-    async fn wait_for(&self, measurement: &str, what: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let lines = self.archived(measurement);
-            if lines.iter().any(|l| l.contains(what)) {
-                return lines;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {measurement} line with {what}: {lines:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn sample(ts: i64, cpu: f64, celsius: f64) -> VitalsPayload {
-    VitalsPayload {
-        timestamp_ms: ts,
-        cpu: Some(CpuVitals {
-            usage_percent: cpu,
-            frequency_mhz: Some(2400),
-            cores: 4,
-        }),
-        memory: Some(MemoryVitals {
-            total_bytes: 1000,
-            available_bytes: 750,
-            used_bytes: 250,
-        }),
-        disks: vec![
-            DiskVitals {
-                mount: "/".into(),
-                device: "/dev/mmcblk0p2".into(),
-                fs_type: "ext4".into(),
-                total_bytes: 100,
-                used_bytes: 40,
-            },
-            DiskVitals {
-                mount: "/mnt/ssd".into(),
-                device: "/dev/sda1".into(),
-                fs_type: "ext4".into(),
-                total_bytes: 100,
-                used_bytes: 70,
-            },
-        ],
-        temperatures: vec![
-            TemperatureVitals {
-                sensor: "cpu-thermal".into(),
-                celsius,
-            },
-            TemperatureVitals {
-                sensor: "rp1_adc".into(),
-                celsius: celsius - 10.0,
-            },
-        ],
-        uptime_seconds: Some(3 * 86_400 + 4 * 3600),
-        ..Default::default()
-    }
+/// A primary in-process (testkit's harness) with a registered node `name`.
+async fn primary_with_node(
+    name: &str,
+    labels: &[(&str, &str)],
+    interval_seconds: u64,
+) -> (InProcessPrimary, String) {
+    let primary = InProcessPrimary::start().await;
+    let mut request = register_request(name);
+    request.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    request.interval_seconds = interval_seconds;
+    let token = primary.register_as(&request).await;
+    (primary, token)
 }
 
 #[tokio::test]
 async fn the_node_list_and_history_carry_what_the_page_draws() {
-    let primary = Primary::start().await;
-    let token = primary
-        .register("pi-hist", &[("stack", "2"), ("role", "worker")], 1)
-        .await;
+    let (primary, token) =
+        primary_with_node("pi-hist", &[("stack", "2"), ("role", "worker")], 1).await;
     // Thirty one-second samples ending now: three or four 10 s slots.
     let end = now_ms();
     let samples: Vec<_> = (0..30)
-        .map(|i| sample(end - (29 - i) * 1000, i as f64, 40.0 + i as f64 / 10.0))
+        .map(|i| pi_sample(end - (29 - i) * 1000, i as f64, 40.0 + i as f64 / 10.0))
         .collect();
-    primary.push(&token, samples.clone()).await;
+    primary.push_ok(&token, samples.clone()).await;
 
     let (status, nodes) = primary.get("/api/v1/nodes").await;
     assert_eq!(status, StatusCode::OK);
@@ -416,11 +224,10 @@ async fn the_node_list_and_history_carry_what_the_page_draws() {
 
 #[tokio::test]
 async fn status_changes_become_node_status_points_through_the_spool() {
-    let primary = Primary::start().await;
     // A one-minute interval: the node stays up between the steps of the test.
-    let token = primary.register("pi-life", &[("stack", "3")], 60).await;
+    let (primary, token) = primary_with_node("pi-life", &[("stack", "3")], 60).await;
     primary
-        .push(&token, vec![sample(now_ms(), 5.0, 45.0)])
+        .push_ok(&token, vec![pi_sample(now_ms(), 5.0, 45.0)])
         .await;
     // The first push is recorded as `up` once two checks agree.
     let lines = primary.wait_for("node_status", "status=\"up\"").await;
@@ -449,14 +256,12 @@ async fn status_changes_become_node_status_points_through_the_spool() {
     assert_eq!(lines.len(), 2, "{lines:#?}");
     // Coming back is a change too.
     primary
-        .push(&token, vec![sample(now_ms(), 5.0, 45.0)])
+        .push_ok(&token, vec![pi_sample(now_ms(), 5.0, 45.0)])
         .await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut lines = primary.archived("node_status");
-    while lines.len() < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        lines = primary.archived("node_status");
-    }
+    let lines = primary
+        .wait_for_lines("node_status", |lines| lines.len() >= 3)
+        .await
+        .unwrap_or_else(|lines| lines);
     assert_eq!(lines.len(), 3, "{lines:#?}");
     assert!(lines[2].contains("status=\"up\",up=1i"), "{lines:#?}");
     primary.stop().await;

@@ -4,13 +4,12 @@
 //! killed without a goodbye late and then down without being reloaded, draw a node's page,
 //! and deregister a node with the admin token. (chromedriver keeps connections open despite
 //! `Connection: close`, so the WebDriver calls use a small client here that reads
-//! `Content-Length` bytes instead of the testkit's read-to-the-end one.) Screenshots are saved in the test's directory
-//! and copied to `target/dashboard-screenshot.png` (and `target/dashboard-node-screenshot.png`).
+//! `Content-Length` bytes instead of the testkit's read-to-the-end one.) The binaries start
+//! through testkit's harness. Screenshots are saved in the test's directory and copied to
+//! `target/dashboard-screenshot.png` (and `target/dashboard-node-screenshot.png`).
 //!
 //! Chromium and chromedriver come from the Debian packages `chromium` and `chromium-driver`;
 //! without them the test fails saying so.
-
-mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -18,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pivitals_testkit::harness::{eventually, get_json, start_agent, start_primary};
 use pivitals_testkit::{free_port, http};
 use serde_json::{Value, json};
-use support::{eventually, get_json, start_agent, start_primary};
 
 const ADMIN: &str = "browser-test-admin-token-0001";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";

@@ -2,15 +2,17 @@
 //! InfluxDB 1.x while InfluxDB goes away, the primary is killed with `kill -9`, or an agent is
 //! restarted while the primary is down. Each test compares, per node, the samples the agent
 //! says the primary acknowledged with the distinct timestamps InfluxDB holds, and checks that
-//! no two consecutive samples are further apart than the interval plus jitter.
-
-mod support;
+//! no two consecutive samples are further apart than the interval plus jitter. Binaries start
+//! through testkit's harness.
 
 use std::path::Path;
 use std::time::Duration;
 
+use pivitals_testkit::harness::{
+    Proc, eventually, log_fields, start_agent, start_primary_on_influx_v1,
+};
+use pivitals_testkit::samples::now_ms;
 use pivitals_testkit::{InfluxV1, free_port};
-use support::{Proc, eventually, start_agent, start_primary_on_influx_v1};
 
 const DB: &str = "pivitals";
 /// Interval (1 s) plus scheduling jitter: a larger gap means a lost sample.
@@ -18,19 +20,14 @@ const MAX_GAP_MS: i64 = 1900;
 
 /// The `sent`, `rejected` and `dropped` counts an agent logs when it stops.
 fn agent_summary(agent: &Proc) -> (u64, u64, u64) {
-    let log = agent.log();
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("pivitals-agent stopped"))
-        .unwrap_or_else(|| panic!("{} logged no summary:\n{}", agent.name, agent.log_tail()));
+    let fields = log_fields(&agent.log(), "pivitals-agent stopped");
     let count = |key: &str| {
-        line.split_whitespace()
-            .find_map(|token| token.strip_prefix(key))
+        fields
+            .get(key)
             .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+            .unwrap_or_else(|| panic!("{}: no {key} in {fields:?}", agent.name))
     };
-    (count("sent="), count("rejected="), count("dropped="))
+    (count("sent"), count("rejected"), count("dropped"))
 }
 
 fn stored_timestamps(influx: &InfluxV1, node: &str) -> Vec<i64> {
@@ -152,13 +149,6 @@ fn primary_killed_with_kill_9_and_restarted_loses_no_sample() {
 
     assert_nothing_lost(&influx, &mut agents);
     primary.stop_cleanly(Duration::from_secs(30));
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[test]

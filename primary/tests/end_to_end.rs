@@ -1,16 +1,16 @@
 //! The real binaries end to end: a primary and agents at `PIVITALS_INTERVAL=1s`, writing to a
 //! real InfluxDB 1.x (v1 API) and to a real VictoriaMetrics (InfluxDB v2 write API). The
-//! points are read back from the servers, not from the primary.
-
-mod support;
+//! points are read back from the servers, not from the primary. Binaries start through
+//! testkit's harness.
 
 use std::time::Duration;
 
+use pivitals_testkit::harness::{
+    ENROLL, eventually, get_json, node_status, rows, start_agent, start_primary,
+    start_primary_on_influx_v1,
+};
 use pivitals_testkit::{InfluxV1, VictoriaMetrics, free_port};
 use serde_json::Value;
-use support::{
-    eventually, get_json, node_status, rows, start_agent, start_primary, start_primary_on_influx_v1,
-};
 
 const DB: &str = "pivitals";
 
@@ -115,10 +115,7 @@ fn three_agents_at_one_second_land_in_influxdb_1x_tagged_by_node() {
 
     primary.stop_cleanly(Duration::from_secs(30));
     let log = primary.log();
-    assert!(
-        !log.contains(support::ENROLL),
-        "the enrollment token was logged"
-    );
+    assert!(!log.contains(ENROLL), "the enrollment token was logged");
 }
 
 #[test]

@@ -1,24 +1,17 @@
 //! Hostile requests against the real primary binary writing to a real InfluxDB 1.x while a
 //! real agent pushes at 1 s: each one gets a JSON 4xx, InfluxDB holds nothing from any of
-//! them, and the agent's points keep landing.
-
-mod support;
+//! them, and the agent's points keep landing. Binaries start through testkit's harness.
 
 use std::time::Duration;
 
+use pivitals_common::VitalsPayload;
+use pivitals_testkit::harness::{ENROLL, eventually, start_agent, start_primary_on_influx_v1};
+use pivitals_testkit::samples::{now_ms, push_body, register_request, sample};
 use pivitals_testkit::{InfluxV1, free_port, http};
 use serde_json::{Value, json};
-use support::{ENROLL, eventually, start_agent, start_primary_on_influx_v1};
 
 const DB: &str = "pivitals";
 const ADMIN: &str = "hostile-test-admin-token-0001";
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn cpu_points(influx: &InfluxV1, node: &str) -> u64 {
     influx
@@ -39,10 +32,6 @@ fn json_request(method: &str, url: &str, token: Option<&str>, body: &[u8]) -> (u
         .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
     (response.status, body)
-}
-
-fn sample(ts: i64) -> Value {
-    json!({"timestamp_ms": ts, "cpu": {"usage_percent": 1.0, "cores": 1}})
 }
 
 /// One hostile request: what it tries, method, path, bearer token, body, expected status.
@@ -68,7 +57,10 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
 
     // A registered probe whose every push is hostile: none may land.
     let register = |name: &str, labels: Value| {
-        let body = json!({"node_name": name, "info": {}, "labels": labels, "interval_seconds": 1});
+        // Only the name and the labels are hostile: the host information stays empty.
+        let mut body = serde_json::to_value(register_request(name)).unwrap();
+        body["info"] = json!({});
+        body["labels"] = labels;
         json_request(
             "POST",
             &format!("{url}/api/v1/register"),
@@ -86,12 +78,15 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
     };
 
     let vitals = format!("{url}/api/v1/vitals");
-    let push = |samples: Value| json!({"samples": samples}).to_string().into_bytes();
+    let push = |samples: Vec<VitalsPayload>| push_body(samples).to_string().into_bytes();
+    let raw = |samples: Value| json!({ "samples": samples }).to_string().into_bytes();
     let now = now_ms();
     let many_disks: Vec<Value> = (0..65)
         .map(|i| json!({"mount": format!("/m{i}"), "device": "d", "fs_type": "ext4", "total_bytes": 1, "used_bytes": 0}))
         .collect();
-    let too_many_samples: Vec<Value> = (0..1001).map(|i| sample(now - 2_000_000 + i)).collect();
+    let too_many_samples: Vec<VitalsPayload> = (0..1001)
+        .map(|i| sample(now - 2_000_000 + i, 1.0))
+        .collect();
     let deep = format!(
         "{{\"samples\": {}{}}}",
         "[".repeat(10_000),
@@ -104,7 +99,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             vitals.clone(),
             None,
-            push(json!([sample(now)])),
+            push(vec![sample(now, 1.0)]),
             401,
         ),
         (
@@ -112,7 +107,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             vitals.clone(),
             Some("not-a-token"),
-            push(json!([sample(now)])),
+            push(vec![sample(now, 1.0)]),
             401,
         ),
         (
@@ -120,7 +115,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             vitals.clone(),
             Some(ENROLL),
-            push(json!([sample(now)])),
+            push(vec![sample(now, 1.0)]),
             401,
         ),
         (
@@ -128,7 +123,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             vitals.clone(),
             Some(ADMIN),
-            push(json!([sample(now)])),
+            push(vec![sample(now, 1.0)]),
             401,
         ),
         (
@@ -152,9 +147,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             format!("{url}/api/v1/register"),
             Some(&probe),
-            json!({"node_name": "x", "info": {}, "interval_seconds": 1})
-                .to_string()
-                .into_bytes(),
+            serde_json::to_vec(&register_request("x")).unwrap(),
             401,
         ),
         (
@@ -186,7 +179,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             vitals.clone(),
             Some(&probe),
-            push(json!([{"timestamp_ms": "now"}])),
+            raw(json!([{"timestamp_ms": "now"}])),
             422,
         ),
         (
@@ -194,7 +187,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             vitals.clone(),
             Some(&probe),
-            push(json!([{"timestamp_ms": now, "cpu": {"usage_percent": "NaN"}}])),
+            raw(json!([{"timestamp_ms": now, "cpu": {"usage_percent": "NaN"}}])),
             422,
         ),
         (
@@ -202,7 +195,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             vitals.clone(),
             Some(&probe),
-            push(json!([sample(now + 3_600_000)])),
+            push(vec![sample(now + 3_600_000, 1.0)]),
             422,
         ),
         (
@@ -210,7 +203,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             vitals.clone(),
             Some(&probe),
-            push(json!([sample(now - 400 * 86_400_000)])),
+            push(vec![sample(now - 400 * 86_400_000, 1.0)]),
             422,
         ),
         (
@@ -218,7 +211,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             vitals.clone(),
             Some(&probe),
-            push(json!(too_many_samples)),
+            push(too_many_samples),
             422,
         ),
         (
@@ -226,7 +219,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             vitals.clone(),
             Some(&probe),
-            push(json!([{"timestamp_ms": now, "disks": many_disks}])),
+            raw(json!([{"timestamp_ms": now, "disks": many_disks}])),
             422,
         ),
         (
@@ -234,7 +227,7 @@ fn hostile_requests_get_json_4xx_and_leave_nothing_in_influxdb_while_an_agent_la
             "POST",
             vitals.clone(),
             Some(&probe),
-            push(json!([sample(now - 1000), sample(now + 86_400_000)])),
+            push(vec![sample(now - 1000, 1.0), sample(now + 86_400_000, 1.0)]),
             422,
         ),
     ];

@@ -1,18 +1,16 @@
 //! Node lifecycle with the real binaries: every status change lands in a real InfluxDB 1.x as
 //! a `node_status` point, and a webhook receiver (a tokio listener in the test) gets the
 //! `down` and recovery alerts, retried when it fails. A webhook that never answers delays
-//! nothing.
-
-mod support;
+//! nothing. Binaries start through testkit's harness.
 
 use std::sync::mpsc;
 use std::time::Duration;
 
-use pivitals_testkit::{InfluxV1, free_port};
-use serde_json::{Value, json};
-use support::{
+use pivitals_testkit::harness::{
     eventually, node_status, rows, start_agent, start_primary, start_primary_on_influx_v1,
 };
+use pivitals_testkit::{InfluxV1, free_port};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DB: &str = "pivitals";

@@ -1,15 +1,15 @@
 //! `pivitals-simulate` against the real primary binary writing to a real InfluxDB 1.x:
 //! five synthetic nodes push every second for three seconds; the summary line counts every
 //! push, the primary lists the five nodes, and every push lands in InfluxDB. Then many small
-//! batches written four at a time: every point lands and the spool ends empty.
+//! batches written four at a time: every point lands and the spool ends empty. Binaries start
+//! through testkit's harness.
 
-mod support;
-
-use std::process::Command;
 use std::time::Duration;
 
+use pivitals_testkit::harness::{
+    self, ENROLL, eventually, get_json, start_primary_on_influx_v1, workspace_binary,
+};
 use pivitals_testkit::{InfluxV1, free_port};
-use support::{ENROLL, eventually, get_json, start_primary_on_influx_v1, workspace_binary};
 
 const DB: &str = "pivitals";
 
@@ -22,7 +22,7 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
 
 /// Runs `pivitals-simulate` with `args` against `url`; its summary line.
 fn simulate(url: &str, args: &[&str]) -> String {
-    let output = Command::new(workspace_binary("pivitals-simulate"))
+    let output = harness::command(&workspace_binary("pivitals-simulate"))
         .args(args)
         .args(["--primary-url", url, "--enroll-token", ENROLL])
         .env("PIVITALS_LOG", "warn")
@@ -40,10 +40,7 @@ fn simulate(url: &str, args: &[&str]) -> String {
 /// The value of an unlabelled metric of the primary.
 fn metric(url: &str, name: &str) -> u64 {
     let response = pivitals_testkit::http::get(&format!("{url}/metrics")).expect("GET /metrics");
-    let text = response.text();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    harness::metric(&response.text(), name)
 }
 
 #[test]

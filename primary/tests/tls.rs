@@ -1,18 +1,19 @@
 //! HTTPS: a primary with a certificate generated here (signed by a CA generated here) serves
 //! the agent's client when the agent trusts that CA, and the client refuses it, with an error
-//! that says why, when it trusts another CA.
+//! that says why, when it trusts another CA. The primary runs in-process (testkit's harness);
+//! the agent as its client library and as its binary.
 
+use std::path::Path;
 use std::time::Duration;
 
 use pivitals_agent::Secret;
 use pivitals_agent::client::{CallError, ClientTls, PrimaryClient};
-use pivitals_common::{NodeInfo, RegisterRequest, VitalsPayload, VitalsPush};
+use pivitals_common::{VitalsPayload, VitalsPush};
 use pivitals_primary::config::PrimaryConfig;
+use pivitals_testkit::harness::{ENROLL, InProcessPrimary, start_agent_with};
+use pivitals_testkit::samples::{now_ms, register_request};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use reqwest::Url;
-use tokio::net::TcpListener;
-
-const ENROLL: &str = "enroll-token-for-tls-tests-01";
 
 /// A CA's PEM certificate, and a server certificate and key it signed for 127.0.0.1.
 fn ca_and_server() -> (String, String, String) {
@@ -31,45 +32,32 @@ fn ca_and_server() -> (String, String, String) {
     (ca_cert.pem(), server.pem(), server_key.serialize_pem())
 }
 
-fn request(name: &str) -> RegisterRequest {
-    RegisterRequest {
-        node_name: name.into(),
-        info: NodeInfo {
-            hostname: name.into(),
-            ..Default::default()
-        },
-        labels: Default::default(),
-        interval_seconds: 10,
-    }
+/// Writes `text` to `dir/name`; the path as a string.
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A primary in-process (testkit's harness) serving HTTPS with `cert` and `key` from `dir`.
+async fn https_primary(dir: &Path, cert: &str, key: &str) -> InProcessPrimary {
+    let cert_path = write(dir, "primary.crt", cert);
+    let key_path = write(dir, "primary.key", key);
+    let primary = InProcessPrimary::start_with(&[
+        ("PIVITALS_TLS__CERT", &cert_path),
+        ("PIVITALS_TLS__KEY", &key_path),
+    ])
+    .await;
+    assert!(primary.url.starts_with("https://"), "{}", primary.url);
+    primary
 }
 
 #[tokio::test]
 async fn the_agent_pushes_over_https_and_refuses_a_certificate_of_another_ca() {
-    pivitals_primary::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = ca_and_server();
-    let cert_path = dir.path().join("primary.crt");
-    let key_path = dir.path().join("primary.key");
-    std::fs::write(&cert_path, cert).unwrap();
-    std::fs::write(&key_path, key).unwrap();
-    let env = [
-        (
-            "PIVITALS_DATA_DIR",
-            dir.path().join("data").to_str().unwrap(),
-        ),
-        ("PIVITALS_ENROLL_TOKEN", ENROLL),
-        ("PIVITALS_SELF_MONITOR", "false"),
-        ("PIVITALS_TLS__CERT", cert_path.to_str().unwrap()),
-        ("PIVITALS_TLS__KEY", key_path.to_str().unwrap()),
-    ]
-    .map(|(k, v)| (k.to_string(), v.to_string()));
-    let config = PrimaryConfig::load(None, env).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = Url::parse(&format!("https://{}/", listener.local_addr().unwrap())).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(pivitals_primary::run(listener, config, async {
-        let _ = stopped.await;
-    }));
+    let primary = https_primary(dir.path(), &cert, &key).await;
+    let url = Url::parse(&format!("{}/", primary.url)).unwrap();
 
     let trusting = PrimaryClient::with_tls(
         &url,
@@ -82,7 +70,7 @@ async fn the_agent_pushes_over_https_and_refuses_a_certificate_of_another_ca() {
     let mut reply = None;
     for _ in 0..50 {
         match trusting
-            .register(&Secret::new(ENROLL), &request("pi-tls"))
+            .register(&Secret::new(ENROLL), &register_request("pi-tls"))
             .await
         {
             Ok(r) => {
@@ -94,10 +82,7 @@ async fn the_agent_pushes_over_https_and_refuses_a_certificate_of_another_ca() {
         }
     }
     let reply = reply.expect("the primary never answered over HTTPS");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = now_ms();
     let push = VitalsPush {
         samples: vec![VitalsPayload {
             timestamp_ms: now,
@@ -121,7 +106,7 @@ async fn the_agent_pushes_over_https_and_refuses_a_certificate_of_another_ca() {
     )
     .unwrap();
     let err = wary
-        .register(&Secret::new(ENROLL), &request("pi-mitm"))
+        .register(&Secret::new(ENROLL), &register_request("pi-mitm"))
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -149,8 +134,7 @@ async fn the_agent_pushes_over_https_and_refuses_a_certificate_of_another_ca() {
         .await
         .unwrap();
 
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    primary.stop().await;
 }
 
 #[tokio::test]
@@ -161,69 +145,26 @@ async fn a_certificate_without_its_key_is_a_configuration_error() {
     assert!(err.to_string().contains("PIVITALS_TLS__KEY"), "{err}");
 }
 
-mod support;
-
 #[tokio::test]
 async fn the_agent_binary_lands_over_https_and_says_why_it_refuses_another_ca() {
-    pivitals_primary::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = ca_and_server();
     let (other_ca, _, _) = ca_and_server();
-    let write = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
+    let ca_path = write(dir.path(), "ca.pem", &ca);
+    let other_ca_path = write(dir.path(), "other-ca.pem", &other_ca);
+    let primary = https_primary(dir.path(), &cert, &key).await;
+    let url = primary.url.clone();
+    let agent = |name: &str, ca: &str| {
+        start_agent_with(
+            dir.path(),
+            name,
+            &url,
+            "1s",
+            &[("PIVITALS_TLS__CA", ca.to_owned())],
+        )
     };
-    let (ca_path, other_ca_path) = (write("ca.pem", &ca), write("other-ca.pem", &other_ca));
-    let (cert_path, key_path) = (write("primary.crt", &cert), write("primary.key", &key));
-    let env = [
-        (
-            "PIVITALS_DATA_DIR",
-            dir.path().join("data").to_str().unwrap().to_owned(),
-        ),
-        ("PIVITALS_ENROLL_TOKEN", support::ENROLL.to_owned()),
-        ("PIVITALS_SELF_MONITOR", "false".to_owned()),
-        ("PIVITALS_TLS__CERT", cert_path),
-        ("PIVITALS_TLS__KEY", key_path),
-    ]
-    .map(|(k, v)| (k.to_string(), v));
-    let config = PrimaryConfig::load(None, env).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "https://127.0.0.1:{}",
-        listener.local_addr().unwrap().port()
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(pivitals_primary::run(listener, config, async {
-        let _ = stopped.await;
-    }));
-
-    let agent_env = |name: &str, ca: &str| {
-        vec![
-            ("PIVITALS_PRIMARY_URL", url.clone()),
-            ("PIVITALS_ENROLL_TOKEN", support::ENROLL.to_owned()),
-            ("PIVITALS_NODE_NAME", name.to_owned()),
-            ("PIVITALS_INTERVAL", "1s".to_owned()),
-            (
-                "PIVITALS_STATE_DIR",
-                dir.path().join(name).display().to_string(),
-            ),
-            ("PIVITALS_TLS__CA", ca.to_owned()),
-        ]
-    };
-    let binary = support::workspace_binary("pivitals-agent");
-    let mut trusting = support::Proc::spawn(
-        "tls-good",
-        &binary,
-        &agent_env("tls-good", &ca_path),
-        dir.path(),
-    );
-    let mut wrong = support::Proc::spawn(
-        "tls-wrong",
-        &binary,
-        &agent_env("tls-wrong", &other_ca_path),
-        dir.path(),
-    );
+    let mut trusting = agent("tls-good", &ca_path);
+    let mut wrong = agent("tls-wrong", &other_ca_path);
 
     let reader = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
@@ -266,6 +207,5 @@ async fn the_agent_binary_lands_over_https_and_says_why_it_refuses_another_ca() 
     );
     assert!(trusting.terminate(Duration::from_secs(20)).success());
     wrong.kill_hard();
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    primary.stop().await;
 }

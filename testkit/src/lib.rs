@@ -1,20 +1,32 @@
-//! Test helpers that start real storage servers on free loopback ports.
-//!
-//! Everything here is synchronous and uses only `std` for HTTP, so it works the same from a
-//! plain `#[test]` and from a `#[tokio::test]` (the calls are short and local).
+//! Test helpers: real storage servers on free loopback ports, and the one harness that starts
+//! a primary and agents for every end-to-end test of the workspace.
 //!
 //! - [`InfluxV1`] runs the Debian `influxdb` package's `influxd` (1.x) in a temporary directory.
 //! - [`VictoriaMetrics`] runs the Debian `victoria-metrics` package's single-node server.
-//! - [`http`] is a tiny HTTP/1.1 client for poking at those servers from tests.
+//! - [`http`] is a tiny blocking HTTP/1.1 client for poking at those servers from tests.
+//! - [`harness`] starts the primary (as its binary, or in-process on port 0) and agent binaries.
+//! - [`samples`] builds registrations and vitals payloads from the wire types.
+//! - [`query_text`] reads which names a Flux or InfluxQL dashboard query refers to.
+//! - [`repo_files`] reads the repository's own files (JSON, YAML through Python).
+//!
+//! The server helpers and [`http`] are synchronous and use only `std`, so they work the same
+//! from a plain `#[test]` and from a `#[tokio::test]` (the calls are short and local); the
+//! in-process primary needs a tokio runtime.
 //!
 //! A missing binary is an error that says what to install; tests fail with it rather than
 //! skip, so a machine without the servers cannot pass by accident.
 //!
-//! **Architecture Invariant:** this crate is a dev-dependency only; nothing in it ships.
+//! **Architecture Invariant:** this crate is a dev-dependency only; nothing in it ships. It
+//! depends on `pivitals-primary` (a normal dependency here, while the primary has this crate as
+//! a dev-dependency: cargo allows that), never the other way round.
 
+pub mod harness;
 pub mod http;
 mod influx_v1;
 mod process;
+pub mod query_text;
+pub mod repo_files;
+pub mod samples;
 mod victoria;
 
 pub use http::HttpResponse;

@@ -1,16 +1,16 @@
-//! Helpers for the tests that run the real binaries: find them, start them with an
-//! environment and a log file, signal them, and poll until a condition holds.
-
-#![allow(dead_code)] // Each test crate uses its own subset.
+//! The workspace's binaries as processes: found next to the test executable, started with an
+//! environment of the test's choosing (nothing `PIVITALS_*` leaks in from the caller's shell)
+//! and a log file, signalled, and waited for.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-pub const ENROLL: &str = "e2e-enrollment-token-000001";
+use super::ENROLL;
+use crate::InfluxV1;
 
-/// A workspace binary built next to this test (`target/<profile>/NAME`).
+/// A workspace binary built next to the running test (`target/<profile>/NAME`).
 pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
@@ -27,7 +27,20 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
-/// A running binary; killed on drop.
+/// A command for `program` without the caller's `PIVITALS_*`, `STATE_DIRECTORY` and
+/// `RUST_LOG` variables, so only what the test sets decides.
+pub fn command(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("PIVITALS_") || key == "STATE_DIRECTORY" || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// A running binary with its stdout and stderr in `<log_dir>/<name>.log`; killed on drop.
 pub struct Proc {
     pub name: String,
     child: Child,
@@ -35,15 +48,14 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Starts `program` with `PIVITALS_LOG=info` and `env` (later pairs win).
     pub fn spawn(name: &str, program: &Path, env: &[(&str, String)], log_dir: &Path) -> Proc {
         let log = log_dir.join(format!("{name}.log"));
         let out = File::create(&log).expect("log file");
         let err = out.try_clone().expect("log handle");
-        let mut command = Command::new(program);
+        let mut command = command(program);
         command.stdin(Stdio::null()).stdout(out).stderr(err);
-        command
-            .env_remove("PIVITALS_PRIMARY_URL")
-            .env("PIVITALS_LOG", "info");
+        command.env("PIVITALS_LOG", "info");
         for (key, value) in env {
             command.env(key, value);
         }
@@ -69,10 +81,26 @@ impl Proc {
         assert!(status.success(), "kill {signal} {}", self.name);
     }
 
+    /// Sends SIGTERM and returns at once (for tests that must not block their runtime).
+    pub fn sigterm(&self) {
+        self.signal("-TERM");
+    }
+
     /// SIGTERM, then waits up to `within` for the exit.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
-        self.signal("-TERM");
+        self.sigterm();
         self.wait(within)
+    }
+
+    /// SIGTERM, then asserts a clean exit within `within` (the log tail otherwise).
+    pub fn stop_cleanly(&mut self, within: Duration) {
+        let status = self.terminate(within);
+        assert!(
+            status.success(),
+            "{} exit {status}:\n{}",
+            self.name,
+            self.log_tail()
+        );
     }
 
     /// SIGKILL: no goodbye, no flush.
@@ -81,10 +109,11 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// Blocks until the process exits, at most `within`.
     pub fn wait(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
+            if let Some(status) = self.exit_status() {
                 return status;
             }
             assert!(
@@ -97,16 +126,23 @@ impl Proc {
         }
     }
 
+    /// The exit status when the process has exited, without waiting.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The last 30 lines of the log.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = self.log();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
+    /// The whole log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -119,22 +155,9 @@ impl Drop for Proc {
     }
 }
 
-/// Polls `check` every 200 ms until it gives `Some`, or panics after `within` with `what`.
-pub fn eventually<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A primary binary on a free loopback port with its data in `dir`.
+/// The primary binary on `127.0.0.1:port` with its data in `<dir>/primary`, the harness's
+/// enrollment token and a 500 ms flush interval; `extra` settings come after, so they win.
+/// Returns once `/healthz` answers 200.
 pub fn start_primary(dir: &Path, port: u16, extra: &[(&str, String)]) -> Proc {
     let mut env = vec![
         ("PIVITALS_LISTEN", format!("127.0.0.1:{port}")),
@@ -149,7 +172,7 @@ pub fn start_primary(dir: &Path, port: u16, extra: &[(&str, String)]) -> Proc {
     let mut primary = Proc::spawn("primary", &workspace_binary("pivitals-primary"), &env, dir);
     let url = format!("http://127.0.0.1:{port}/healthz");
     let started = Instant::now();
-    while pivitals_testkit::http::get(&url).map(|r| r.status) != Ok(200) {
+    while crate::http::get(&url).map(|r| r.status) != Ok(200) {
         assert!(
             primary.is_running(),
             "primary exited:\n{}",
@@ -165,38 +188,12 @@ pub fn start_primary(dir: &Path, port: u16, extra: &[(&str, String)]) -> Proc {
     primary
 }
 
-/// An agent binary pushing to `primary_url` every `interval`.
-pub fn start_agent(dir: &Path, name: &str, primary_url: &str, interval: &str) -> Proc {
-    let env = [
-        ("PIVITALS_PRIMARY_URL", primary_url.to_owned()),
-        ("PIVITALS_ENROLL_TOKEN", ENROLL.to_owned()),
-        ("PIVITALS_NODE_NAME", name.to_owned()),
-        ("PIVITALS_INTERVAL", interval.to_owned()),
-        ("PIVITALS_LABELS", "stack=7,role=worker".to_owned()),
-        ("PIVITALS_STATE_DIR", dir.join(name).display().to_string()),
-    ];
-    Proc::spawn(name, &workspace_binary("pivitals-agent"), &env, dir)
-}
-
-/// `GET` a JSON document from the primary.
-pub fn get_json(url: &str) -> serde_json::Value {
-    let response = pivitals_testkit::http::get(url).unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    assert_eq!(response.status, 200, "GET {url}: {}", response.text());
-    serde_json::from_str(&response.text()).unwrap_or_else(|e| panic!("GET {url}: {e}"))
-}
-
-/// The status the primary reports for `node`.
-pub fn node_status(primary_url: &str, node: &str) -> String {
-    let node = get_json(&format!("{primary_url}/api/v1/nodes/{node}"));
-    node["status"].as_str().unwrap_or_default().to_owned()
-}
-
-/// A primary binary writing to a real InfluxDB 1.x (database `db`) with self-monitoring off;
+/// [`start_primary`] writing to a real InfluxDB 1.x (database `db`) with self-monitoring off;
 /// `extra` settings come after, so they win.
 pub fn start_primary_on_influx_v1(
     dir: &Path,
     port: u16,
-    influx: &pivitals_testkit::InfluxV1,
+    influx: &InfluxV1,
     db: &str,
     extra: &[(&str, String)],
 ) -> Proc {
@@ -210,27 +207,28 @@ pub fn start_primary_on_influx_v1(
     start_primary(dir, port, &env)
 }
 
-impl Proc {
-    /// SIGTERM, then asserts a clean exit within `within` (the log tail otherwise).
-    pub fn stop_cleanly(&mut self, within: Duration) {
-        let status = self.terminate(within);
-        assert!(
-            status.success(),
-            "{} exit {status}:\n{}",
-            self.name,
-            self.log_tail()
-        );
-    }
+/// The agent binary pushing to `primary_url` every `interval` as node `name`, labelled
+/// `stack=7,role=worker`, its state in `<dir>/<name>` and its log in `<dir>/<name>.log`.
+pub fn start_agent(dir: &Path, name: &str, primary_url: &str, interval: &str) -> Proc {
+    start_agent_with(dir, name, primary_url, interval, &[])
 }
 
-/// The rows of the first series of an InfluxQL answer.
-pub fn rows(answer: &serde_json::Value) -> Vec<Vec<serde_json::Value>> {
-    answer["results"][0]["series"][0]["values"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| r.as_array().cloned().unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default()
+/// [`start_agent`] with `extra` settings, which win over the defaults.
+pub fn start_agent_with(
+    dir: &Path,
+    name: &str,
+    primary_url: &str,
+    interval: &str,
+    extra: &[(&str, String)],
+) -> Proc {
+    let mut env = vec![
+        ("PIVITALS_PRIMARY_URL", primary_url.to_owned()),
+        ("PIVITALS_ENROLL_TOKEN", ENROLL.to_owned()),
+        ("PIVITALS_NODE_NAME", name.to_owned()),
+        ("PIVITALS_INTERVAL", interval.to_owned()),
+        ("PIVITALS_LABELS", "stack=7,role=worker".to_owned()),
+        ("PIVITALS_STATE_DIR", dir.join(name).display().to_string()),
+    ];
+    env.extend(extra.iter().cloned());
+    Proc::spawn(name, &workspace_binary("pivitals-agent"), &env, dir)
 }

@@ -1,0 +1,373 @@
+//! The deployment files, checked against what pivitals really runs: `docker-compose config`
+//! accepts docker-compose.yml with `.env.example` as `.env`; every JSON and YAML file in
+//! influx/ and deploy/ parses (YAML with Python's `yaml` module, Debian `python3-yaml`); the
+//! systemd units are hardened and pass `systemd-analyze verify`; the Ansible playbook and the
+//! Dockerfile install what the repository ships.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use pivitals_testkit::harness::workspace_binary;
+use pivitals_testkit::query_text::names::ident;
+use pivitals_testkit::repo_files::{
+    files_under, installed, read, read_json, repo_root, run, yaml_documents,
+};
+use serde_json::Value;
+
+/// `docker-compose ARGS` with the repository's compose file and `env_file` as its `.env`.
+fn docker_compose(env_file: &Path, args: &[&str]) -> Output {
+    assert!(
+        installed("docker-compose"),
+        "docker-compose is not installed: apt-get install docker-compose (scripts/test.sh does)"
+    );
+    let compose = repo_root().join("docker-compose.yml");
+    let mut command = Command::new("docker-compose");
+    command
+        .current_dir(repo_root())
+        .arg("--env-file")
+        .arg(env_file)
+        .arg("-f")
+        .arg(&compose)
+        .args(args);
+    for (key, _) in std::env::vars() {
+        // Only the env file decides (a developer's shell may export INFLUXDB_TOKEN).
+        if key.starts_with("INFLUXDB_")
+            || key.starts_with("GRAFANA_")
+            || key.starts_with("PIVITALS_")
+        {
+            command.env_remove(key);
+        }
+    }
+    run(&mut command)
+}
+
+/// The value of `KEY=value` in an env file.
+fn env_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")))
+        .map(str::to_owned)
+}
+
+#[test]
+fn docker_compose_config_is_valid_with_the_example_env() {
+    let root = repo_root();
+    let example = read(&root.join(".env.example"));
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join(".env");
+    std::fs::write(&env, &example).unwrap();
+    let profiles = ["--profile", "grafana", "--profile", "pivitals"];
+
+    let quiet = docker_compose(&env, &[&profiles[..], &["config", "-q"]].concat());
+    assert!(
+        quiet.status.success(),
+        "docker-compose config -q: {}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let full = docker_compose(&env, &[&profiles[..], &["config"]].concat());
+    assert!(full.status.success());
+    let resolved = dir.path().join("resolved.yml");
+    std::fs::write(&resolved, &full.stdout).unwrap();
+    let config = yaml_documents(&[resolved])[0][0].clone();
+    let services = &config["services"];
+    let token = env_value(&example, "INFLUXDB_TOKEN").expect("INFLUXDB_TOKEN in .env.example");
+
+    let influxdb = &services["influxdb"];
+    assert_eq!(influxdb["image"], "influxdb:2");
+    let init = &influxdb["environment"];
+    assert_eq!(init["DOCKER_INFLUXDB_INIT_MODE"], "setup");
+    assert_eq!(init["DOCKER_INFLUXDB_INIT_RETENTION"], "365d");
+    assert_eq!(init["DOCKER_INFLUXDB_INIT_BUCKET"], "node_vitals");
+    assert_eq!(init["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"], token.as_str());
+    assert!(influxdb["healthcheck"]["test"].is_array(), "{influxdb}");
+
+    let chronograf = &services["chronograf"]["environment"];
+    assert_eq!(chronograf["INFLUXDB_URL"], "http://influxdb:8086");
+    assert_eq!(chronograf["INFLUXDB_TYPE"], "influx-v2");
+    assert_eq!(chronograf["INFLUXDB_ORG"], init["DOCKER_INFLUXDB_INIT_ORG"]);
+    assert_eq!(chronograf["INFLUXDB_TOKEN"], token.as_str());
+
+    assert_eq!(
+        services["grafana"]["profiles"],
+        serde_json::json!(["grafana"])
+    );
+    let primary = &services["primary"];
+    assert_eq!(primary["profiles"], serde_json::json!(["pivitals"]));
+    assert_eq!(
+        primary["environment"]["PIVITALS_INFLUX__URL"],
+        "http://influxdb:8086"
+    );
+    assert_eq!(
+        primary["environment"]["PIVITALS_INFLUX__TOKEN"],
+        token.as_str()
+    );
+    assert_eq!(
+        primary["environment"]["PIVITALS_INFLUX__BUCKET"],
+        "node_vitals"
+    );
+
+    // Every bind-mounted host path exists (compose itself does not check).
+    let mut binds = 0;
+    for (name, service) in services.as_object().unwrap() {
+        for volume in service["volumes"].as_array().into_iter().flatten() {
+            let source = match volume {
+                Value::String(short) => short.split(':').next().unwrap().to_owned(),
+                long => long["source"].as_str().unwrap_or_default().to_owned(),
+            };
+            if source.starts_with('/') {
+                binds += 1;
+                assert!(
+                    Path::new(&source).exists(),
+                    "{name} mounts missing {source}"
+                );
+            }
+        }
+    }
+    assert!(binds >= 5, "{binds} bind mounts");
+    let init_script = root.join("influx/influxdb2/init/10-pivitals-dashboards.sh");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&init_script)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert!(
+        mode & 0o111 != 0,
+        "the influxdb image runs only executable init scripts"
+    );
+
+    // Every ${VAR} of the compose file is documented in .env.example, and .env is ignored.
+    let compose = read(&root.join("docker-compose.yml"));
+    for (at, _) in compose.match_indices("${") {
+        let name = ident(&compose[at + 2..]);
+        assert!(
+            env_value(&example, name).is_some(),
+            ".env.example does not document {name}"
+        );
+    }
+    assert!(
+        read(&root.join(".gitignore"))
+            .lines()
+            .any(|l| l.trim() == ".env")
+    );
+
+    // Without the secrets the compose file refuses to start rather than use empty ones.
+    let empty = dir.path().join("empty.env");
+    std::fs::write(&empty, "").unwrap();
+    let refused = docker_compose(&empty, &["config", "-q"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("INFLUXDB_"), "{stderr}");
+}
+
+#[test]
+fn every_json_and_yaml_file_parses() {
+    let root = repo_root();
+    let mut files = files_under(&root.join("influx"));
+    files.extend(files_under(&root.join("deploy")));
+    let (mut json, mut yaml) = (0, Vec::new());
+    for path in files {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json" | "dashboard") => {
+                read_json(&path);
+                json += 1;
+            }
+            Some("yml" | "yaml") => yaml.push(path),
+            _ => {}
+        }
+    }
+    yaml.push(root.join("docker-compose.yml"));
+    let documents = yaml_documents(&yaml);
+    for (path, docs) in yaml.iter().zip(&documents) {
+        let docs = docs.as_array().unwrap();
+        assert!(
+            !docs.is_empty() && docs.iter().all(|d| !d.is_null()),
+            "{} is empty",
+            path.display()
+        );
+    }
+    assert!(json >= 4, "{json} JSON files");
+    assert!(yaml.len() >= 5, "{} YAML files", yaml.len());
+}
+
+/// The `Key=Value` settings of a unit file, in order, with their section.
+fn unit_settings(text: &str) -> Vec<(String, String, String)> {
+    let mut section = String::new();
+    let mut settings = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            assert!(
+                ["Unit", "Service", "Install"].contains(&name),
+                "line {}: section [{name}]",
+                number + 1
+            );
+            section = name.to_owned();
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("line {}: not Key=Value: {line}", number + 1));
+        assert!(
+            !section.is_empty()
+                && !key.is_empty()
+                && key.chars().all(|c| c.is_ascii_alphanumeric()),
+            "line {}: {line}",
+            number + 1
+        );
+        settings.push((section.clone(), key.to_owned(), value.to_owned()));
+    }
+    settings
+}
+
+#[test]
+fn systemd_units_are_hardened_and_pass_systemd_analyze_verify() {
+    let dir = repo_root().join("deploy/systemd");
+    let verify = installed("systemd-analyze");
+    let temp = tempfile::tempdir().unwrap();
+    for (unit, binary, state) in [
+        ("pivitals-agent.service", "pivitals-agent", "pivitals-agent"),
+        ("pivitals-primary.service", "pivitals-primary", "pivitals"),
+    ] {
+        let text = read(&dir.join(unit));
+        let settings = unit_settings(&text);
+        let get = |key: &str| -> Vec<&str> {
+            settings
+                .iter()
+                .filter(|(_, k, _)| k == key)
+                .map(|(_, _, v)| v.as_str())
+                .collect()
+        };
+        let env_file = if binary == "pivitals-agent" {
+            "agent"
+        } else {
+            "primary"
+        };
+        for (key, value) in [
+            ("ExecStart", format!("/usr/local/bin/{binary}")),
+            ("Restart", "on-failure".to_owned()),
+            ("StateDirectory", state.to_owned()),
+            ("EnvironmentFile", format!("/etc/pivitals/{env_file}.env")),
+            ("DynamicUser", "yes".to_owned()),
+            ("NoNewPrivileges", "yes".to_owned()),
+            ("ProtectSystem", "strict".to_owned()),
+            ("ProtectHome", "read-only".to_owned()),
+            ("PrivateTmp", "yes".to_owned()),
+            ("WantedBy", "multi-user.target".to_owned()),
+        ] {
+            assert_eq!(get(key), vec![value.as_str()], "{unit}: {key}");
+        }
+        // The agent must still see every process in /proc, the network and /sys.
+        for forbidden in [
+            "ProtectProc",
+            "ProcSubset",
+            "PrivateNetwork",
+            "InaccessiblePaths",
+        ] {
+            assert!(
+                get(forbidden).is_empty(),
+                "{unit}: {forbidden} hides what it reads"
+            );
+        }
+        assert!(dir.join(format!("{env_file}.env.example")).is_file());
+
+        if verify {
+            // verify checks that ExecStart is executable: point it at the built binary.
+            let copy = temp.path().join(unit);
+            let real = workspace_binary(binary);
+            std::fs::write(
+                &copy,
+                text.replace(
+                    &format!("ExecStart=/usr/local/bin/{binary}"),
+                    &format!("ExecStart={}", real.display()),
+                ),
+            )
+            .unwrap();
+            let output = run(Command::new("systemd-analyze").arg("verify").arg(&copy));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                output.status.success() && stderr.trim().is_empty(),
+                "systemd-analyze verify {unit}:\n{stderr}"
+            );
+        }
+    }
+    if !verify {
+        eprintln!(
+            "systemd-analyze is not installed: the units' syntax and settings were checked by \
+             this test only"
+        );
+    }
+}
+
+#[test]
+fn ansible_playbook_installs_the_agent_the_repository_ships() {
+    let dir = repo_root().join("deploy/ansible");
+    let docs = yaml_documents(&[dir.join("playbook.yml"), dir.join("inventory.example.yml")]);
+    let play = &docs[0][0][0];
+    assert_eq!(play["hosts"], "pivitals_agents");
+    assert_eq!(play["become"], true);
+    let tasks = play["tasks"].as_array().expect("tasks");
+    let text = read(&dir.join("playbook.yml"));
+    assert!(text.contains("deploy/systemd/pivitals-agent.service"));
+    assert!(tasks.iter().any(
+        |t| t["ansible.builtin.template"]["src"] == "templates/agent.env.j2"
+            && t["ansible.builtin.template"]["mode"] == "0600"
+    ));
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t["ansible.builtin.systemd"]["name"] == "pivitals-agent")
+    );
+    let template = read(&dir.join("templates/agent.env.j2"));
+    for key in [
+        "PIVITALS_PRIMARY_URL",
+        "PIVITALS_ENROLL_TOKEN",
+        "PIVITALS_LABELS",
+    ] {
+        assert!(
+            template.contains(&format!("{key}=")),
+            "agent.env.j2 sets no {key}"
+        );
+    }
+    for target in [
+        "aarch64-unknown-linux-gnu",
+        "armv7-unknown-linux-gnueabihf",
+        "arm-unknown-linux-gnueabihf",
+    ] {
+        assert!(text.contains(target), "no binary for {target}");
+    }
+    let inventory = &docs[1][0]["pivitals_agents"];
+    assert!(inventory["vars"]["pivitals_primary_url"].is_string());
+    assert!(inventory["children"]["stack1"]["vars"]["pivitals_labels"]["stack"].is_string());
+    if installed("ansible-playbook") {
+        let output = run(Command::new("ansible-playbook")
+            .arg("--syntax-check")
+            .arg("-i")
+            .arg(dir.join("inventory.example.yml"))
+            .arg(dir.join("playbook.yml")));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn dockerfile_builds_the_primary_to_run_as_a_non_root_user() {
+    let root = repo_root();
+    let dockerfile = read(&root.join("Dockerfile"));
+    for needle in [
+        "cargo build --release --locked -p pivitals-primary",
+        "FROM debian:bookworm-slim",
+        "USER pivitals",
+        "VOLUME [\"/data\"]",
+        "EXPOSE 7070",
+        "PIVITALS_DATA_DIR=/data",
+    ] {
+        assert!(dockerfile.contains(needle), "Dockerfile lacks {needle}");
+    }
+    let ignore = read(&root.join(".dockerignore"));
+    assert!(ignore.lines().any(|l| l.trim() == "target/"));
+}
