@@ -378,7 +378,10 @@ fn the_circle_check_finds_a_circle_and_reads_use_trees() {
     assert_eq!(circles.len(), 1, "{circles:?}");
     assert!(circles[0].contains("in store: x -> y -> x"), "{circles:?}");
 
-    write("b.rs", "//! b\nfn f() { crate::a::f() }\npub struct Thing;\n");
+    write(
+        "b.rs",
+        "//! b\nfn f() { crate::a::f() }\npub struct Thing;\n",
+    );
     let circles = circles_in(&src);
     assert_eq!(circles.len(), 2, "{circles:?}");
     assert!(circles[0].contains("in crate: a -> b -> a"), "{circles:?}");
