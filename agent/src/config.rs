@@ -6,6 +6,9 @@
 //! | `PIVITALS_ENROLL_TOKEN` | `enroll_token` | none; needed for the first registration   |
 //! | `PIVITALS_NODE_NAME`    | `node_name`    | the host name                             |
 //! | `PIVITALS_INTERVAL`     | `interval`     | `60s` (`500ms`, `2m`, …; at least 1 s)    |
+//! | `PIVITALS_SAMPLE_EVERY` | `sample_every` | `1s`: fast vitals (CPU, load, memory, temperatures, frequency, under-voltage) are read this often and each push carries their mean, min and max; 1 s up to the interval |
+//! | `PIVITALS_DISK_IGNORE_FS_TYPES` | `disk_ignore_fs_types` | pseudo and memory filesystems (tmpfs, overlay, squashfs, proc, …); comma-separated or a TOML array |
+//! | `PIVITALS_DISK_IGNORE_MOUNTS` | `disk_ignore_mounts` | `/dev`, `/proc`, `/sys`, `/run/credentials`, `/var/lib/docker`, `/var/lib/containers/storage` and what is under them |
 //! | `PIVITALS_LABELS`       | `labels`       | none; `stack=2,role=worker` or a table    |
 //! | `PIVITALS_STATE_DIR`    | `state_dir`    | `$STATE_DIRECTORY`, else `./pivitals-agent-state` |
 //! | `PIVITALS_BACKLOG_MAX`  | `backlog_max`  | 24 h of samples: 86,400 s ÷ the interval   |
@@ -49,6 +52,9 @@ const KEYS: &[&str] = &[
     "enroll_token",
     "node_name",
     "interval",
+    "sample_every",
+    "disk_ignore_fs_types",
+    "disk_ignore_mounts",
     "labels",
     "state_dir",
     "backlog_max",
@@ -71,6 +77,11 @@ pub struct Config {
     pub node_name: String,
     /// Time between samples, at least [`MIN_INTERVAL`].
     pub interval: Duration,
+    /// Time between fast readings (CPU, load, memory, temperatures, frequency, under-voltage)
+    /// whose mean, min and max each sample carries: from [`MIN_INTERVAL`] up to `interval`.
+    pub sample_every: Duration,
+    /// What the collector leaves out (filesystem types and mount points).
+    pub collect: pivitals_collect::Settings,
     /// Passed [`validate::labels`].
     pub labels: Labels,
     /// Where the node credential and the backlog (`backlog/`) are kept.
@@ -121,6 +132,14 @@ pub enum ConfigError {
         "PIVITALS_INTERVAL (interval) {value:?} is not a duration between 1s and 24h (e.g. 60s, 500ms, 2m): {reason}"
     )]
     Interval { value: String, reason: String },
+    #[error(
+        "PIVITALS_SAMPLE_EVERY (sample_every) {value:?} is not a duration between 1s and the interval ({interval}): {reason}"
+    )]
+    SampleEvery {
+        value: String,
+        interval: String,
+        reason: String,
+    },
     #[error("PIVITALS_NODE_NAME (node_name): {0}")]
     NodeName(InvalidName),
     #[error(
@@ -159,6 +178,8 @@ impl Config {
             enroll_token: None,
             node_name: node_name.into(),
             interval: DEFAULT_INTERVAL,
+            sample_every: DEFAULT_SAMPLE_EVERY,
+            collect: pivitals_collect::Settings::default(),
             labels: Labels::new(),
             state_dir: state_dir.into(),
             backlog_max: default_backlog_max(DEFAULT_INTERVAL),
@@ -236,6 +257,17 @@ impl Config {
             Some(text) => parse_interval(&text)?,
             None => DEFAULT_INTERVAL,
         };
+        let sample_every = match raw.string("sample_every")? {
+            Some(text) => parse_sample_every(&text, interval)?,
+            None => DEFAULT_SAMPLE_EVERY.min(interval),
+        };
+        let mut collect = pivitals_collect::Settings::default();
+        if let Some(list) = raw.list("disk_ignore_fs_types")? {
+            collect.disk_ignore_fs_types = list;
+        }
+        if let Some(list) = raw.list("disk_ignore_mounts")? {
+            collect.disk_ignore_mounts = list;
+        }
         let labels = raw.labels()?;
         let state_dir = match raw.string("state_dir")? {
             Some(dir) => PathBuf::from(dir),
@@ -303,6 +335,8 @@ impl Config {
             enroll_token,
             node_name,
             interval,
+            sample_every,
+            collect,
             labels,
             state_dir,
             backlog_max,
@@ -386,6 +420,41 @@ impl Raw<'_> {
                 })
             })
             .transpose()
+    }
+
+    /// A list: comma-separated in the variable or a string of the file, or an array of
+    /// strings in the file. Entries are trimmed; empty ones dropped. An empty variable counts
+    /// as unset; the file's `[]` is an empty list (nothing left out).
+    fn list(&self, key: &'static str) -> Result<Option<Vec<String>>, ConfigError> {
+        let split = |text: &str| {
+            text.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let var = format!("PIVITALS_{}", key.to_ascii_uppercase());
+        if let Some(text) = self.variable(&var) {
+            return Ok(Some(split(&text)));
+        }
+        match self.file.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(text)) => Ok(Some(split(text))),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::String(text) => Ok(text.trim().to_owned()),
+                    other => Err(ConfigError::Type {
+                        var: var.clone(),
+                        key,
+                        reason: format!("expected strings, found {}", other.type_str()),
+                    }),
+                })
+                .filter(|item| !matches!(item, Ok(text) if text.is_empty()))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(type_error(key, other)),
+        }
     }
 
     /// `labels` as the string form (`stack=2,role=worker`), from the variable or the file, or
@@ -476,6 +545,29 @@ fn parse_primary_url(text: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
+/// How often fast vitals are read unless `sample_every` says otherwise.
+pub const DEFAULT_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+fn parse_sample_every(text: &str, interval: Duration) -> Result<Duration, ConfigError> {
+    let error = |reason: String| ConfigError::SampleEvery {
+        value: text.to_owned(),
+        interval: humantime::format_duration(interval).to_string(),
+        reason,
+    };
+    let trimmed = text.trim();
+    let every = match trimmed.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(trimmed).map_err(|e| error(e.to_string()))?,
+    };
+    if every < MIN_INTERVAL {
+        return Err(error("shorter than 1s".into()));
+    }
+    if every > interval {
+        return Err(error("longer than the interval".into()));
+    }
+    Ok(every)
+}
+
 fn parse_interval(text: &str) -> Result<Duration, ConfigError> {
     let error = |reason: String| ConfigError::Interval {
         value: text.to_owned(),
@@ -524,6 +616,62 @@ mod tests {
 
     fn error_text(file: Option<&Path>, vars: Vec<(String, String)>) -> String {
         Config::from_sources(file, vars).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn fast_vitals_are_read_every_second_unless_told_otherwise_within_the_interval() {
+        let cfg = Config::from_sources(None, minimal()).unwrap();
+        assert_eq!(cfg.sample_every, Duration::from_secs(1));
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_SAMPLE_EVERY", "5s")]));
+        assert_eq!(
+            Config::from_sources(None, vars).unwrap().sample_every,
+            Duration::from_secs(5)
+        );
+        let file = toml_file("interval = \"10s\"\nsample_every = 10\n");
+        let cfg = Config::from_sources(Some(file.path()), minimal()).unwrap();
+        assert_eq!(cfg.sample_every, cfg.interval, "up to the interval");
+        for (value, why) in [
+            ("500ms", "shorter than 1s"),
+            ("2m", "longer than the interval"),
+        ] {
+            let mut vars = minimal();
+            vars.extend(env(&[("PIVITALS_SAMPLE_EVERY", value)]));
+            let text = error_text(None, vars);
+            assert!(
+                text.starts_with("PIVITALS_SAMPLE_EVERY (sample_every)") && text.contains(why),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn ignored_filesystems_come_from_a_list_in_either_form() {
+        let defaults = Config::from_sources(None, minimal()).unwrap().collect;
+        assert!(defaults.disk_ignore_fs_types.iter().any(|t| t == "tmpfs"));
+        assert!(defaults.disk_ignore_mounts.iter().any(|m| m == "/proc"));
+
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_DISK_IGNORE_FS_TYPES", " tmpfs, ,vfat ")]));
+        let cfg = Config::from_sources(None, vars).unwrap();
+        assert_eq!(cfg.collect.disk_ignore_fs_types, ["tmpfs", "vfat"]);
+
+        let file = toml_file("disk_ignore_mounts = [\"/boot/firmware\", \"/srv\"]\n");
+        let cfg = Config::from_sources(Some(file.path()), minimal()).unwrap();
+        assert_eq!(cfg.collect.disk_ignore_mounts, ["/boot/firmware", "/srv"]);
+
+        let file = toml_file("disk_ignore_mounts = []\n");
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_DISK_IGNORE_MOUNTS", "")]));
+        let cfg = Config::from_sources(Some(file.path()), vars).unwrap();
+        assert!(
+            cfg.collect.disk_ignore_mounts.is_empty(),
+            "an empty variable is unset; the file's empty list leaves out nothing"
+        );
+
+        let file = toml_file("disk_ignore_fs_types = [1]\n");
+        let text = error_text(Some(file.path()), minimal());
+        assert!(text.contains("PIVITALS_DISK_IGNORE_FS_TYPES"), "{text}");
     }
 
     #[test]

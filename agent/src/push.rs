@@ -20,11 +20,11 @@
 //! with the same series and timestamp overwrites itself in InfluxDB).
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use pivitals_common::limits::AGENT_BATCH;
-use pivitals_common::{Backoff, Goodbye, RegisterRequest, Retries, Secret, VitalsPush};
+use pivitals_common::{Backoff, Goodbye, NodeInfo, RegisterRequest, Retries, Secret, VitalsPush};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
@@ -32,6 +32,7 @@ use crate::backlog::Backlog;
 use crate::client::{CallError, PrimaryClient};
 use crate::credential::{self, Credential};
 use crate::error::AgentError;
+use crate::run::lock_info;
 
 /// While the primary stays unreachable, how often the agent says so at `warn`.
 const REPEAT_WARNING: Duration = Duration::from_secs(60);
@@ -66,6 +67,10 @@ pub(crate) struct Sender {
     backoff: Retries,
     batch_limit: usize,
     outage: Option<Outage>,
+    /// The node's facts as last read ([`crate::run`] refreshes them), and as the primary
+    /// last acknowledged them: a push carries them when the two differ.
+    info: Arc<Mutex<NodeInfo>>,
+    known_info: Option<NodeInfo>,
     pub stats: Stats,
 }
 
@@ -86,6 +91,7 @@ impl Sender {
         request: RegisterRequest,
         enroll_token: Option<Secret>,
         credential: Option<Credential>,
+        info: Arc<Mutex<NodeInfo>>,
     ) -> Self {
         Self {
             client,
@@ -97,6 +103,10 @@ impl Sender {
             backoff: Retries::new(Backoff::AGENT_PUSH),
             batch_limit: AGENT_BATCH,
             outage: None,
+            info,
+            // With a stored credential the primary knows the facts of an earlier start:
+            // the first push brings them up to date.
+            known_info: None,
             stats: Stats::default(),
         }
     }
@@ -112,12 +122,18 @@ impl Sender {
             return Ok(Step::Idle);
         }
         let count = batch.len();
+        let current = lock_info(&self.info).clone();
+        let info = (self.known_info.as_ref() != Some(&current)).then_some(current);
         let push = VitalsPush {
             samples: std::mem::take(&mut batch.samples),
+            info,
         };
         match self.client.push(&token, &push).await {
             Ok(accepted) => {
                 lock(backlog).remove_batch(&batch);
+                if let Some(info) = push.info {
+                    self.known_info = Some(info);
+                }
                 if accepted != count as u64 {
                     warn!(
                         count,
@@ -199,6 +215,7 @@ impl Sender {
         let Some(enroll_token) = &self.enroll_token else {
             return Err(AgentError::NoEnrollToken(self.state_dir.clone()));
         };
+        self.request.info = lock_info(&self.info).clone();
         let node = &self.request.node_name;
         match self.client.register(enroll_token, &self.request).await {
             Ok(reply) if reply.node_token.is_empty() => {
@@ -224,6 +241,7 @@ impl Sender {
                 }
                 info!(node = %credential.node_name, "registered with the primary");
                 self.credential = Some(credential);
+                self.known_info = Some(self.request.info.clone());
                 self.just_registered = true;
                 Ok(Step::Continue)
             }

@@ -17,7 +17,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use pivitals_collect::Collector;
@@ -46,8 +46,10 @@ pub const BACKLOG_DIR: &str = "backlog";
 
 /// What the agent samples; [`Collector`] on a real host, something scripted in tests.
 pub trait Sampler {
-    /// Facts sent at registration.
+    /// Facts sent at registration, and again in a push when they changed.
     fn node_info(&mut self) -> NodeInfo;
+    /// Reads the fast vitals once, every `sample_every`; the next sample reports their peaks.
+    fn tick(&mut self) {}
     /// One sample, stamped with the time it was taken.
     fn sample(&mut self) -> VitalsPayload;
 }
@@ -57,14 +59,22 @@ impl Sampler for Collector {
         Collector::node_info(self)
     }
 
+    fn tick(&mut self) {
+        Collector::tick(self)
+    }
+
     fn sample(&mut self) -> VitalsPayload {
         Collector::sample(self)
     }
 }
 
+/// The node's facts are read again this often; a change (a new address after a DHCP renewal)
+/// travels with the next push.
+pub const NODE_INFO_EVERY: Duration = Duration::from_secs(60);
+
 /// Runs the agent on this host until `shutdown` completes; see [`run_with`].
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
-    let collector = Collector::new(cfg.root.clone());
+    let collector = Collector::with_settings(cfg.root.clone(), cfg.collect.clone());
     run_with(cfg, collector, shutdown).await
 }
 
@@ -118,9 +128,10 @@ pub async fn run_with<S: Sampler>(
     }
     let client =
         PrimaryClient::with_tls(&cfg.primary_url, &cfg.tls).map_err(AgentError::HttpClient)?;
+    let info = Arc::new(Mutex::new(sampler.node_info()));
     let request = RegisterRequest {
         node_name: cfg.node_name.clone(),
-        info: sampler.node_info(),
+        info: lock_info(&info).clone(),
         labels: cfg.labels.clone(),
         interval_seconds: cfg.interval_seconds(),
     };
@@ -130,6 +141,7 @@ pub async fn run_with<S: Sampler>(
         request,
         cfg.enroll_token.clone(),
         stored,
+        Arc::clone(&info),
     );
     let backlog_dir = cfg.state_dir.join(BACKLOG_DIR);
     let backlog =
@@ -144,6 +156,7 @@ pub async fn run_with<S: Sampler>(
     let backlog = Mutex::new(backlog);
     let wake = Notify::new();
     let interval = cfg.interval.max(Duration::from_millis(1));
+    let sample_every = cfg.sample_every.clamp(Duration::from_millis(1), interval);
     let offset = if cfg.start_jitter {
         start_offset(interval)
     } else {
@@ -153,6 +166,7 @@ pub async fn run_with<S: Sampler>(
         node = %cfg.node_name,
         primary = %cfg.primary_url,
         interval = %humantime::format_duration(interval),
+        sample_every = %humantime::format_duration(sample_every),
         backlog_max = cfg.backlog_max,
         backlog = waiting,
         "pivitals-agent started; first sample in {}",
@@ -161,7 +175,12 @@ pub async fn run_with<S: Sampler>(
 
     let mut recorder = Recorder::new(&backlog, &wake);
     {
-        let sampling = sample_loop(&mut sampler, &mut recorder, interval, offset);
+        let timing = Timing {
+            interval,
+            sample_every,
+            offset,
+        };
+        let sampling = sample_loop(&mut sampler, &mut recorder, timing, &info);
         let sending = send_loop(&mut sender, &backlog, &wake);
         tokio::select! {
             biased;
@@ -227,19 +246,48 @@ pub fn start_offset(interval: Duration) -> Duration {
     Duration::from_millis(fastrand::u64(0..bound))
 }
 
+/// When the sampling loop reads what.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    interval: Duration,
+    sample_every: Duration,
+    /// Before the first sample.
+    offset: Duration,
+}
+
+/// Reads the fast vitals every `sample_every` and takes a sample every `interval`; reads the
+/// node's facts again every [`NODE_INFO_EVERY`] into `info`, where the sender finds them.
 async fn sample_loop<S: Sampler>(
     sampler: &mut S,
     recorder: &mut Recorder<'_>,
-    interval: Duration,
-    offset: Duration,
+    timing: Timing,
+    info: &Mutex<NodeInfo>,
 ) -> Infallible {
-    tokio::time::sleep(offset).await;
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tokio::time::sleep(timing.offset).await;
+    let mut samples = tokio::time::interval(timing.interval);
+    samples.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticks = tokio::time::interval(timing.sample_every);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let fast = timing.sample_every < timing.interval;
+    let mut info_read = Instant::now();
     loop {
-        ticker.tick().await;
-        recorder.record(sampler.sample());
+        tokio::select! {
+            biased;
+            _ = samples.tick() => {
+                recorder.record(sampler.sample());
+                if info_read.elapsed() >= NODE_INFO_EVERY {
+                    *lock_info(info) = sampler.node_info();
+                    info_read = Instant::now();
+                }
+            }
+            _ = ticks.tick(), if fast => sampler.tick(),
+        }
     }
+}
+
+/// The shared node facts; a poisoned lock still holds plain data.
+pub(crate) fn lock_info(info: &Mutex<NodeInfo>) -> MutexGuard<'_, NodeInfo> {
+    info.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 async fn send_loop(

@@ -10,7 +10,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,7 +22,8 @@ use axum::{Json, Router};
 use pivitals_agent::{AgentError, Config, Sampler, Secret, run_with};
 use pivitals_common::validate;
 use pivitals_common::{
-    Goodbye, LoadAverage, NodeInfo, RegisterReply, RegisterRequest, VitalsPayload, VitalsPush,
+    CpuVitals, Goodbye, LoadAverage, NodeInfo, RegisterReply, RegisterRequest, VitalsPayload,
+    VitalsPush,
 };
 use pivitals_testkit::harness::{Proc, log_fields};
 use reqwest::Url;
@@ -59,6 +60,7 @@ struct PushRecord {
     token: String,
     timestamps: Vec<i64>,
     status: u16,
+    info: Option<NodeInfo>,
 }
 
 #[derive(Debug)]
@@ -187,6 +189,7 @@ async fn vitals(
         token,
         timestamps: push.samples.iter().map(|s| s.timestamp_ms).collect(),
         status: response.status().as_u16(),
+        info: push.info,
     };
     p.pushes.push(record);
     response
@@ -241,32 +244,52 @@ async fn start_primary() -> (Url, Shared) {
 /// Stamps each sample with the paused clock: milliseconds since `started` (the start of the
 /// agent, or of the test for agents that run one after the other). Other fields make every
 /// sample's content distinct, and every sample taken is kept for comparing.
+/// Samples stamped with the paused clock. Its CPU "busy share" is the number of fast ticks
+/// since the sample before, and its host is renamed when the test says so.
 struct ClockSampler {
     started: Instant,
     taken: Arc<AtomicUsize>,
     samples: Arc<Mutex<Vec<VitalsPayload>>>,
+    ticks: u64,
+    renamed: Arc<AtomicBool>,
 }
 
 impl Sampler for ClockSampler {
     fn node_info(&mut self) -> NodeInfo {
+        let hostname = if self.renamed.load(Ordering::SeqCst) {
+            "test-host-renamed"
+        } else {
+            "test-host"
+        };
         NodeInfo {
-            hostname: "test-host".into(),
+            hostname: hostname.into(),
             agent_version: "test".into(),
             ..Default::default()
         }
     }
 
+    fn tick(&mut self) {
+        self.ticks += 1;
+    }
+
     fn sample(&mut self) -> VitalsPayload {
         let n = self.taken.fetch_add(1, Ordering::SeqCst) as u64;
         let elapsed = self.started.elapsed();
+        let ticks = std::mem::take(&mut self.ticks);
         let sample = VitalsPayload {
             timestamp_ms: elapsed.as_millis() as i64,
+            cpu: Some(CpuVitals {
+                usage_percent: ticks as f64,
+                cores: 1,
+                ..Default::default()
+            }),
             uptime_seconds: Some(elapsed.as_secs()),
             process_count: Some(n),
             load: Some(LoadAverage {
                 one: n as f64 / 3.0,
                 five: 0.1 + n as f64,
                 fifteen: std::f64::consts::PI * n as f64,
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -289,6 +312,7 @@ struct Agent {
     stop: oneshot::Sender<()>,
     taken: Arc<AtomicUsize>,
     samples: Arc<Mutex<Vec<VitalsPayload>>>,
+    renamed: Arc<AtomicBool>,
 }
 
 fn start_agent(cfg: Config) -> Agent {
@@ -299,10 +323,13 @@ fn start_agent(cfg: Config) -> Agent {
 fn start_agent_since(cfg: Config, started: Instant) -> Agent {
     let taken = Arc::new(AtomicUsize::new(0));
     let samples = Arc::new(Mutex::new(Vec::new()));
+    let renamed = Arc::new(AtomicBool::new(false));
     let sampler = ClockSampler {
         started,
         taken: taken.clone(),
         samples: samples.clone(),
+        ticks: 0,
+        renamed: renamed.clone(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async move {
@@ -314,6 +341,7 @@ fn start_agent_since(cfg: Config, started: Instant) -> Agent {
         stop,
         taken,
         samples,
+        renamed,
     }
 }
 
@@ -418,6 +446,63 @@ async fn emulated_primary_registration_pushes_and_goodbye() {
     assert_eq!(p.goodbyes.len(), 1);
     assert_eq!(p.goodbyes[0].0, "node-token-1");
     assert_eq!(p.goodbyes[0].1.reason.as_deref(), Some("shutdown"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fast_ticks_run_every_second_between_samples_and_not_when_sample_every_is_the_interval() {
+    let _watchdog = watchdog("fast_ticks");
+    for (sample_every, expected) in [(Duration::from_secs(1), 10.0), (INTERVAL, 0.0)] {
+        let (url, primary) = start_primary().await;
+        let state = tempfile::tempdir().unwrap();
+        let mut cfg = config(&url, state.path());
+        cfg.sample_every = sample_every;
+        let agent = start_agent(cfg);
+        wait_until(&primary, Duration::from_secs(60), |p| p.received.len() >= 4).await;
+        agent.stop().await.unwrap();
+        let p = lock(&primary);
+        // The first sample comes before any tick; the one taken at shutdown after a few.
+        let ticks: Vec<f64> = p.received_samples[1..4]
+            .iter()
+            .map(|s| s.cpu.as_ref().unwrap().usage_percent)
+            .collect();
+        assert_eq!(ticks, [expected; 3], "sample_every {sample_every:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn changed_node_facts_travel_once_with_the_next_push() {
+    let _watchdog = watchdog("changed_node_facts_travel_once_with_the_next_push");
+    let (url, primary) = start_primary().await;
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(config(&url, state.path()));
+    wait_until(&primary, Duration::from_secs(60), |p| p.pushes.len() >= 2).await;
+    agent.renamed.store(true, Ordering::SeqCst);
+    wait_until(&primary, Duration::from_secs(120), |p| {
+        p.pushes.iter().any(|push| push.info.is_some())
+    })
+    .await;
+    let pushes_then = lock(&primary).pushes.len();
+    wait_until(&primary, Duration::from_secs(60), |p| {
+        p.pushes.len() >= pushes_then + 3
+    })
+    .await;
+    agent.stop().await.unwrap();
+    let p = lock(&primary);
+    assert_eq!(
+        p.registrations[0].request.info.hostname, "test-host",
+        "registered with the first facts"
+    );
+    let carrying: Vec<&PushRecord> = p.pushes.iter().filter(|push| push.info.is_some()).collect();
+    assert_eq!(carrying.len(), 1, "{:#?}", p.pushes);
+    assert_eq!(
+        carrying[0].info.as_ref().unwrap().hostname,
+        "test-host-renamed"
+    );
+    assert!(
+        carrying[0].at <= Duration::from_secs(20) + Duration::from_secs(60) + INTERVAL * 2,
+        "read again within a minute and sent with the next push: {:?}",
+        carrying[0].at
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -477,6 +477,7 @@ impl SimNode {
             sample.temperatures.push(TemperatureVitals {
                 sensor: "cpu-thermal".to_owned(),
                 celsius: 45.0,
+                ..Default::default()
             });
         }
         for disk in &mut sample.disks {
@@ -496,6 +497,7 @@ impl SimNode {
             rng,
             push: VitalsPush {
                 samples: vec![sample],
+                ..Default::default()
             },
         }
     }
@@ -573,11 +575,13 @@ mod tests {
                 usage_percent: 5.0,
                 frequency_mhz: Some(1500),
                 cores: 4,
+                ..Default::default()
             }),
             memory: Some(MemoryVitals {
                 total_bytes: 4 << 30,
                 available_bytes: 3 << 30,
                 used_bytes: 1 << 30,
+                ..Default::default()
             }),
             disks: vec![DiskVitals {
                 mount: "/".into(),
@@ -585,6 +589,7 @@ mod tests {
                 fs_type: "ext4".into(),
                 total_bytes: 32 << 30,
                 used_bytes: 6 << 30,
+                ..Default::default()
             }],
             networks: vec![NetVitals {
                 interface: "eth0".into(),

@@ -53,6 +53,7 @@ impl CpuCollector {
             usage_percent,
             frequency_mhz,
             cores: count_u32(cpus.len()),
+            ..Default::default()
         })
     }
 

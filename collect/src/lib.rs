@@ -2,10 +2,12 @@
 //! per metric family; a family that fails is left out of the sample with a warning (once per
 //! family), never a crash.
 //!
-//! CPU usage, memory, disks and hwmon sensors come from sysinfo, which reads the real `/proc`
-//! and `/sys`; the families read by hand (network counters, thermal zones, CPU frequency,
-//! uptime, load, process count, Raspberry Pi throttling and board model) read them under the
-//! collector's root, so tests can point them at a fixture tree. Each family reads only what it
+//! CPU usage, memory and hwmon sensors come from sysinfo, which reads the real `/proc` and
+//! `/sys`; the families read by hand (mounts and their `statvfs`, network and disk I/O
+//! counters, thermal zones, CPU frequency, uptime, load, process count, Raspberry Pi power,
+//! storage wear and board model) read them under the collector's root, so tests can point them
+//! at a fixture tree. The fast vitals are read every `sample_every` by [`Collector::tick`] and
+//! reported as mean, min and max (`peaks`). Each family reads only what it
 //! reports, once a sample: processes are never listed through sysinfo (that would read every
 //! process's status), interfaces come from one file rather than nine per interface.
 //!
@@ -13,12 +15,19 @@
 //! only on `pivitals-common` (the sample's types) and reads files, never the network.
 
 mod cpu;
+mod diskio;
 mod disks;
 mod files;
 mod host;
+mod identity;
 mod memory;
 mod network;
+mod peaks;
 mod pi;
+mod power;
+mod rates;
+mod statvfs;
+mod storage_health;
 mod system;
 mod temperature;
 #[cfg(test)]
@@ -26,7 +35,7 @@ mod test_fixtures;
 mod warn_once;
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pivitals_common::{NodeInfo, VitalsPayload};
 
@@ -35,9 +44,36 @@ use self::disks::DiskCollector;
 use self::host::HostFacts;
 use self::memory::MemoryCollector;
 use self::network::NetworkCollector;
+use self::peaks::{Peaks, Reading};
 use self::pi::PiFamilies;
 use self::system::SystemFamilies;
 use self::temperature::TemperatureCollector;
+
+/// What the collector leaves out; the defaults are what node_exporter and Telegraf leave out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Filesystem types never reported (`PIVITALS_DISK_IGNORE_FS_TYPES`): kernel interfaces,
+    /// memory-backed and layered filesystems.
+    pub disk_ignore_fs_types: Vec<String>,
+    /// Mount points never reported, with everything under them
+    /// (`PIVITALS_DISK_IGNORE_MOUNTS`).
+    pub disk_ignore_mounts: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            disk_ignore_fs_types: disks::DEFAULT_IGNORED_FS_TYPES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+            disk_ignore_mounts: disks::DEFAULT_IGNORED_MOUNTS
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect(),
+        }
+    }
+}
 
 /// Samples one host. Keep one alive between samples: CPU usage is measured between refreshes.
 pub struct Collector {
@@ -47,30 +83,54 @@ pub struct Collector {
     memory: MemoryCollector,
     disks: DiskCollector,
     networks: NetworkCollector,
+    diskio: diskio::DiskIoCollector,
     temperatures: TemperatureCollector,
     system: SystemFamilies,
     pi: PiFamilies,
+    power: power::PowerCollector,
+    storage_health: storage_health::StorageHealthCollector,
+    /// The fast vitals read since the last sample ([`Collector::tick`]).
+    peaks: Peaks,
+    last_tick: Option<Instant>,
 }
+
+/// Two fast readings closer than this are one: a tick right before or after a sample (their
+/// timers firing together) would measure CPU over a few milliseconds.
+const MIN_TICK_GAP: Duration = Duration::from_millis(500);
 
 impl Collector {
     /// Lists CPUs, disks, interfaces and sensors and takes a first CPU reading, so that the
     /// first sample already has a usage (over the time since construction).
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self::with_settings(root, Settings::default())
+    }
+
+    /// Like [`Collector::new`], leaving out what `settings` say.
+    pub fn with_settings(root: impl Into<PathBuf>, settings: Settings) -> Self {
         Self {
             root: root.into(),
             cpu: CpuCollector::new(),
             memory: MemoryCollector::new(),
-            disks: DiskCollector::new(),
+            disks: DiskCollector::new(settings.disk_ignore_fs_types, settings.disk_ignore_mounts),
             networks: NetworkCollector::default(),
+            diskio: diskio::DiskIoCollector::default(),
             temperatures: TemperatureCollector::new(),
             system: SystemFamilies::default(),
             pi: PiFamilies::default(),
+            power: power::PowerCollector::default(),
+            storage_health: storage_health::StorageHealthCollector::default(),
+            peaks: Peaks::default(),
+            last_tick: None,
         }
     }
 
-    /// Facts that rarely change, sent at registration.
+    /// Facts that rarely change: read at start and every minute after (the agent sends them
+    /// again when they differ, e.g. a new address after a DHCP renewal). Under a root other
+    /// than `/` the interfaces have no IPv4 addresses (they come from `getifaddrs(3)`).
     pub fn node_info(&mut self) -> NodeInfo {
-        let host = HostFacts::read();
+        let host = HostFacts::read(&self.root);
+        let network =
+            identity::NetworkIdentity::read(&self.root, identity::Ipv4Source::for_root(&self.root));
         let (memory, swap) = self.memory.sample();
         NodeInfo {
             hostname: host.hostname,
@@ -85,29 +145,65 @@ impl Collector {
             board_model: self.pi.board_model(&self.root),
             // The workspace's version, which the agent shares with this crate.
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            board_serial: host.board_serial,
+            default_interface: network.default_interface,
+            interfaces: network.interfaces,
         }
     }
 
-    /// One sample, stamped with the current time.
+    /// Reads the fast vitals (CPU busy share and frequency, load, memory, temperatures,
+    /// under-voltage) once;
+    /// call every `sample_every` (1 s). The next [`sample`](Collector::sample) reports their
+    /// mean, min and max since the sample before. A tick within half a second of the last
+    /// one is skipped.
+    pub fn tick(&mut self) {
+        self.tick_at(Instant::now());
+    }
+
+    fn tick_at(&mut self, now: Instant) {
+        if self
+            .last_tick
+            .is_some_and(|last| now.duration_since(last) < MIN_TICK_GAP)
+        {
+            return;
+        }
+        self.last_tick = Some(now);
+        self.power.poll(&self.root, now);
+        let (memory, swap) = self.memory.sample();
+        self.peaks.add(Reading {
+            cpu: self.cpu.sample(&self.root),
+            load: self.system.load(&self.root),
+            memory,
+            swap,
+            temperatures: self.temperatures.sample(&self.root),
+        });
+    }
+
+    /// One sample, stamped with the current time: the fast vitals as mean, min and max of the
+    /// ticks since the last sample (this one reads them once more), the rest as they are now.
     pub fn sample(&mut self) -> VitalsPayload {
+        self.tick();
         let timestamp_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| {
                 i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
             });
-        let (memory, swap) = self.memory.sample();
+        let fast = self.peaks.take();
         VitalsPayload {
             timestamp_ms,
-            cpu: self.cpu.sample(&self.root),
-            load: self.system.load(&self.root),
-            memory,
-            swap,
-            disks: self.disks.sample(),
+            cpu: fast.cpu,
+            load: fast.load,
+            memory: fast.memory,
+            swap: fast.swap,
+            disks: self.disks.sample(&self.root),
             networks: self.networks.sample(&self.root),
-            temperatures: self.temperatures.sample(&self.root),
+            disk_io: self.diskio.sample(&self.root),
+            temperatures: fast.temperatures,
             uptime_seconds: self.system.uptime(&self.root),
             process_count: self.system.process_count(&self.root),
             throttling: self.pi.throttling(&self.root),
+            power: self.power.power(&self.root),
+            storage_health: self.storage_health.sample(&self.root),
         }
     }
 }
@@ -146,13 +242,17 @@ mod tests {
             Some(LoadAverage {
                 one: 0.52,
                 five: 0.58,
-                fifteen: 0.59
+                fifteen: 0.59,
+                one_min: Some(0.52),
+                one_max: Some(0.52),
             })
         );
         assert_eq!(sample.throttling, Some(Throttling { raw: 0x50005 }));
         let zone = TemperatureVitals {
             sensor: "cpu-thermal".to_owned(),
-            celsius: 48.312,
+            celsius: 48.31,
+            celsius_min: Some(48.312),
+            celsius_max: Some(48.312),
         };
         assert_eq!(sample.temperatures.first(), Some(&zone));
         let info = collector.node_info();
@@ -161,6 +261,48 @@ mod tests {
             Some("Raspberry Pi 4 Model B Rev 1.4")
         );
         assert_eq!(info.agent_version, env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn ticks_between_samples_give_the_interval_mean_min_and_max() {
+        let tree = Tree::pi4();
+        let mut collector = Collector::new(tree.root());
+        let start = Instant::now();
+        let loads = [0.5, 4.0, 1.5];
+        let zones = [45_000, 71_500, 50_000];
+        for (i, (load, zone)) in loads.iter().zip(zones).enumerate() {
+            tree.write("proc/loadavg", format!("{load} 0.58 0.59 1/123 4567\n"));
+            tree.write("sys/class/thermal/thermal_zone0/temp", format!("{zone}\n"));
+            collector.tick_at(start + Duration::from_secs(i as u64));
+        }
+        // A tick a moment after the last is the same reading: skipped.
+        tree.write("proc/loadavg", "99 0.58 0.59 1/123 4567\n");
+        collector.tick_at(start + Duration::from_millis(2100));
+        collector.last_tick = None;
+        tree.write("proc/loadavg", "2.0 0.58 0.59 1/123 4567\n");
+        tree.write("sys/class/thermal/thermal_zone0/temp", "48000\n");
+        let sample = collector.sample();
+        let load = sample.load.unwrap();
+        assert_eq!(load.one, 2.0, "(0.5 + 4 + 1.5 + 2) / 4");
+        assert_eq!((load.one_min, load.one_max), (Some(0.5), Some(4.0)));
+        let zone = &sample.temperatures[0];
+        assert_eq!(zone.sensor, "cpu-thermal");
+        assert_eq!(
+            (zone.celsius_min, zone.celsius_max),
+            (Some(45.0), Some(71.5))
+        );
+        assert_eq!(zone.celsius, 53.63, "(45 + 71.5 + 50 + 48) / 4");
+        let cpu = sample.cpu.unwrap();
+        assert!(cpu.usage_percent_min <= Some(cpu.usage_percent));
+        assert!(cpu.usage_percent_max >= Some(cpu.usage_percent));
+
+        collector.last_tick = None;
+        let next = collector.sample();
+        assert_eq!(
+            next.load.unwrap().one_max,
+            Some(2.0),
+            "each interval starts afresh"
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ impl MemoryCollector {
             total_bytes: system.total_memory(),
             available_bytes: system.available_memory(),
             used_bytes: system.used_memory(),
+            ..Default::default()
         };
         let swap = SwapVitals {
             total_bytes: system.total_swap(),

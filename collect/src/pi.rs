@@ -1,15 +1,17 @@
 //! Raspberry Pi specifics: the board model from the device tree and the firmware's throttling
-//! word. Both are absent on other hosts, which is not worth a warning.
+//! word. Both are absent on other hosts, which is not worth a warning. The power supply and
+//! fan over an interval are in [`power`](super::power), which shares the file readers here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pivitals_common::Throttling;
 
 use super::files::{ReadError, numbered_entries, read_parsed, read_trimmed};
 use super::warn_once::WarnOnce;
 
-/// Written by the Raspberry Pi firmware driver as hex, with or without `0x`.
-const GET_THROTTLED: &str = "sys/devices/platform/soc/soc:firmware/get_throttled";
+/// Written by the Raspberry Pi firmware driver as hex, with or without `0x`. Removed from
+/// Raspberry Pi kernels in March 2025 (raspberrypi/linux pull request 6697, 6.12 kernels).
+pub(crate) const GET_THROTTLED: &str = "sys/devices/platform/soc/soc:firmware/get_throttled";
 
 /// The board model, e.g. `Raspberry Pi 4 Model B Rev 1.4`, from `ROOT/proc/device-tree/model`
 /// (a NUL-terminated string); None when the host has no device tree model.
@@ -39,7 +41,7 @@ pub(crate) fn read_throttling(root: &Path) -> Result<Option<Throttling>, ReadErr
 }
 
 /// `0x50005`, `0X50005` or `50005` → 0x50005.
-fn parse_throttled(content: &str) -> Option<u32> {
+pub(crate) fn parse_throttled(content: &str) -> Option<u32> {
     let hex = content
         .strip_prefix("0x")
         .or_else(|| content.strip_prefix("0X"))
@@ -49,6 +51,27 @@ fn parse_throttled(content: &str) -> Option<u32> {
 
 /// `in0_lcrit_alarm` of the hwmon named `rpi_volt`, as a throttling word.
 fn read_rpi_volt_alarm(root: &Path) -> Result<Option<Throttling>, ReadError> {
+    let Some(hwmon) = find_hwmon(root, "rpi_volt")? else {
+        return Ok(None);
+    };
+    let alarm = read_parsed(&hwmon.join("in0_lcrit_alarm"), parse_alarm)?;
+    Ok(Some(Throttling {
+        raw: if alarm { 0x1 } else { 0 },
+    }))
+}
+
+/// An hwmon alarm file: `0` or `1`.
+pub(crate) fn parse_alarm(content: &str) -> Option<bool> {
+    match content {
+        "0" => Some(false),
+        "1" => Some(true),
+        _ => None,
+    }
+}
+
+/// The first `ROOT/sys/class/hwmon/hwmonN` whose `name` file reads `name`; None without one.
+/// The numbers change between boots, so hwmons are found by name, never by number.
+pub(crate) fn find_hwmon(root: &Path, name: &str) -> Result<Option<PathBuf>, ReadError> {
     let class = root.join("sys/class/hwmon");
     let hwmons = match numbered_entries(&class, "hwmon") {
         Ok(hwmons) => hwmons,
@@ -60,19 +83,10 @@ fn read_rpi_volt_alarm(root: &Path) -> Result<Option<Throttling>, ReadError> {
             });
         }
     };
-    for (_, hwmon) in hwmons {
-        if read_trimmed(&hwmon.join("name")).is_ok_and(|name| name == "rpi_volt") {
-            let alarm = read_parsed(&hwmon.join("in0_lcrit_alarm"), |c| match c {
-                "0" => Some(false),
-                "1" => Some(true),
-                _ => None,
-            })?;
-            return Ok(Some(Throttling {
-                raw: if alarm { 0x1 } else { 0 },
-            }));
-        }
-    }
-    Ok(None)
+    Ok(hwmons
+        .into_iter()
+        .map(|(_, hwmon)| hwmon)
+        .find(|hwmon| read_trimmed(&hwmon.join("name")).is_ok_and(|found| found == name)))
 }
 
 /// The Pi families, each warning once when its file exists but cannot be read.
@@ -129,6 +143,7 @@ mod tests {
     fn without_get_throttled_the_rpi_volt_alarm_tells_under_voltage() {
         let tree = Tree::pi4();
         tree.remove(GET_THROTTLED);
+        tree.write("sys/class/hwmon/hwmon1/in0_lcrit_alarm", "0\n");
         let quiet = read_throttling(tree.root()).expect("fixture hwmon");
         assert_eq!(quiet, Some(Throttling { raw: 0 }));
         tree.write("sys/class/hwmon/hwmon1/in0_lcrit_alarm", "1\n");

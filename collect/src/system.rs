@@ -26,6 +26,7 @@ pub(crate) fn read_loadavg(root: &Path) -> Result<LoadAverage, ReadError> {
             one: fields.next()??,
             five: fields.next()??,
             fifteen: fields.next()??,
+            ..Default::default()
         })
     })
 }
@@ -90,7 +91,8 @@ mod tests {
             LoadAverage {
                 one: 0.52,
                 five: 0.58,
-                fifteen: 0.59
+                fifteen: 0.59,
+                ..Default::default()
             }
         );
         // proc/1, proc/2 and proc/4321; not self, sys, cpuinfo or uptime.

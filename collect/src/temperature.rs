@@ -40,7 +40,11 @@ pub(crate) fn read_thermal_zones(root: &Path) -> Result<Vec<TemperatureVitals>, 
             .ok()
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| format!("thermal_zone{number}"));
-        temperatures.push(TemperatureVitals { sensor, celsius });
+        temperatures.push(TemperatureVitals {
+            sensor,
+            celsius,
+            ..Default::default()
+        });
     }
     Ok(temperatures)
 }
@@ -118,6 +122,7 @@ impl TemperatureCollector {
                     Some(TemperatureVitals {
                         sensor: c.label().trim().to_owned(),
                         celsius: f64::from(c.temperature()?),
+                        ..Default::default()
                     })
                 })
                 .filter(|t| !t.sensor.is_empty());
@@ -140,6 +145,7 @@ mod tests {
         TemperatureVitals {
             sensor: sensor.to_owned(),
             celsius,
+            ..Default::default()
         }
     }
 

@@ -20,6 +20,7 @@ pub use backoff::{Backoff, MAX_RETRY_AFTER, Retries};
 pub use registration::{Goodbye, PushReply, RegisterReply, RegisterRequest, VitalsPush};
 pub use secret::Secret;
 pub use vitals::{
-    CpuVitals, DiskVitals, Labels, LoadAverage, MemoryVitals, NetVitals, NodeInfo, SwapVitals,
+    CpuVitals, DiskIoRates, DiskIoVitals, DiskVitals, InterfaceInfo, Labels, LoadAverage,
+    MemoryVitals, NetRates, NetVitals, NodeInfo, PowerVitals, StorageHealthVitals, SwapVitals,
     TemperatureVitals, Throttling, VitalsPayload,
 };

@@ -50,7 +50,11 @@ pub const SCHEMA: &[MeasurementSchema] = &[
         tags: &[],
         fields: &[
             ("usage_percent", Float),
+            ("usage_percent_min", Float),
+            ("usage_percent_max", Float),
             ("frequency_mhz", Integer),
+            ("frequency_mhz_min", Integer),
+            ("frequency_mhz_max", Integer),
             ("cores", Integer),
         ],
     },
@@ -61,7 +65,11 @@ pub const SCHEMA: &[MeasurementSchema] = &[
             ("total_bytes", Integer),
             ("available_bytes", Integer),
             ("used_bytes", Integer),
+            ("used_bytes_min", Integer),
+            ("used_bytes_max", Integer),
             ("used_percent", Float),
+            ("used_percent_min", Float),
+            ("used_percent_max", Float),
         ],
     },
     MeasurementSchema {
@@ -80,7 +88,28 @@ pub const SCHEMA: &[MeasurementSchema] = &[
             ("total_bytes", Integer),
             ("used_bytes", Integer),
             ("free_bytes", Integer),
+            ("available_bytes", Integer),
             ("used_percent", Float),
+            ("inodes_total", Integer),
+            ("inodes_used", Integer),
+            ("inodes_free", Integer),
+            ("inodes_used_percent", Float),
+        ],
+    },
+    MeasurementSchema {
+        name: "diskio",
+        tags: &["device"],
+        fields: &[
+            ("reads", Integer),
+            ("writes", Integer),
+            ("read_bytes", Integer),
+            ("written_bytes", Integer),
+            ("io_time_ms", Integer),
+            ("reads_per_second", Float),
+            ("writes_per_second", Float),
+            ("read_bytes_per_second", Float),
+            ("write_bytes_per_second", Float),
+            ("busy_percent", Float),
         ],
     },
     MeasurementSchema {
@@ -91,18 +120,36 @@ pub const SCHEMA: &[MeasurementSchema] = &[
             ("tx_bytes", Integer),
             ("rx_errors", Integer),
             ("tx_errors", Integer),
+            ("rx_packets", Integer),
+            ("tx_packets", Integer),
+            ("rx_dropped", Integer),
+            ("tx_dropped", Integer),
+            ("rx_bytes_per_second", Float),
+            ("tx_bytes_per_second", Float),
+            ("rx_packets_per_second", Float),
+            ("tx_packets_per_second", Float),
+            ("rx_errors_per_second", Float),
+            ("tx_errors_per_second", Float),
+            ("rx_dropped_per_second", Float),
+            ("tx_dropped_per_second", Float),
         ],
     },
     MeasurementSchema {
         name: "temperature",
         tags: &["sensor"],
-        fields: &[("celsius", Float)],
+        fields: &[
+            ("celsius", Float),
+            ("celsius_min", Float),
+            ("celsius_max", Float),
+        ],
     },
     MeasurementSchema {
         name: "system",
         tags: &[],
         fields: &[
             ("load1", Float),
+            ("load1_min", Float),
+            ("load1_max", Float),
             ("load5", Float),
             ("load15", Float),
             ("uptime_seconds", Integer),
@@ -112,6 +159,33 @@ pub const SCHEMA: &[MeasurementSchema] = &[
             ("frequency_capped", Integer),
             ("throttled", Integer),
             ("soft_temp_limit", Integer),
+        ],
+    },
+    MeasurementSchema {
+        name: "power",
+        tags: &[],
+        fields: &[
+            ("under_voltage", Integer),
+            ("under_voltage_seconds", Integer),
+            ("under_voltage_events", Integer),
+            ("under_voltage_since_boot", Integer),
+            ("frequency_capped_since_boot", Integer),
+            ("throttled_since_boot", Integer),
+            ("soft_temp_limit_since_boot", Integer),
+            ("fan_rpm", Integer),
+            ("fan_pwm", Integer),
+        ],
+    },
+    MeasurementSchema {
+        name: "storage_health",
+        tags: &["device"],
+        fields: &[
+            ("emmc_life_time_a", Integer),
+            ("emmc_life_time_b", Integer),
+            ("emmc_pre_eol", Integer),
+            ("nvme_percentage_used", Integer),
+            ("nvme_available_spare", Integer),
+            ("nvme_media_errors", Integer),
         ],
     },
     MeasurementSchema {
@@ -192,12 +266,17 @@ pub fn encode_sample(
             &[],
             &[
                 ("usage_percent", Some(Value::Float(cpu.usage_percent))),
+                ("usage_percent_min", cpu.usage_percent_min.map(Value::Float)),
+                ("usage_percent_max", cpu.usage_percent_max.map(Value::Float)),
                 ("frequency_mhz", cpu.frequency_mhz.map(int)),
+                ("frequency_mhz_min", cpu.frequency_mhz_min.map(int)),
+                ("frequency_mhz_max", cpu.frequency_mhz_max.map(int)),
                 ("cores", (cpu.cores > 0).then(|| int(cpu.cores.into()))),
             ],
         );
     }
     if let Some(mem) = &sample.memory {
+        let share = |used: Option<u64>| percent(used?, mem.total_bytes);
         lines.point(
             "mem",
             &[],
@@ -205,7 +284,11 @@ pub fn encode_sample(
                 ("total_bytes", Some(int(mem.total_bytes))),
                 ("available_bytes", Some(int(mem.available_bytes))),
                 ("used_bytes", Some(int(mem.used_bytes))),
-                ("used_percent", percent(mem.used_bytes, mem.total_bytes)),
+                ("used_bytes_min", mem.used_bytes_min.map(int)),
+                ("used_bytes_max", mem.used_bytes_max.map(int)),
+                ("used_percent", share(Some(mem.used_bytes))),
+                ("used_percent_min", share(mem.used_bytes_min)),
+                ("used_percent_max", share(mem.used_bytes_max)),
             ],
         );
     }
@@ -226,6 +309,9 @@ pub fn encode_sample(
         };
         let device = clean_tag_value(&disk.device);
         let fstype = clean_tag_value(&disk.fs_type);
+        let free = disk
+            .free_bytes
+            .unwrap_or_else(|| disk.total_bytes.saturating_sub(disk.used_bytes));
         lines.point(
             "disk",
             &[
@@ -236,11 +322,50 @@ pub fn encode_sample(
             &[
                 ("total_bytes", Some(int(disk.total_bytes))),
                 ("used_bytes", Some(int(disk.used_bytes))),
+                ("free_bytes", Some(int(free))),
+                ("available_bytes", disk.available_bytes.map(int)),
+                ("used_percent", disk.used_percent().map(Value::Float)),
+                ("inodes_total", disk.inodes_total.map(int)),
+                ("inodes_used", disk.inodes_used().map(int)),
+                ("inodes_free", disk.inodes_free.map(int)),
                 (
-                    "free_bytes",
-                    Some(int(disk.total_bytes.saturating_sub(disk.used_bytes))),
+                    "inodes_used_percent",
+                    disk.inodes_used_percent().map(Value::Float),
                 ),
-                ("used_percent", percent(disk.used_bytes, disk.total_bytes)),
+            ],
+        );
+    }
+    for io in &sample.disk_io {
+        let Some(device) = clean_tag_value(&io.device) else {
+            continue;
+        };
+        let rates = io.rates.as_ref();
+        lines.point(
+            "diskio",
+            &[("device", Some(device.as_str()))],
+            &[
+                ("reads", Some(int(io.reads))),
+                ("writes", Some(int(io.writes))),
+                ("read_bytes", Some(int(io.read_bytes))),
+                ("written_bytes", Some(int(io.written_bytes))),
+                ("io_time_ms", Some(int(io.io_time_ms))),
+                (
+                    "reads_per_second",
+                    rates.map(|r| Value::Float(r.reads_per_second)),
+                ),
+                (
+                    "writes_per_second",
+                    rates.map(|r| Value::Float(r.writes_per_second)),
+                ),
+                (
+                    "read_bytes_per_second",
+                    rates.map(|r| Value::Float(r.read_bytes_per_second)),
+                ),
+                (
+                    "write_bytes_per_second",
+                    rates.map(|r| Value::Float(r.write_bytes_per_second)),
+                ),
+                ("busy_percent", rates.map(|r| Value::Float(r.busy_percent))),
             ],
         );
     }
@@ -248,6 +373,8 @@ pub fn encode_sample(
         let Some(interface) = clean_tag_value(&net.interface) else {
             continue;
         };
+        let rates = net.rates.as_ref();
+        let rate = |f: fn(&crate::vitals::NetRates) -> f64| rates.map(|r| Value::Float(f(r)));
         lines.point(
             "net",
             &[("interface", Some(interface.as_str()))],
@@ -256,6 +383,18 @@ pub fn encode_sample(
                 ("tx_bytes", Some(int(net.tx_bytes))),
                 ("rx_errors", Some(int(net.rx_errors))),
                 ("tx_errors", Some(int(net.tx_errors))),
+                ("rx_packets", Some(int(net.rx_packets))),
+                ("tx_packets", Some(int(net.tx_packets))),
+                ("rx_dropped", Some(int(net.rx_dropped))),
+                ("tx_dropped", Some(int(net.tx_dropped))),
+                ("rx_bytes_per_second", rate(|r| r.rx_bytes_per_second)),
+                ("tx_bytes_per_second", rate(|r| r.tx_bytes_per_second)),
+                ("rx_packets_per_second", rate(|r| r.rx_packets_per_second)),
+                ("tx_packets_per_second", rate(|r| r.tx_packets_per_second)),
+                ("rx_errors_per_second", rate(|r| r.rx_errors_per_second)),
+                ("tx_errors_per_second", rate(|r| r.tx_errors_per_second)),
+                ("rx_dropped_per_second", rate(|r| r.rx_dropped_per_second)),
+                ("tx_dropped_per_second", rate(|r| r.tx_dropped_per_second)),
             ],
         );
     }
@@ -266,7 +405,11 @@ pub fn encode_sample(
         lines.point(
             "temperature",
             &[("sensor", Some(sensor.as_str()))],
-            &[("celsius", Some(Value::Float(temp.celsius)))],
+            &[
+                ("celsius", Some(Value::Float(temp.celsius))),
+                ("celsius_min", temp.celsius_min.map(Value::Float)),
+                ("celsius_max", temp.celsius_max.map(Value::Float)),
+            ],
         );
     }
     let load = sample.load.as_ref();
@@ -276,6 +419,8 @@ pub fn encode_sample(
         &[],
         &[
             ("load1", load.map(|l| Value::Float(l.one))),
+            ("load1_min", load.and_then(|l| l.one_min).map(Value::Float)),
+            ("load1_max", load.and_then(|l| l.one_max).map(Value::Float)),
             ("load5", load.map(|l| Value::Float(l.five))),
             ("load15", load.map(|l| Value::Float(l.fifteen))),
             ("uptime_seconds", sample.uptime_seconds.map(int)),
@@ -296,6 +441,52 @@ pub fn encode_sample(
             ),
         ],
     );
+    if let Some(power) = &sample.power {
+        lines.point(
+            "power",
+            &[],
+            &[
+                ("under_voltage", power.under_voltage_now.map(flag)),
+                (
+                    "under_voltage_seconds",
+                    power.under_voltage_seconds.map(int),
+                ),
+                ("under_voltage_events", power.under_voltage_events.map(int)),
+                (
+                    "under_voltage_since_boot",
+                    power.under_voltage_since_boot.map(flag),
+                ),
+                (
+                    "frequency_capped_since_boot",
+                    power.frequency_capped_since_boot.map(flag),
+                ),
+                ("throttled_since_boot", power.throttled_since_boot.map(flag)),
+                (
+                    "soft_temp_limit_since_boot",
+                    power.soft_temp_limit_since_boot.map(flag),
+                ),
+                ("fan_rpm", power.fan_rpm.map(int)),
+                ("fan_pwm", power.fan_pwm.map(int)),
+            ],
+        );
+    }
+    for health in &sample.storage_health {
+        let Some(device) = clean_tag_value(&health.device) else {
+            continue;
+        };
+        lines.point(
+            "storage_health",
+            &[("device", Some(device.as_str()))],
+            &[
+                ("emmc_life_time_a", health.emmc_life_time_a.map(int)),
+                ("emmc_life_time_b", health.emmc_life_time_b.map(int)),
+                ("emmc_pre_eol", health.emmc_pre_eol.map(int)),
+                ("nvme_percentage_used", health.nvme_percentage_used.map(int)),
+                ("nvme_available_spare", health.nvme_available_spare.map(int)),
+                ("nvme_media_errors", health.nvme_media_errors.map(int)),
+            ],
+        );
+    }
     Ok(lines.points)
 }
 
@@ -420,16 +611,19 @@ mod tests {
                 usage_percent: 12.5,
                 frequency_mhz: Some(1500),
                 cores: 4,
+                ..Default::default()
             }),
             load: Some(LoadAverage {
                 one: 0.5,
                 five: 0.25,
                 fifteen: 1.0,
+                ..Default::default()
             }),
             memory: Some(MemoryVitals {
                 total_bytes: 4000,
                 available_bytes: 3000,
                 used_bytes: 1000,
+                ..Default::default()
             }),
             swap: Some(SwapVitals {
                 total_bytes: 0,
@@ -441,6 +635,7 @@ mod tests {
                 fs_type: "ext4".into(),
                 total_bytes: 200,
                 used_bytes: 50,
+                ..Default::default()
             }],
             networks: vec![NetVitals {
                 interface: "eth0".into(),
@@ -448,14 +643,17 @@ mod tests {
                 tx_bytes: 20,
                 rx_errors: 0,
                 tx_errors: 1,
+                ..Default::default()
             }],
             temperatures: vec![TemperatureVitals {
                 sensor: "cpu thermal,zone=0".into(),
                 celsius: 48.312,
+                ..Default::default()
             }],
             uptime_seconds: Some(3600),
             process_count: Some(123),
             throttling: Some(Throttling { raw: 0x50005 }),
+            ..Default::default()
         }
     }
 
@@ -466,13 +664,137 @@ mod tests {
             "mem,node=pi-01,role=worker,stack=2 total_bytes=4000i,available_bytes=3000i,used_bytes=1000i,used_percent=25 1700000000123000000",
             "swap,node=pi-01,role=worker,stack=2 total_bytes=0i,used_bytes=0i 1700000000123000000",
             r"disk,device=/dev/sda1,fstype=ext4,mount=/mnt/usb\ disk\,a\=b,node=pi-01,role=worker,stack=2 total_bytes=200i,used_bytes=50i,free_bytes=150i,used_percent=25 1700000000123000000",
-            "net,interface=eth0,node=pi-01,role=worker,stack=2 rx_bytes=10i,tx_bytes=20i,rx_errors=0i,tx_errors=1i 1700000000123000000",
+            "net,interface=eth0,node=pi-01,role=worker,stack=2 rx_bytes=10i,tx_bytes=20i,rx_errors=0i,tx_errors=1i,rx_packets=0i,tx_packets=0i,rx_dropped=0i,tx_dropped=0i 1700000000123000000",
             r"temperature,node=pi-01,role=worker,sensor=cpu\ thermal\,zone\=0,stack=2 celsius=48.312 1700000000123000000",
             "system,node=pi-01,role=worker,stack=2 load1=0.5,load5=0.25,load15=1,uptime_seconds=3600i,processes=123i,throttled_flags=327685i,under_voltage=1i,frequency_capped=0i,throttled=1i,soft_temp_limit=0i 1700000000123000000",
             "",
         ]
         .join("\n");
         assert_eq!(encode(&full_sample()), expected);
+    }
+
+    /// What a current agent sends: peaks of the fast samples, `df`'s disk figures, rates, disk
+    /// I/O, Pi power and storage wear.
+    fn sample_with_every_family() -> VitalsPayload {
+        VitalsPayload {
+            timestamp_ms: TS_MS,
+            cpu: Some(CpuVitals {
+                usage_percent: 22.5,
+                usage_percent_min: Some(2.0),
+                usage_percent_max: Some(100.0),
+                frequency_mhz: Some(1200),
+                frequency_mhz_min: Some(600),
+                frequency_mhz_max: Some(1800),
+                cores: 4,
+            }),
+            load: Some(LoadAverage {
+                one: 0.5,
+                five: 0.25,
+                fifteen: 1.0,
+                one_min: Some(0.25),
+                one_max: Some(1.5),
+            }),
+            memory: Some(MemoryVitals {
+                total_bytes: 4000,
+                available_bytes: 3000,
+                used_bytes: 1000,
+                used_bytes_min: Some(800),
+                used_bytes_max: Some(2000),
+            }),
+            // A root filesystem as `df` shows it: 5 % reserved for root, so used / total
+            // (13.8 %) is not what `df` prints.
+            disks: vec![DiskVitals {
+                mount: "/".into(),
+                device: "/dev/mmcblk0p2".into(),
+                fs_type: "ext4".into(),
+                total_bytes: 1000,
+                used_bytes: 138,
+                free_bytes: Some(862),
+                available_bytes: Some(812),
+                inodes_total: Some(64),
+                inodes_free: Some(60),
+            }],
+            disk_io: vec![DiskIoVitals {
+                device: "mmcblk0".into(),
+                reads: 10,
+                writes: 20,
+                read_bytes: 5120,
+                written_bytes: 10240,
+                io_time_ms: 300,
+                rates: Some(DiskIoRates {
+                    reads_per_second: 0.5,
+                    writes_per_second: 1.0,
+                    read_bytes_per_second: 256.0,
+                    write_bytes_per_second: 512.0,
+                    busy_percent: 1.5,
+                }),
+            }],
+            networks: vec![NetVitals {
+                interface: "eth0".into(),
+                rx_bytes: 10,
+                tx_bytes: 20,
+                rx_errors: 0,
+                tx_errors: 1,
+                rx_packets: 3,
+                tx_packets: 4,
+                rx_dropped: 5,
+                tx_dropped: 6,
+                rates: Some(NetRates {
+                    rx_bytes_per_second: 100.0,
+                    tx_bytes_per_second: 200.0,
+                    rx_packets_per_second: 1.0,
+                    tx_packets_per_second: 2.0,
+                    rx_errors_per_second: 0.0,
+                    tx_errors_per_second: 0.25,
+                    rx_dropped_per_second: 0.5,
+                    tx_dropped_per_second: 0.0,
+                }),
+            }],
+            temperatures: vec![TemperatureVitals {
+                sensor: "cpu_thermal".into(),
+                celsius: 50.0,
+                celsius_min: Some(45.5),
+                celsius_max: Some(71.25),
+            }],
+            power: Some(PowerVitals {
+                under_voltage_now: Some(false),
+                under_voltage_seconds: Some(3),
+                under_voltage_events: Some(2),
+                under_voltage_since_boot: Some(true),
+                frequency_capped_since_boot: Some(false),
+                throttled_since_boot: Some(true),
+                soft_temp_limit_since_boot: Some(false),
+                fan_rpm: Some(2950),
+                fan_pwm: Some(120),
+            }),
+            storage_health: vec![StorageHealthVitals {
+                device: "mmcblk0".into(),
+                emmc_life_time_a: Some(2),
+                emmc_life_time_b: Some(1),
+                emmc_pre_eol: Some(1),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn exact_lines_of_a_sample_with_every_family() {
+        let expected = [
+            "cpu,node=pi-01,role=worker,stack=2 usage_percent=22.5,usage_percent_min=2,usage_percent_max=100,frequency_mhz=1200i,frequency_mhz_min=600i,frequency_mhz_max=1800i,cores=4i 1700000000123000000",
+            "mem,node=pi-01,role=worker,stack=2 total_bytes=4000i,available_bytes=3000i,used_bytes=1000i,used_bytes_min=800i,used_bytes_max=2000i,used_percent=25,used_percent_min=20,used_percent_max=50 1700000000123000000",
+            // df: 138 × 100 / (138 + 812) = 14.53 → 15; inodes 4 of 64 = 6.25 → 7.
+            "disk,device=/dev/mmcblk0p2,fstype=ext4,mount=/,node=pi-01,role=worker,stack=2 total_bytes=1000i,used_bytes=138i,free_bytes=862i,available_bytes=812i,used_percent=15,inodes_total=64i,inodes_used=4i,inodes_free=60i,inodes_used_percent=7 1700000000123000000",
+            "diskio,device=mmcblk0,node=pi-01,role=worker,stack=2 reads=10i,writes=20i,read_bytes=5120i,written_bytes=10240i,io_time_ms=300i,reads_per_second=0.5,writes_per_second=1,read_bytes_per_second=256,write_bytes_per_second=512,busy_percent=1.5 1700000000123000000",
+            "net,interface=eth0,node=pi-01,role=worker,stack=2 rx_bytes=10i,tx_bytes=20i,rx_errors=0i,tx_errors=1i,rx_packets=3i,tx_packets=4i,rx_dropped=5i,tx_dropped=6i,rx_bytes_per_second=100,tx_bytes_per_second=200,rx_packets_per_second=1,tx_packets_per_second=2,rx_errors_per_second=0,tx_errors_per_second=0.25,rx_dropped_per_second=0.5,tx_dropped_per_second=0 1700000000123000000",
+            "temperature,node=pi-01,role=worker,sensor=cpu_thermal,stack=2 celsius=50,celsius_min=45.5,celsius_max=71.25 1700000000123000000",
+            "system,node=pi-01,role=worker,stack=2 load1=0.5,load1_min=0.25,load1_max=1.5,load5=0.25,load15=1 1700000000123000000",
+            "power,node=pi-01,role=worker,stack=2 under_voltage=0i,under_voltage_seconds=3i,under_voltage_events=2i,under_voltage_since_boot=1i,frequency_capped_since_boot=0i,throttled_since_boot=1i,soft_temp_limit_since_boot=0i,fan_rpm=2950i,fan_pwm=120i 1700000000123000000",
+            "storage_health,device=mmcblk0,node=pi-01,role=worker,stack=2 emmc_life_time_a=2i,emmc_life_time_b=1i,emmc_pre_eol=1i 1700000000123000000",
+            "",
+        ]
+        .join("\n");
+        assert_eq!(encode(&sample_with_every_family()), expected);
     }
 
     #[test]
@@ -507,6 +829,7 @@ mod tests {
             one: f64::INFINITY,
             five: f64::NEG_INFINITY,
             fifteen: 0.75,
+            ..Default::default()
         });
         sample.temperatures[0].celsius = f64::NAN;
         let text = encode(&sample);
@@ -529,6 +852,7 @@ mod tests {
         sample.temperatures.push(TemperatureVitals {
             sensor: "evil\nmem,node=other used_bytes=1i".into(),
             celsius: 40.0,
+            ..Default::default()
         });
         sample.disks.push(DiskVitals {
             mount: String::new(),

@@ -26,6 +26,10 @@ pub struct RegisterReply {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VitalsPush {
     pub samples: Vec<VitalsPayload>,
+    /// The node's facts, sent when they changed since the agent registered or last sent them
+    /// (a new address after a DHCP renewal, a kernel upgrade); the primary keeps the newest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<NodeInfo>,
 }
 
 /// The reply to a push: the samples are durable on the primary.

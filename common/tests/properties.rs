@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use influxdb_line_protocol::{FieldValue, parse_lines};
 use pivitals_common::line_protocol::{MAX_TAG_VALUE_LEN, encode_sample};
 use pivitals_common::{
-    CpuVitals, DiskVitals, Labels, LoadAverage, MemoryVitals, NetVitals, SwapVitals,
-    TemperatureVitals, Throttling, VitalsPayload, VitalsPush, validate,
+    CpuVitals, DiskIoRates, DiskIoVitals, DiskVitals, Labels, LoadAverage, MemoryVitals, NetRates,
+    NetVitals, PowerVitals, StorageHealthVitals, SwapVitals, TemperatureVitals, Throttling,
+    VitalsPayload, VitalsPush, validate,
 };
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -85,51 +86,164 @@ fn count() -> impl Strategy<Value = u64> {
     ]
 }
 
+fn some_count() -> impl Strategy<Value = Option<u64>> {
+    prop::option::of(count())
+}
+
+fn some_float() -> impl Strategy<Value = Option<f64>> {
+    prop::option::of(float())
+}
+
+fn some_flag() -> impl Strategy<Value = Option<bool>> {
+    prop::option::of(any::<bool>())
+}
+
 fn payload() -> impl Strategy<Value = VitalsPayload> {
-    let cpu = (float(), prop::option::of(count()), any::<u32>()).prop_map(|(u, f, c)| CpuVitals {
-        usage_percent: u,
-        frequency_mhz: f,
-        cores: c,
-    });
-    let load = (float(), float(), float()).prop_map(|(one, five, fifteen)| LoadAverage {
-        one,
-        five,
-        fifteen,
-    });
-    let memory = (count(), count(), count()).prop_map(|(t, a, u)| MemoryVitals {
-        total_bytes: t,
-        available_bytes: a,
-        used_bytes: u,
-    });
+    let cpu = (
+        (float(), some_float(), some_float()),
+        (some_count(), some_count(), some_count()),
+        any::<u32>(),
+    )
+        .prop_map(|((u, umin, umax), (f, fmin, fmax), c)| CpuVitals {
+            usage_percent: u,
+            usage_percent_min: umin,
+            usage_percent_max: umax,
+            frequency_mhz: f,
+            frequency_mhz_min: fmin,
+            frequency_mhz_max: fmax,
+            cores: c,
+        });
+    let load = (float(), float(), float(), some_float(), some_float()).prop_map(
+        |(one, five, fifteen, one_min, one_max)| LoadAverage {
+            one,
+            five,
+            fifteen,
+            one_min,
+            one_max,
+        },
+    );
+    let memory = (count(), count(), count(), some_count(), some_count()).prop_map(
+        |(t, a, u, umin, umax)| MemoryVitals {
+            total_bytes: t,
+            available_bytes: a,
+            used_bytes: u,
+            used_bytes_min: umin,
+            used_bytes_max: umax,
+        },
+    );
     let swap = (count(), count()).prop_map(|(t, u)| SwapVitals {
         total_bytes: t,
         used_bytes: u,
     });
     let disk = (
-        nasty_string(),
-        nasty_string(),
-        nasty_string(),
-        count(),
-        count(),
+        (nasty_string(), nasty_string(), nasty_string()),
+        (count(), count(), some_count(), some_count()),
+        (some_count(), some_count()),
     )
-        .prop_map(|(mount, device, fs_type, t, u)| DiskVitals {
-            mount,
+        .prop_map(
+            |((mount, device, fs_type), (t, u, free, avail), (itotal, ifree))| DiskVitals {
+                mount,
+                device,
+                fs_type,
+                total_bytes: t,
+                used_bytes: u,
+                free_bytes: free,
+                available_bytes: avail,
+                inodes_total: itotal,
+                inodes_free: ifree,
+            },
+        );
+    let disk_io = (
+        nasty_string(),
+        (count(), count(), count(), count(), count()),
+        prop::option::of((float(), float(), float(), float(), float())),
+    )
+        .prop_map(|(device, (r, w, rb, wb, t), rates)| DiskIoVitals {
             device,
-            fs_type,
-            total_bytes: t,
-            used_bytes: u,
+            reads: r,
+            writes: w,
+            read_bytes: rb,
+            written_bytes: wb,
+            io_time_ms: t,
+            rates: rates.map(|(a, b, c, d, e)| DiskIoRates {
+                reads_per_second: a,
+                writes_per_second: b,
+                read_bytes_per_second: c,
+                write_bytes_per_second: d,
+                busy_percent: e,
+            }),
         });
-    let net = (nasty_string(), count(), count(), count(), count()).prop_map(
-        |(interface, rx, tx, rxe, txe)| NetVitals {
-            interface,
-            rx_bytes: rx,
-            tx_bytes: tx,
-            rx_errors: rxe,
-            tx_errors: txe,
+    let net = (
+        nasty_string(),
+        (count(), count(), count(), count()),
+        (count(), count(), count(), count()),
+        prop::option::of(vec(float(), 8)),
+    )
+        .prop_map(
+            |(interface, (rx, tx, rxe, txe), (rxp, txp, rxd, txd), rates)| NetVitals {
+                interface,
+                rx_bytes: rx,
+                tx_bytes: tx,
+                rx_errors: rxe,
+                tx_errors: txe,
+                rx_packets: rxp,
+                tx_packets: txp,
+                rx_dropped: rxd,
+                tx_dropped: txd,
+                rates: rates.map(|r| NetRates {
+                    rx_bytes_per_second: r[0],
+                    tx_bytes_per_second: r[1],
+                    rx_packets_per_second: r[2],
+                    tx_packets_per_second: r[3],
+                    rx_errors_per_second: r[4],
+                    tx_errors_per_second: r[5],
+                    rx_dropped_per_second: r[6],
+                    tx_dropped_per_second: r[7],
+                }),
+            },
+        );
+    let temp = (nasty_string(), float(), some_float(), some_float()).prop_map(
+        |(sensor, celsius, celsius_min, celsius_max)| TemperatureVitals {
+            sensor,
+            celsius,
+            celsius_min,
+            celsius_max,
         },
     );
-    let temp = (nasty_string(), float())
-        .prop_map(|(sensor, celsius)| TemperatureVitals { sensor, celsius });
+    let power = (
+        (some_flag(), some_count(), some_count()),
+        (some_flag(), some_flag(), some_flag(), some_flag()),
+        (some_count(), some_count()),
+    )
+        .prop_map(
+            |((now, secs, events), (uv, cap, thr, soft), (rpm, pwm))| PowerVitals {
+                under_voltage_now: now,
+                under_voltage_seconds: secs,
+                under_voltage_events: events,
+                under_voltage_since_boot: uv,
+                frequency_capped_since_boot: cap,
+                throttled_since_boot: thr,
+                soft_temp_limit_since_boot: soft,
+                fan_rpm: rpm,
+                fan_pwm: pwm,
+            },
+        );
+    let health = (
+        nasty_string(),
+        (some_count(), some_count(), some_count()),
+        (some_count(), some_count(), some_count()),
+    )
+        .prop_map(
+            |(device, (a, b, eol), (used, spare, errors))| StorageHealthVitals {
+                device,
+                emmc_life_time_a: a,
+                emmc_life_time_b: b,
+                emmc_pre_eol: eol,
+                nvme_percentage_used: used,
+                nvme_available_spare: spare,
+                nvme_media_errors: errors,
+            },
+        );
     let families = (
         prop::option::of(cpu),
         prop::option::of(load),
@@ -139,14 +253,23 @@ fn payload() -> impl Strategy<Value = VitalsPayload> {
         vec(net, 0..4),
         vec(temp, 0..4),
     );
+    let pi_families = (
+        vec(disk_io, 0..3),
+        prop::option::of(power),
+        vec(health, 0..3),
+    );
     let rest = (
         -9_223_372_036_854i64..=9_223_372_036_854i64,
         prop::option::of(count()),
         prop::option::of(count()),
         prop::option::of(any::<u32>().prop_map(|raw| Throttling { raw })),
     );
-    (families, rest).prop_map(
-        |((cpu, load, memory, swap, disks, networks, temperatures), (ts, up, procs, thr))| {
+    (families, pi_families, rest).prop_map(
+        |(
+            (cpu, load, memory, swap, disks, networks, temperatures),
+            (disk_io, power, storage_health),
+            (ts, up, procs, thr),
+        )| {
             VitalsPayload {
                 timestamp_ms: ts,
                 cpu,
@@ -159,6 +282,9 @@ fn payload() -> impl Strategy<Value = VitalsPayload> {
                 uptime_seconds: up,
                 process_count: procs,
                 throttling: thr,
+                disk_io,
+                power,
+                storage_health,
             }
         },
     )
@@ -206,6 +332,7 @@ fn model(node: &str, labels: &Labels, s: &VitalsPayload) -> Vec<Point> {
         text.push_str(&"_".repeat(trailing));
         (!text.is_empty()).then_some(text)
     };
+    let flag = |on: bool| Some(Expected::Integer(i64::from(on)));
     let mut points = Vec::new();
     let mut point = |measurement: &str,
                      extra: Vec<(&str, Option<String>)>,
@@ -230,13 +357,18 @@ fn model(node: &str, labels: &Labels, s: &VitalsPayload) -> Vec<Point> {
             fields,
         });
     };
+    let rate = |n: &NetVitals, f: fn(&NetRates) -> f64| n.rates.as_ref().and_then(|r| float(f(r)));
     if let Some(cpu) = &s.cpu {
         point(
             "cpu",
             vec![],
             vec![
                 ("usage_percent", float(cpu.usage_percent)),
+                ("usage_percent_min", cpu.usage_percent_min.and_then(float)),
+                ("usage_percent_max", cpu.usage_percent_max.and_then(float)),
                 ("frequency_mhz", cpu.frequency_mhz.and_then(int)),
+                ("frequency_mhz_min", cpu.frequency_mhz_min.and_then(int)),
+                ("frequency_mhz_max", cpu.frequency_mhz_max.and_then(int)),
                 (
                     "cores",
                     (cpu.cores > 0).then(|| int(cpu.cores.into())).flatten(),
@@ -252,7 +384,17 @@ fn model(node: &str, labels: &Labels, s: &VitalsPayload) -> Vec<Point> {
                 ("total_bytes", int(m.total_bytes)),
                 ("available_bytes", int(m.available_bytes)),
                 ("used_bytes", int(m.used_bytes)),
+                ("used_bytes_min", m.used_bytes_min.and_then(int)),
+                ("used_bytes_max", m.used_bytes_max.and_then(int)),
                 ("used_percent", percent(m.used_bytes, m.total_bytes)),
+                (
+                    "used_percent_min",
+                    m.used_bytes_min.and_then(|u| percent(u, m.total_bytes)),
+                ),
+                (
+                    "used_percent_max",
+                    m.used_bytes_max.and_then(|u| percent(u, m.total_bytes)),
+                ),
             ],
         );
     }
@@ -283,9 +425,69 @@ fn model(node: &str, labels: &Labels, s: &VitalsPayload) -> Vec<Point> {
                 ("used_bytes", int(d.used_bytes)),
                 (
                     "free_bytes",
-                    int(d.total_bytes.saturating_sub(d.used_bytes)),
+                    int(d
+                        .free_bytes
+                        .unwrap_or(d.total_bytes.saturating_sub(d.used_bytes))),
                 ),
-                ("used_percent", percent(d.used_bytes, d.total_bytes)),
+                ("available_bytes", d.available_bytes.and_then(int)),
+                (
+                    "used_percent",
+                    match d.available_bytes {
+                        Some(avail) => {
+                            df_percent(d.used_bytes, d.used_bytes as u128 + avail as u128)
+                        }
+                        None => percent(d.used_bytes, d.total_bytes),
+                    },
+                ),
+                ("inodes_total", d.inodes_total.and_then(int)),
+                (
+                    "inodes_used",
+                    d.inodes_total
+                        .zip(d.inodes_free)
+                        .and_then(|(t, f)| int(t.saturating_sub(f))),
+                ),
+                ("inodes_free", d.inodes_free.and_then(int)),
+                (
+                    "inodes_used_percent",
+                    d.inodes_total
+                        .zip(d.inodes_free)
+                        .filter(|(t, _)| *t > 0)
+                        .and_then(|(t, f)| df_percent(t.saturating_sub(f), t as u128)),
+                ),
+            ],
+        );
+    }
+    for io in &s.disk_io {
+        let Some(device) = clean(&io.device) else {
+            continue;
+        };
+        let r = io.rates.as_ref();
+        point(
+            "diskio",
+            vec![("device", Some(device))],
+            vec![
+                ("reads", int(io.reads)),
+                ("writes", int(io.writes)),
+                ("read_bytes", int(io.read_bytes)),
+                ("written_bytes", int(io.written_bytes)),
+                ("io_time_ms", int(io.io_time_ms)),
+                (
+                    "reads_per_second",
+                    r.and_then(|r| float(r.reads_per_second)),
+                ),
+                (
+                    "writes_per_second",
+                    r.and_then(|r| float(r.writes_per_second)),
+                ),
+                (
+                    "read_bytes_per_second",
+                    r.and_then(|r| float(r.read_bytes_per_second)),
+                ),
+                (
+                    "write_bytes_per_second",
+                    r.and_then(|r| float(r.write_bytes_per_second)),
+                ),
+                ("busy_percent", r.and_then(|r| float(r.busy_percent))),
             ],
         );
     }
@@ -301,6 +503,30 @@ fn model(node: &str, labels: &Labels, s: &VitalsPayload) -> Vec<Point> {
                 ("tx_bytes", int(n.tx_bytes)),
                 ("rx_errors", int(n.rx_errors)),
                 ("tx_errors", int(n.tx_errors)),
+                ("rx_packets", int(n.rx_packets)),
+                ("tx_packets", int(n.tx_packets)),
+                ("rx_dropped", int(n.rx_dropped)),
+                ("tx_dropped", int(n.tx_dropped)),
+                ("rx_bytes_per_second", rate(n, |r| r.rx_bytes_per_second)),
+                ("tx_bytes_per_second", rate(n, |r| r.tx_bytes_per_second)),
+                (
+                    "rx_packets_per_second",
+                    rate(n, |r| r.rx_packets_per_second),
+                ),
+                (
+                    "tx_packets_per_second",
+                    rate(n, |r| r.tx_packets_per_second),
+                ),
+                ("rx_errors_per_second", rate(n, |r| r.rx_errors_per_second)),
+                ("tx_errors_per_second", rate(n, |r| r.tx_errors_per_second)),
+                (
+                    "rx_dropped_per_second",
+                    rate(n, |r| r.rx_dropped_per_second),
+                ),
+                (
+                    "tx_dropped_per_second",
+                    rate(n, |r| r.tx_dropped_per_second),
+                ),
             ],
         );
     }
@@ -311,10 +537,13 @@ fn model(node: &str, labels: &Labels, s: &VitalsPayload) -> Vec<Point> {
         point(
             "temperature",
             vec![("sensor", Some(sensor))],
-            vec![("celsius", float(t.celsius))],
+            vec![
+                ("celsius", float(t.celsius)),
+                ("celsius_min", t.celsius_min.and_then(float)),
+                ("celsius_max", t.celsius_max.and_then(float)),
+            ],
         );
     }
-    let flag = |on: bool| Some(Expected::Integer(i64::from(on)));
     let load = s.load.as_ref();
     let thr = s.throttling;
     point(
@@ -322,6 +551,8 @@ fn model(node: &str, labels: &Labels, s: &VitalsPayload) -> Vec<Point> {
         vec![],
         vec![
             ("load1", load.and_then(|l| float(l.one))),
+            ("load1_min", load.and_then(|l| l.one_min).and_then(float)),
+            ("load1_max", load.and_then(|l| l.one_max).and_then(float)),
             ("load5", load.and_then(|l| float(l.five))),
             ("load15", load.and_then(|l| float(l.fifteen))),
             ("uptime_seconds", s.uptime_seconds.and_then(int)),
@@ -342,7 +573,69 @@ fn model(node: &str, labels: &Labels, s: &VitalsPayload) -> Vec<Point> {
             ),
         ],
     );
+    if let Some(p) = &s.power {
+        point(
+            "power",
+            vec![],
+            vec![
+                ("under_voltage", p.under_voltage_now.and_then(flag)),
+                (
+                    "under_voltage_seconds",
+                    p.under_voltage_seconds.and_then(int),
+                ),
+                ("under_voltage_events", p.under_voltage_events.and_then(int)),
+                (
+                    "under_voltage_since_boot",
+                    p.under_voltage_since_boot.and_then(flag),
+                ),
+                (
+                    "frequency_capped_since_boot",
+                    p.frequency_capped_since_boot.and_then(flag),
+                ),
+                (
+                    "throttled_since_boot",
+                    p.throttled_since_boot.and_then(flag),
+                ),
+                (
+                    "soft_temp_limit_since_boot",
+                    p.soft_temp_limit_since_boot.and_then(flag),
+                ),
+                ("fan_rpm", p.fan_rpm.and_then(int)),
+                ("fan_pwm", p.fan_pwm.and_then(int)),
+            ],
+        );
+    }
+    for h in &s.storage_health {
+        let Some(device) = clean(&h.device) else {
+            continue;
+        };
+        point(
+            "storage_health",
+            vec![("device", Some(device))],
+            vec![
+                ("emmc_life_time_a", h.emmc_life_time_a.and_then(int)),
+                ("emmc_life_time_b", h.emmc_life_time_b.and_then(int)),
+                ("emmc_pre_eol", h.emmc_pre_eol.and_then(int)),
+                ("nvme_percentage_used", h.nvme_percentage_used.and_then(int)),
+                ("nvme_available_spare", h.nvme_available_spare.and_then(int)),
+                ("nvme_media_errors", h.nvme_media_errors.and_then(int)),
+            ],
+        );
+    }
     points
+}
+
+/// `df`'s percentage: `part` of `whole`, rounded up to a whole number.
+fn df_percent(part: u64, whole: u128) -> Option<Expected> {
+    if whole == 0 {
+        return None;
+    }
+    let scaled = u128::from(part) * 100;
+    let mut value = scaled / whole;
+    if scaled % whole != 0 {
+        value += 1;
+    }
+    Some(Expected::Float((value as f64).to_bits()))
 }
 
 proptest! {
@@ -410,7 +703,7 @@ proptest! {
         sample in payload(),
         edits in vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..8),
     ) {
-        let mut bytes = serde_json::to_vec(&VitalsPush { samples: vec![sample] }).unwrap();
+        let mut bytes = serde_json::to_vec(&VitalsPush { samples: vec![sample], ..Default::default() }).unwrap();
         for (at, byte, kind) in edits {
             let i = at.index(bytes.len() + 1);
             match kind {

@@ -44,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         base.temperatures.push(TemperatureVitals {
             sensor: "cpu-thermal".to_owned(),
             celsius: 45.0,
+            ..Default::default()
         });
     }
     let labels: Vec<Labels> = (0..args.nodes)

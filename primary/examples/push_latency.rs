@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
                     sample.timestamp_ms += 1;
                     let body = VitalsPush {
                         samples: vec![sample.clone()],
+                        ..Default::default()
                     };
                     let sent = Instant::now();
                     let response = http

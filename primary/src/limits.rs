@@ -1,5 +1,5 @@
-//! Abuse limits that are not plain validation: the per-node push rate (a token bucket) and the
-//! caps on what one sample may list.
+//! Abuse limits that are not plain validation: the per-node push rate (a token bucket), the
+//! caps on what one sample may list, and on the size of a node's info ([`over_info_cap`]).
 //!
 //! Each node has a bucket of `push_burst` tokens; a push takes one, and one comes back every
 //! `push_refill`. Requests are counted, not samples, so an agent catching up (500 samples per
@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use pivitals_common::VitalsPayload;
+use pivitals_common::{NodeInfo, VitalsPayload};
 
 use serde::Deserialize;
 
@@ -110,6 +110,77 @@ pub fn over_cap(limits: &LimitsConfig, sample: &VitalsPayload) -> Option<String>
     .map(|(what, len, cap)| format!("{what}: at most {cap} per sample, got {len}"))
 }
 
+/// The longest string of a node's info, in bytes: a hostname, an OS name, an address.
+pub const MAX_INFO_STRING_BYTES: usize = 256;
+
+/// The most IPv4 (and, apart, IPv6) addresses one interface of a node's info may list.
+pub const MAX_ADDRESSES_PER_INTERFACE: usize = 16;
+
+/// The first part of a node's `info` (sent at registration or with a push) that is too large,
+/// as a message naming the field (`info.interfaces[1].ipv6`); the interfaces are capped by
+/// `max_interfaces`, like a sample's.
+pub fn over_info_cap(limits: &LimitsConfig, info: &NodeInfo) -> Option<String> {
+    let too_long = |field: &str, value: &str| {
+        (value.len() > MAX_INFO_STRING_BYTES).then(|| {
+            format!(
+                "info.{field}: at most {MAX_INFO_STRING_BYTES} bytes, got {}",
+                value.len()
+            )
+        })
+    };
+    let strings = [
+        ("hostname", Some(&info.hostname)),
+        ("os", Some(&info.os)),
+        ("os_version", Some(&info.os_version)),
+        ("kernel", Some(&info.kernel)),
+        ("arch", Some(&info.arch)),
+        ("cpu_model", Some(&info.cpu_model)),
+        ("board_model", info.board_model.as_ref()),
+        ("agent_version", Some(&info.agent_version)),
+        ("board_serial", info.board_serial.as_ref()),
+        ("default_interface", info.default_interface.as_ref()),
+    ];
+    if let Some(message) = strings
+        .into_iter()
+        .find_map(|(field, value)| too_long(field, value?))
+    {
+        return Some(message);
+    }
+    let cap = limits.max_interfaces;
+    if info.interfaces.len() > cap {
+        return Some(format!(
+            "info.interfaces: at most {cap}, got {}",
+            info.interfaces.len()
+        ));
+    }
+    for (i, interface) in info.interfaces.iter().enumerate() {
+        let field = |name: &str| format!("interfaces[{i}].{name}");
+        let scalars = [
+            ("name", Some(&interface.name)),
+            ("mac", interface.mac.as_ref()),
+        ];
+        if let Some(message) = scalars
+            .into_iter()
+            .find_map(|(name, value)| too_long(&field(name), value?))
+        {
+            return Some(message);
+        }
+        for (name, addresses) in [("ipv4", &interface.ipv4), ("ipv6", &interface.ipv6)] {
+            if addresses.len() > MAX_ADDRESSES_PER_INTERFACE {
+                return Some(format!(
+                    "info.{}: at most {MAX_ADDRESSES_PER_INTERFACE} addresses per interface, got {}",
+                    field(name),
+                    addresses.len()
+                ));
+            }
+            if let Some(message) = addresses.iter().find_map(|a| too_long(&field(name), a)) {
+                return Some(message);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +219,44 @@ mod tests {
         sample.disks = vec![Default::default(); 2];
         let message = over_cap(&limits, &sample).unwrap();
         assert!(message.starts_with("disks: at most 1"), "{message}");
+    }
+
+    #[test]
+    fn info_caps_name_the_field_that_is_too_large() {
+        use pivitals_common::InterfaceInfo;
+        let limits = LimitsConfig {
+            max_interfaces: 2,
+            ..LimitsConfig::default()
+        };
+        let mut info = NodeInfo {
+            hostname: "pi-01".into(),
+            interfaces: vec![InterfaceInfo {
+                name: "eth0".into(),
+                ipv4: vec!["192.168.1.21".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(over_info_cap(&limits, &info), None);
+        info.board_serial = Some("x".repeat(MAX_INFO_STRING_BYTES + 1));
+        let message = over_info_cap(&limits, &info).unwrap();
+        assert!(
+            message.starts_with("info.board_serial: at most 256 bytes"),
+            "{message}"
+        );
+        info.board_serial = None;
+        info.interfaces[0].ipv6 = vec!["fd00::1".into(); MAX_ADDRESSES_PER_INTERFACE + 1];
+        let message = over_info_cap(&limits, &info).unwrap();
+        assert!(
+            message.starts_with("info.interfaces[0].ipv6: at most 16"),
+            "{message}"
+        );
+        info.interfaces[0].ipv6.clear();
+        info.interfaces[0].mac = Some("m".repeat(300));
+        let message = over_info_cap(&limits, &info).unwrap();
+        assert!(message.starts_with("info.interfaces[0].mac:"), "{message}");
+        info.interfaces = vec![InterfaceInfo::default(); 3];
+        let message = over_info_cap(&limits, &info).unwrap();
+        assert_eq!(message, "info.interfaces: at most 2, got 3");
     }
 }

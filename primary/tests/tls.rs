@@ -89,6 +89,7 @@ async fn the_agent_pushes_over_https_and_refuses_a_certificate_of_another_ca() {
             uptime_seconds: Some(5),
             ..Default::default()
         }],
+        ..Default::default()
     };
     let accepted = trusting
         .push(&Secret::new(reply.node_token.clone()), &push)

@@ -313,6 +313,7 @@ mod tests {
                 total_bytes: 400,
                 available_bytes: 300,
                 used_bytes: 100,
+                ..Default::default()
             }),
             disks: vec![
                 DiskVitals {
@@ -331,10 +332,12 @@ mod tests {
                 TemperatureVitals {
                     sensor: "a".into(),
                     celsius: 41.0,
+                    ..Default::default()
                 },
                 TemperatureVitals {
                     sensor: "b".into(),
                     celsius: 55.5,
+                    ..Default::default()
                 },
             ],
             ..Default::default()

@@ -90,6 +90,48 @@ impl Registry {
         Ok(())
     }
 
+    /// Replaces the info of node `name` if it is still there with the token hash
+    /// `token_hash` (a push racing a delete, or a delete and a new registration of the name,
+    /// must not bring back or overwrite a record); the updated record, or None when it was
+    /// not updated. One transaction, so the check and the write see the same record.
+    pub fn update_info(
+        &self,
+        name: &str,
+        token_hash: Option<&str>,
+        info: &NodeInfo,
+    ) -> Result<Option<NodeRecord>, RegistryError> {
+        let txn = self.db.begin_write()?;
+        let updated = {
+            let mut table = txn.open_table(NODES)?;
+            let current = match table.get(name)? {
+                Some(bytes) => {
+                    serde_json::from_slice::<NodeRecord>(bytes.value()).map_err(|source| {
+                        RegistryError::Record {
+                            name: name.to_owned(),
+                            source,
+                        }
+                    })?
+                }
+                None => return Ok(None),
+            };
+            if current.token_hash.as_deref() != token_hash {
+                return Ok(None);
+            }
+            let record = NodeRecord {
+                info: info.clone(),
+                ..current
+            };
+            let bytes = serde_json::to_vec(&record).map_err(|source| RegistryError::Record {
+                name: name.to_owned(),
+                source,
+            })?;
+            table.insert(name, bytes.as_slice())?;
+            record
+        };
+        txn.commit()?;
+        Ok(Some(updated))
+    }
+
     /// Removes a node; returns whether it was there.
     pub fn remove(&self, name: &str) -> Result<bool, RegistryError> {
         let txn = self.db.begin_write()?;
@@ -131,5 +173,40 @@ mod tests {
         }
         let registry = Registry::open(&path).unwrap();
         assert_eq!(registry.load_all().unwrap(), vec![record("pi-1")]);
+    }
+
+    #[test]
+    fn info_is_updated_only_for_the_same_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.redb");
+        let info = NodeInfo {
+            hostname: "renamed".into(),
+            default_interface: Some("eth0".into()),
+            ..Default::default()
+        };
+        {
+            let registry = Registry::open(&path).unwrap();
+            registry.put(&record("pi-1")).unwrap();
+            let token = record("pi-1").token_hash;
+            assert_eq!(
+                registry
+                    .update_info("pi-2", token.as_deref(), &info)
+                    .unwrap(),
+                None
+            );
+            assert_eq!(
+                registry.update_info("pi-1", Some("cd"), &info).unwrap(),
+                None
+            );
+            let updated = registry
+                .update_info("pi-1", token.as_deref(), &info)
+                .unwrap();
+            assert_eq!(updated.map(|r| r.info), Some(info.clone()));
+        }
+        let registry = Registry::open(&path).unwrap();
+        let records = registry.load_all().unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].info, info);
+        assert_eq!(records[0].labels, record("pi-1").labels);
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use pivitals_common::VitalsPayload;
+use pivitals_common::{NodeInfo, VitalsPayload};
 
 use super::history::History;
 use super::registry::NodeRecord;
@@ -97,6 +97,19 @@ impl Nodes {
         }
         self.by_name
             .insert(node.record.name.clone(), Box::new(node));
+    }
+
+    /// Replaces the info of node `name` (after
+    /// [`Registry::update_info`](super::registry::Registry::update_info) stored it) if the
+    /// node is still there with the token hash `token_hash`; returns whether it was.
+    pub fn set_info(&mut self, name: &str, token_hash: Option<&str>, info: NodeInfo) -> bool {
+        match self.by_name.get_mut(name) {
+            Some(node) if node.record.token_hash.as_deref() == token_hash => {
+                node.record.info = info;
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Box<LiveNode>> {

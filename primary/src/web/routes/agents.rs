@@ -8,7 +8,9 @@ use axum::http::header::CONNECTION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pivitals_common::limits::MAX_SAMPLES_PER_PUSH;
-use pivitals_common::{Goodbye, PushReply, RegisterReply, RegisterRequest, VitalsPush, validate};
+use pivitals_common::{
+    Goodbye, NodeInfo, PushReply, RegisterReply, RegisterRequest, VitalsPush, validate,
+};
 
 use crate::ingest::{IngestError, ingest};
 use crate::limits;
@@ -61,6 +63,9 @@ pub async fn register(
         return Err(ApiError::Unprocessable(format!(
             "interval_seconds must be between 1 and {MAX_INTERVAL_SECONDS}"
         )));
+    }
+    if let Some(message) = limits::over_info_cap(&state.config.limits, &request.info) {
+        return Err(ApiError::Unprocessable(message));
     }
     let _one_at_a_time = REGISTERING.lock().await;
     {
@@ -119,6 +124,11 @@ pub async fn register(
     ))
 }
 
+/// Stores a push's samples, and the node's info when the push carries it (the agent sends it
+/// when its facts changed: a new address after a DHCP renewal). Everything is checked before
+/// anything is stored: a sample or an info over its caps answers 422 and nothing is spooled.
+/// The info is stored after the samples are spooled, in the registry (durable) and then in the
+/// live table, before the answer: an acknowledged info survives a restart of the primary.
 pub async fn vitals(
     State(state): State<AppState>,
     node: PushAuth,
@@ -137,10 +147,24 @@ pub async fn vitals(
             return Err(ApiError::Unprocessable(format!("sample {i}: {message}")));
         }
     }
-    let (labels, interval_seconds) = state
+    if let Some(info) = &push.info
+        && let Some(message) = limits::over_info_cap(&state.config.limits, info)
+    {
+        Metrics::add(&state.metrics.pushes_refused, 1);
+        return Err(ApiError::Unprocessable(message));
+    }
+    let (labels, interval_seconds, token_hash, info) = state
         .nodes()
         .get(&node.name)
-        .map(|n| (n.record.labels.clone(), n.record.interval_seconds))
+        .map(|n| {
+            (
+                n.record.labels.clone(),
+                n.record.interval_seconds,
+                n.record.token_hash.clone(),
+                // Only an info that differs from the stored one is written.
+                push.info.filter(|info| *info != n.record.info),
+            )
+        })
         .ok_or(ApiError::Unauthorized("node was removed; register again"))?;
     let points = ingest(&state, &node.name, &labels, &push.samples)
         .await
@@ -153,6 +177,9 @@ pub async fn vitals(
             };
             Metrics::add(counter, 1);
         })?;
+    if let Some(info) = info {
+        store_info(&state, &node.name, token_hash, info).await?;
+    }
     let accepted = push.samples.len();
     state.record_push(&node.name, push.samples);
     Metrics::add(&state.metrics.pushes_accepted, 1);
@@ -161,6 +188,33 @@ pub async fn vitals(
         points: points as u64,
     });
     Ok(for_interval(reply.into_response(), interval_seconds))
+}
+
+/// Writes a node's new info to the registry, then to the live table, unless the node was
+/// deleted (or deleted and registered again with another token) meanwhile.
+async fn store_info(
+    state: &AppState,
+    name: &str,
+    token_hash: Option<String>,
+    info: NodeInfo,
+) -> Result<(), ApiError> {
+    let registry = state.registry.clone();
+    let key = name.to_owned();
+    let hash = token_hash.clone();
+    let updated =
+        tokio::task::spawn_blocking(move || registry.update_info(&key, hash.as_deref(), &info))
+            .await
+            .map_err(|e| ApiError::internal("registry task", e))?
+            .map_err(|e| ApiError::internal("registry", e))?;
+    if let Some(record) = updated {
+        let set = state
+            .nodes_mut()
+            .set_info(name, token_hash.as_deref(), record.info);
+        if set {
+            tracing::info!(node = %name, "node info updated");
+        }
+    }
+    Ok(())
 }
 
 pub async fn goodbye(

@@ -27,6 +27,11 @@ pub struct NodeView {
     pub last_seen: Option<String>,
     pub labels: Labels,
     pub info: NodeInfo,
+    /// The first IPv4 address of the default route's interface (else of any interface), from
+    /// `info`: the address to `ssh` to. `null` when the node reported none.
+    pub primary_ipv4: Option<String>,
+    /// The same for IPv6 (link-local addresses are never reported).
+    pub primary_ipv6: Option<String>,
     pub interval_seconds: u64,
     pub registered_at: Option<String>,
     pub latest: Option<VitalsPayload>,
@@ -46,6 +51,8 @@ impl NodeView {
             last_seen: node.last_seen_ms.and_then(rfc3339),
             labels: node.record.labels.clone(),
             info: node.record.info.clone(),
+            primary_ipv4: node.record.info.primary_ipv4().map(str::to_owned),
+            primary_ipv6: node.record.info.primary_ipv6().map(str::to_owned),
             interval_seconds: node.record.interval_seconds,
             registered_at: rfc3339(node.record.registered_at_ms),
             latest: node.latest.clone(),
