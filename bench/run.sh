@@ -308,6 +308,14 @@ phase_agent() {
         "$AGENT" >"$dir/agent.log" 2>&1 &
     local agent_pid=$!
     PIDS+=("$agent_pid")
+    # The agent as installed by default: a push every 60 s, the fast vitals (CPU, load,
+    # memory, temperatures, frequency, under-voltage) read every second for their peaks.
+    env PIVITALS_PRIMARY_URL="http://127.0.0.1:$port" PIVITALS_ENROLL_TOKEN="$TOKEN" \
+        PIVITALS_NODE_NAME=bench-agent-default PIVITALS_INTERVAL=60s PIVITALS_SAMPLE_EVERY=1s \
+        PIVITALS_START_JITTER=false PIVITALS_STATE_DIR="$dir/default-agent-state" PIVITALS_LOG=warn \
+        "$AGENT" >"$dir/default-agent.log" 2>&1 &
+    local default_pid=$!
+    PIDS+=("$default_pid")
     local static_pid=
     if [[ -n $AGENT_STATIC ]]; then
         env PIVITALS_PRIMARY_URL="http://127.0.0.1:$port" PIVITALS_ENROLL_TOKEN="$TOKEN" \
@@ -393,9 +401,11 @@ EOF
 
     # Let all three start up, then measure over the window.
     sleep 5
-    for pid in "$agent_pid" "$collectd_pid" "$nx_pid" $static_pid; do
+    for pid in "$agent_pid" "$default_pid" "$collectd_pid" "$nx_pid" $static_pid; do
         kill -0 "$pid" 2>/dev/null || die "a measured process died; see $dir"
     done
+    local dn0
+    dn0=$(cpu_ns "$default_pid")
     local a0 c0 n0 s0 r0 t0 t1 an0 cn0 nn0 st0 sn0
     if [[ -n $static_pid ]]; then
         st0=$(cpu_ticks "$static_pid")
@@ -413,6 +423,7 @@ EOF
     sleep "$WINDOW"
     A_TICKS=$(($(cpu_ticks "$agent_pid") - a0))
     A_NS=$(($(cpu_ns "$agent_pid") - an0))
+    D_NS=$(($(cpu_ns "$default_pid") - dn0))
     if [[ -n $static_pid ]]; then
         S_TICKS=$(($(cpu_ticks "$static_pid") - st0))
         S_NS=$(($(cpu_ns "$static_pid") - sn0))
@@ -425,6 +436,8 @@ EOF
     A_RECEIVED=$(($(metric "http://127.0.0.1:$port" pivitals_samples_received_total) - r0))
     t1=$(now_s)
     A_HWM=$(hwm_kib "$agent_pid")
+    D_HWM=$(hwm_kib "$default_pid")
+    D_SPLIT="$(anon_kib "$default_pid") + $(file_kib "$default_pid")"
     if [[ -n $static_pid ]]; then
         S_HWM=$(hwm_kib "$static_pid")
         S_SPLIT="$(anon_kib "$static_pid") + $(file_kib "$static_pid")"
@@ -442,7 +455,7 @@ EOF
     AGENT_SIZE=$(stat -c %s "$AGENT")
     local pid
     for pid in "$scraper_pid" "$nx_pid" "$collectd_pid" "$receiver_pid" "$agent_pid" \
-        $static_pid "$PRIMARY_PID"; do
+        "$default_pid" $static_pid "$PRIMARY_PID"; do
         stop "$pid"
     done
 }
@@ -692,9 +705,11 @@ a. one node at a 1 s interval, ${WINDOW_S} s window, all three at once
                           (VmHWM)       stat       schedstat                         anon + file
   pivitals-agent (glibc)  $(printf '%5s MiB' "$a_mib")     $(printf '%5s ms' "$a_ms")   $(printf '%6s ms' "$a_ns")    $(printf '%-19s' "$A_SAMPLES") $A_SPLIT
 $(static_row)
+  agent 60 s, peaks 1 s   $(printf '%5s MiB' "$(calc '%.1f' "$D_HWM / 1024")")                $(printf '%6s ms' "$(calc '%.3f' "$D_NS / 1000000 / $WINDOW")")    $(printf '%-19s' "$WINDOW (readings)") $D_SPLIT
   collectd (sender)       $(printf '%5s MiB' "$c_mib")     $(printf '%5s ms' "$c_ms")   $(printf '%6s ms' "$c_ns")    $(printf '%-19s' "$C_SAMPLES") $C_SPLIT
   node-exporter + scrape  $(printf '%5s MiB' "$n_mib")     $(printf '%5s ms' "$n_ms")   $(printf '%6s ms' "$n_ns")    $(printf '%-19s' "$N_SAMPLES (scrapes)") $N_SPLIT
   agent / collectd        $(printf '%5s' "$(calc '%.2f' "$A_HWM / $C_HWM")")x                  $(printf '%6s' "$(calc '%.2f' "$A_NS / $A_SAMPLES / ($C_NS > 0 ? $C_NS / $C_SAMPLES : 1)")")x
+  default agent / collectd $(printf '%4s' "$(calc '%.2f' "$D_HWM / $C_HWM")")x                  $(printf '%6s' "$(calc '%.2f' "$D_NS / $WINDOW / ($C_NS > 0 ? $C_NS / $C_SAMPLES : 1)")")x   (CPU a second, both reading every second)
   agent / node-exporter   $(printf '%5s' "$(calc '%.2f' "$A_HWM / $N_HWM")")x                  $(printf '%6s' "$(calc '%.2f' "$A_NS / $A_SAMPLES / ($N_NS > 0 ? $N_NS / ($N_SAMPLES > 0 ? $N_SAMPLES : 1) : 1)")")x
   (CPU over the window ÷ samples: "stat" is utime+stime from /proc/PID/stat, whole 1/$CLK_TCK s ticks
    (agent $A_TICKS, collectd $C_TICKS, node-exporter $N_TICKS), so ±1 tick is ±$(calc '%.2f' "1000 / $CLK_TCK / $WINDOW") ms a sample;

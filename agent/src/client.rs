@@ -10,7 +10,6 @@
 //! Tokens go in `Authorization: Bearer …` (marked sensitive, so never logged by the HTTP stack).
 //! Redirects are not followed: a redirected POST would silently turn into a GET.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use pivitals_common::{Goodbye, PushReply, RegisterReply, RegisterRequest, Secret, VitalsPush};
@@ -48,7 +47,10 @@ pub enum CallError {
     #[error("the primary answered {status}: {message}")]
     Status { status: StatusCode, message: String },
     /// No answer: connection refused or reset, DNS, TLS, timeout.
-    #[error("cannot reach the primary: {}", error_chain(.0))]
+    #[error(
+        "cannot reach the primary: {}",
+        pivitals_common::errors::with_causes(.0.to_string(), .0)
+    )]
     Transport(#[source] reqwest::Error),
     /// A success status with a body that is not what the API promises.
     #[error("unexpected answer from the primary: {0}")]
@@ -67,19 +69,6 @@ impl CallError {
 
 fn retry_after_text(retry_after: Option<Duration>) -> String {
     retry_after.map_or_else(String::new, |d| format!(", retry after {}s", d.as_secs()))
-}
-
-/// An error and its sources on one line: reqwest's own message alone says only "error sending
-/// request".
-fn error_chain(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A client for one primary.

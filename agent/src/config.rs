@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pivitals_common::errors::UnknownKey;
 use pivitals_common::validate::{self, InvalidName};
 use pivitals_common::{Labels, Secret};
 use reqwest::Url;
@@ -102,18 +103,8 @@ pub struct Config {
 pub enum ConfigError {
     #[error("config file {}: {reason}", path.display())]
     File { path: PathBuf, reason: String },
-    /// A key of the file that no setting has, most likely a typo: `key` is its dotted path
-    /// (`tls.cert_fil`), `expected` the keys its table may hold.
-    #[error(
-        "config file {}: unknown key `{key}` (expected one of {})",
-        path.display(),
-        expected.join(", ")
-    )]
-    UnknownKey {
-        path: PathBuf,
-        key: String,
-        expected: &'static [&'static str],
-    },
+    #[error(transparent)]
+    UnknownKey(#[from] UnknownKey),
     #[error("{var} ({key}): {reason}")]
     Type {
         var: String,
@@ -215,11 +206,11 @@ impl Config {
                     .parse::<toml::Table>()
                     .map_err(|e| file_error(path, e.to_string().trim_end().to_owned()))?;
                 if let Some((key, expected)) = unknown_key(&table) {
-                    return Err(ConfigError::UnknownKey {
+                    return Err(ConfigError::UnknownKey(UnknownKey {
                         path: path.to_owned(),
                         key,
                         expected,
-                    });
+                    }));
                 }
                 table
             }

@@ -32,7 +32,6 @@ use crate::backlog::Backlog;
 use crate::client::{CallError, PrimaryClient};
 use crate::credential::{self, Credential};
 use crate::error::AgentError;
-use crate::run::lock_info;
 
 /// While the primary stays unreachable, how often the agent says so at `warn`.
 const REPEAT_WARNING: Duration = Duration::from_secs(60);
@@ -82,6 +81,11 @@ struct Outage {
 
 pub(crate) fn lock(backlog: &Mutex<Backlog>) -> MutexGuard<'_, Backlog> {
     backlog.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The shared node facts; a poisoned lock still holds plain data.
+pub(crate) fn lock_info(info: &Mutex<NodeInfo>) -> MutexGuard<'_, NodeInfo> {
+    info.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Sender {
@@ -171,6 +175,18 @@ impl Sender {
                 lock(backlog).remove_batch(&batch);
                 self.stats.rejected += 1;
                 warn!("the primary found a single sample too large (413); dropping it");
+                Ok(Step::Continue)
+            }
+            // The node's facts are over a cap of this primary (more interfaces than it
+            // allows): the samples are fine, so they go again without the facts, which are
+            // not sent again until they change.
+            Err(CallError::Rejected { message })
+                if push.info.is_some() && message.starts_with("info.") =>
+            {
+                warn!(
+                    "the primary refused the node's facts ({message}); sending the samples without them"
+                );
+                self.known_info = push.info;
                 Ok(Step::Continue)
             }
             Err(CallError::Rejected { message }) => {

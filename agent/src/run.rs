@@ -17,7 +17,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pivitals_collect::Collector;
@@ -31,7 +31,7 @@ use crate::client::PrimaryClient;
 use crate::config::Config;
 use crate::credential;
 use crate::error::AgentError;
-use crate::push::{Sender, Step, lock};
+use crate::push::{Sender, Step, lock, lock_info};
 
 /// The last push before stopping gives up after this long.
 pub const FINAL_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -283,11 +283,6 @@ async fn sample_loop<S: Sampler>(
             _ = ticks.tick(), if fast => sampler.tick(),
         }
     }
-}
-
-/// The shared node facts; a poisoned lock still holds plain data.
-pub(crate) fn lock_info(info: &Mutex<NodeInfo>) -> MutexGuard<'_, NodeInfo> {
-    info.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 async fn send_loop(

@@ -1,11 +1,11 @@
 //! The `pivitals-agent` binary refuses a settings file with an unknown key, naming the key and
 //! the file, and starts with the same file once the typo is fixed.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
+
+use pivitals_testkit::harness::{command, wait_for_stderr_line};
+use std::time::Duration;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_pivitals-agent");
 
@@ -26,14 +26,7 @@ fn settings(state_dir: &Path, tls_line: &str) -> String {
 /// The agent with `file` and no `PIVITALS_*` of the caller's but a primary's variable, which it
 /// must ignore.
 fn agent(file: &Path) -> Child {
-    let mut command = Command::new(AGENT);
-    for (key, _) in std::env::vars_os() {
-        let name = key.to_string_lossy();
-        if name.starts_with("PIVITALS_") || name == "STATE_DIRECTORY" || name == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
-    command
+    command(Path::new(AGENT))
         .arg("--config")
         .arg(file)
         .env("PIVITALS_LOG", "info")
@@ -74,29 +67,18 @@ fn the_same_file_without_the_typo_starts() {
     let file = dir.path().join("agent.toml");
     std::fs::write(&file, settings(&dir.path().join("state"), "")).unwrap();
     let mut child = agent(&file);
-    let stderr = child.stderr.take().unwrap();
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut log = Vec::new();
-    let started = loop {
-        match received.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line.contains("pivitals-agent started") => break true,
-            Ok(line) => log.push(line),
-            Err(_) => break false,
-        }
-    };
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        started,
-        "no \"pivitals-agent started\" in:\n{}",
-        log.join("\n")
-    );
+    if let Err(log) = wait_for_stderr_line(
+        &mut child,
+        "pivitals-agent started",
+        Duration::from_secs(30),
+    ) {
+        panic!(
+            "no \"pivitals-agent started\" in:
+{}",
+            log.join(
+                "
+"
+            )
+        );
+    }
 }

@@ -91,6 +91,8 @@ struct Primary {
     down: Option<Canned>,
     /// Answer 413 to pushes with more samples than this.
     max_batch: Option<usize>,
+    /// Answer 422 to a push that carries the node's facts, as a primary whose caps they pass.
+    refuse_info: bool,
 }
 
 type Shared = Arc<Mutex<Primary>>;
@@ -176,6 +178,12 @@ async fn vitals(
         answer(&canned)
     } else if let Some(down) = p.down.clone() {
         answer(&down)
+    } else if p.refuse_info && push.info.is_some() {
+        answer(&canned(
+            422,
+            None,
+            "info.interfaces: at most 64 per sample, got 65",
+        ))
     } else if p.max_batch.is_some_and(|max| count > max) {
         answer(&canned(413, None, "too many samples"))
     } else {
@@ -228,6 +236,7 @@ async fn start_primary() -> (Url, Shared) {
         vitals_script: VecDeque::new(),
         down: None,
         max_batch: None,
+        refuse_info: false,
     }));
     let app = Router::new()
         .route("/api/v1/register", post(register))
@@ -502,6 +511,52 @@ async fn changed_node_facts_travel_once_with_the_next_push() {
         carrying[0].at <= Duration::from_secs(20) + Duration::from_secs(60) + INTERVAL * 2,
         "read again within a minute and sent with the next push: {:?}",
         carrying[0].at
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn facts_over_the_primarys_caps_are_dropped_and_the_samples_still_land() {
+    let _watchdog = watchdog("facts_over_the_primarys_caps_are_dropped");
+    let (url, primary) = start_primary().await;
+    lock(&primary).refuse_info = true;
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(config(&url, state.path()));
+    wait_until(&primary, Duration::from_secs(60), |p| p.pushes.len() >= 2).await;
+    agent.renamed.store(true, Ordering::SeqCst);
+    wait_until(&primary, Duration::from_secs(120), |p| {
+        p.pushes.iter().any(|push| push.status == 422)
+    })
+    .await;
+    let refused_at = lock(&primary).pushes.len();
+    wait_until(&primary, Duration::from_secs(60), |p| {
+        p.pushes.len() >= refused_at + 3
+    })
+    .await;
+    let taken = agent.taken();
+    agent.stop().await.unwrap();
+    let p = lock(&primary);
+    let refused: Vec<&PushRecord> = p.pushes.iter().filter(|push| push.status == 422).collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "the facts are not sent again: {:#?}",
+        p.pushes
+    );
+    assert!(
+        p.pushes[refused_at..]
+            .iter()
+            .all(|push| push.info.is_none() && push.status == 200),
+        "{:#?}",
+        p.pushes
+    );
+    // Every sample taken landed, the refused push's included.
+    let mut received = p.received.clone();
+    received.sort_unstable();
+    received.dedup();
+    assert_eq!(
+        received.len(),
+        taken + 1,
+        "the last sample is taken at stop"
     );
 }
 

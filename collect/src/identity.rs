@@ -38,6 +38,11 @@ const RTF_REJECT: u32 = 0x200;
 const IFA_F_TEMPORARY: u32 = 0x01;
 const IFA_F_DEPRECATED: u32 = 0x20;
 
+// The most addresses of one family listed per interface is the primary's cap (it refuses an
+// info with more), so a host with many IPv6 prefixes or temporary addresses still pushes.
+// The first ones are kept: the primary address of a subnet, stable before temporary.
+use pivitals_common::limits::MAX_ADDRESSES_PER_INTERFACE;
+
 /// The default route's interface and the interfaces that are up.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct NetworkIdentity {
@@ -87,11 +92,17 @@ impl NetworkIdentity {
                     .flatten()
                     .filter(|(owner, _)| *owner == name)
                     .map(|(_, address)| address.to_string())
+                    .take(MAX_ADDRESSES_PER_INTERFACE)
                     .collect(),
                 ipv6: ipv6
                     .as_ref()
                     .and_then(|v| v.get(&name))
-                    .cloned()
+                    .map(|v| {
+                        v.iter()
+                            .take(MAX_ADDRESSES_PER_INTERFACE)
+                            .cloned()
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 name,
                 mac,
@@ -417,6 +428,24 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(identity.interfaces, vec![eth0, wlan0, wg0]);
+    }
+
+    #[test]
+    fn at_most_sixteen_addresses_of_a_family_are_listed() {
+        let tree = pi4_network();
+        let lines: String = (1..=20)
+            .map(|i| format!("fd0000000000000000000000000000{i:02x} 02 40 00 00     eth0\n"))
+            .collect();
+        tree.write("proc/net/if_inet6", lines);
+        let many: Vec<(String, Ipv4Addr)> = (1..=20)
+            .map(|i| ("eth0".to_owned(), Ipv4Addr::new(10, 0, 0, i)))
+            .collect();
+        let identity = NetworkIdentity::read(tree.root(), Ipv4Source::Given(many));
+        let eth0 = &identity.interfaces[0];
+        assert_eq!(eth0.ipv4.len(), MAX_ADDRESSES_PER_INTERFACE);
+        assert_eq!(eth0.ipv4[0], "10.0.0.1");
+        assert_eq!(eth0.ipv6.len(), MAX_ADDRESSES_PER_INTERFACE);
+        assert_eq!(eth0.ipv6[0], "fd00::1");
     }
 
     #[test]

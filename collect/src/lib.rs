@@ -12,7 +12,8 @@
 //! process's status), interfaces come from one file rather than nine per interface.
 //!
 //! **Architecture Invariant:** this crate knows nothing of the agent or the primary: it depends
-//! only on `pivitals-common` (the sample's types) and reads files, never the network.
+//! only on `pivitals-common` (the sample's types). It reads files under its root and asks the
+//! local kernel (`statvfs`, `getifaddrs`); it never opens a socket.
 
 mod cpu;
 mod diskio;

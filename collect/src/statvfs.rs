@@ -1,4 +1,5 @@
-//! `statvfs(3)` of a path, as a safe function: the one place this crate calls into libc.
+//! `statvfs(3)` of a path, as a safe function (the other call into libc is `getifaddrs`, in
+//! `identity.rs`).
 //!
 //! On glibc this is `statvfs64`, whose counts are 64-bit on every target: the plain `statvfs` of
 //! 32-bit Raspberry Pi OS (armhf) has 32-bit counts and fails with `EOVERFLOW` on a filesystem

@@ -9,6 +9,7 @@
 //! type that never prints ([`secret`]).
 
 pub mod backoff;
+pub mod errors;
 pub mod limits;
 pub mod line_protocol;
 pub mod registration;

@@ -17,6 +17,14 @@ pub const AGENT_BATCH: usize = 500;
 /// The largest request body the primary reads (1 MiB); a larger one answers 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The longest string of a node's info, in bytes: a hostname, an OS name, an address. The
+/// primary refuses a longer one (422 naming the field).
+pub const MAX_INFO_STRING_BYTES: usize = 256;
+
+/// The most IPv4 (and, apart, IPv6) addresses one interface of a node's info may list; the
+/// collector keeps the first ones, so a host with many prefixes is not refused.
+pub const MAX_ADDRESSES_PER_INTERFACE: usize = 16;
+
 const _: () = assert!(
     AGENT_BATCH <= MAX_SAMPLES_PER_PUSH,
     "the agent's batch must be accepted by the primary"

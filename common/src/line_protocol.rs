@@ -12,8 +12,14 @@
 //!   leaves the tag out;
 //! - timestamps are nanoseconds since the epoch.
 //!
+//! What a sample's points hold is decided in one place, [`visit_points`]: the encoder writes
+//! exactly the points it visits, and the alert rules read samples through it, so a rule sees
+//! the values InfluxDB gets.
+//!
 //! Besides the samples ([`encode_sample`]), the primary records every change of a node's
 //! status as one `node_status` point ([`encode_status`]).
+
+use std::borrow::Cow;
 
 use influxdb_line_protocol::LineProtocolBuilder;
 use influxdb_line_protocol::builder::{AfterField, AfterMeasurement};
@@ -201,11 +207,28 @@ pub enum EncodeError {
     TimestampOutOfRange(i64),
 }
 
-/// A field value of a fixed type.
+/// A field value as the encoder writes it, of its field's type in [`SCHEMA`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Value {
+pub enum Value {
     Float(f64),
     Integer(i64),
+}
+
+impl Value {
+    /// The value as a float, for comparisons (integers beyond 2^53 lose precision).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Value::Float(f) => f,
+            Value::Integer(i) => i as f64,
+        }
+    }
+
+    fn is_finite(self) -> bool {
+        match self {
+            Value::Float(f) => f.is_finite(),
+            Value::Integer(_) => true,
+        }
+    }
 }
 
 fn int(v: u64) -> Value {
@@ -220,8 +243,16 @@ fn percent(part: u64, whole: u64) -> Option<Value> {
     (whole > 0).then(|| Value::Float(part as f64 * 100.0 / whole as f64))
 }
 
-/// Cleans a free-form tag value from the host; `None` when nothing is left.
-fn clean_tag_value(raw: &str) -> Option<String> {
+/// Cleans a free-form tag value from the host; `None` when nothing is left. Borrows the value
+/// when it needs no change (the usual case), so visiting a sample rarely allocates.
+fn clean_tag_value(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.is_empty()
+        && raw.len() <= MAX_TAG_VALUE_LEN
+        && !raw.ends_with('\\')
+        && !raw.chars().any(char::is_control)
+    {
+        return Some(Cow::Borrowed(raw));
+    }
     let mut cleaned: String = raw
         .chars()
         .map(|c| if c.is_control() { '_' } else { c })
@@ -237,32 +268,79 @@ fn clean_tag_value(raw: &str) -> Option<String> {
     let trailing = cleaned.len() - kept;
     cleaned.truncate(kept);
     cleaned.extend(std::iter::repeat_n('_', trailing));
-    (!cleaned.is_empty()).then_some(cleaned)
+    (!cleaned.is_empty()).then_some(Cow::Owned(cleaned))
 }
 
-/// Encodes one sample of `node` (with its `labels`) onto `out`; returns how many points
-/// (lines) were written. `node` and `labels` must have passed [`crate::validate`].
-pub fn encode_sample(
-    node: &str,
-    labels: &Labels,
-    sample: &VitalsPayload,
-    out: &mut Vec<u8>,
-) -> Result<usize, EncodeError> {
-    let ts = sample
-        .timestamp_ms
-        .checked_mul(1_000_000)
-        .ok_or(EncodeError::TimestampOutOfRange(sample.timestamp_ms))?;
-    let mut lines = Lines {
-        node,
-        labels,
-        ts,
-        out,
-        points: 0,
-    };
+/// Indices of the measurements in [`SCHEMA`] (a test checks they agree).
+const CPU: usize = 0;
+const MEM: usize = 1;
+const SWAP: usize = 2;
+const DISK: usize = 3;
+const DISKIO: usize = 4;
+const NET: usize = 5;
+const TEMPERATURE: usize = 6;
+const SYSTEM: usize = 7;
+const POWER: usize = 8;
+const STORAGE_HEALTH: usize = 9;
 
+/// One point of a sample exactly as the encoder writes it, without the `node` tag, the node's
+/// labels and the timestamp (which every point of a sample shares): its measurement, its
+/// extra tags (cleaned; absent ones left out) and its fields after the encoder's rules
+/// (percentages computed, counters saturated, flags as 0/1, NaN and infinities left out).
+///
+/// Fields are addressed by their index in the measurement's [`MeasurementSchema::fields`],
+/// so a reader can resolve a field name once and then look values up without comparing
+/// strings.
+#[derive(Debug, Clone, Copy)]
+pub struct Point<'a> {
+    measurement: usize,
+    tags: &'a [(&'static str, Option<&'a str>)],
+    /// One entry per schema field, in schema order; `None` where the sample has no value.
+    fields: &'a [(&'static str, Option<Value>)],
+}
+
+impl<'a> Point<'a> {
+    /// The measurement's index in [`SCHEMA`].
+    pub fn measurement_index(&self) -> usize {
+        self.measurement
+    }
+
+    pub fn measurement(&self) -> &'static str {
+        SCHEMA[self.measurement].name
+    }
+
+    /// The extra tags written (`mount`, `device`, `fstype`, `interface`, `sensor`), in
+    /// schema order; empty ones are left out, as in line protocol.
+    pub fn tags(&self) -> impl Iterator<Item = (&'static str, &'a str)> + 'a {
+        self.tags.iter().filter_map(|(k, v)| v.map(|v| (*k, v)))
+    }
+
+    /// The value written for the field at `index` in the measurement's schema, if any.
+    pub fn field(&self, index: usize) -> Option<Value> {
+        self.fields
+            .get(index)
+            .and_then(|(_, v)| *v)
+            .filter(|v| v.is_finite())
+    }
+
+    /// The fields written, in schema order.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, Value)> + 'a {
+        self.fields
+            .iter()
+            .filter_map(|(key, value)| value.map(|v| (*key, v)))
+            .filter(|(_, value)| value.is_finite())
+    }
+}
+
+/// Calls `visit` with each point that [`encode_sample`] writes for `sample`, in the order it
+/// writes them: a point with no field left is not visited. This is the one place that decides
+/// what a sample's points hold; the encoder and the alert rules both read samples through it.
+/// It allocates only to clean a tag value that needs it.
+pub fn visit_points(sample: &VitalsPayload, mut visit: impl FnMut(Point<'_>)) {
     if let Some(cpu) = &sample.cpu {
-        lines.point(
-            "cpu",
+        emit(
+            &mut visit,
+            CPU,
             &[],
             &[
                 ("usage_percent", Some(Value::Float(cpu.usage_percent))),
@@ -277,8 +355,9 @@ pub fn encode_sample(
     }
     if let Some(mem) = &sample.memory {
         let share = |used: Option<u64>| percent(used?, mem.total_bytes);
-        lines.point(
-            "mem",
+        emit(
+            &mut visit,
+            MEM,
             &[],
             &[
                 ("total_bytes", Some(int(mem.total_bytes))),
@@ -293,8 +372,9 @@ pub fn encode_sample(
         );
     }
     if let Some(swap) = &sample.swap {
-        lines.point(
-            "swap",
+        emit(
+            &mut visit,
+            SWAP,
             &[],
             &[
                 ("total_bytes", Some(int(swap.total_bytes))),
@@ -312,10 +392,11 @@ pub fn encode_sample(
         let free = disk
             .free_bytes
             .unwrap_or_else(|| disk.total_bytes.saturating_sub(disk.used_bytes));
-        lines.point(
-            "disk",
+        emit(
+            &mut visit,
+            DISK,
             &[
-                ("mount", Some(mount.as_str())),
+                ("mount", Some(&*mount)),
                 ("device", device.as_deref()),
                 ("fstype", fstype.as_deref()),
             ],
@@ -340,9 +421,10 @@ pub fn encode_sample(
             continue;
         };
         let rates = io.rates.as_ref();
-        lines.point(
-            "diskio",
-            &[("device", Some(device.as_str()))],
+        emit(
+            &mut visit,
+            DISKIO,
+            &[("device", Some(&*device))],
             &[
                 ("reads", Some(int(io.reads))),
                 ("writes", Some(int(io.writes))),
@@ -375,9 +457,10 @@ pub fn encode_sample(
         };
         let rates = net.rates.as_ref();
         let rate = |f: fn(&crate::vitals::NetRates) -> f64| rates.map(|r| Value::Float(f(r)));
-        lines.point(
-            "net",
-            &[("interface", Some(interface.as_str()))],
+        emit(
+            &mut visit,
+            NET,
+            &[("interface", Some(&*interface))],
             &[
                 ("rx_bytes", Some(int(net.rx_bytes))),
                 ("tx_bytes", Some(int(net.tx_bytes))),
@@ -402,9 +485,10 @@ pub fn encode_sample(
         let Some(sensor) = clean_tag_value(&temp.sensor) else {
             continue;
         };
-        lines.point(
-            "temperature",
-            &[("sensor", Some(sensor.as_str()))],
+        emit(
+            &mut visit,
+            TEMPERATURE,
+            &[("sensor", Some(&*sensor))],
             &[
                 ("celsius", Some(Value::Float(temp.celsius))),
                 ("celsius_min", temp.celsius_min.map(Value::Float)),
@@ -414,8 +498,9 @@ pub fn encode_sample(
     }
     let load = sample.load.as_ref();
     let throttling = sample.throttling;
-    lines.point(
-        "system",
+    emit(
+        &mut visit,
+        SYSTEM,
         &[],
         &[
             ("load1", load.map(|l| Value::Float(l.one))),
@@ -442,8 +527,9 @@ pub fn encode_sample(
         ],
     );
     if let Some(power) = &sample.power {
-        lines.point(
-            "power",
+        emit(
+            &mut visit,
+            POWER,
             &[],
             &[
                 ("under_voltage", power.under_voltage_now.map(flag)),
@@ -474,9 +560,10 @@ pub fn encode_sample(
         let Some(device) = clean_tag_value(&health.device) else {
             continue;
         };
-        lines.point(
-            "storage_health",
-            &[("device", Some(device.as_str()))],
+        emit(
+            &mut visit,
+            STORAGE_HEALTH,
+            &[("device", Some(&*device))],
             &[
                 ("emmc_life_time_a", health.emmc_life_time_a.map(int)),
                 ("emmc_life_time_b", health.emmc_life_time_b.map(int)),
@@ -487,6 +574,54 @@ pub fn encode_sample(
             ],
         );
     }
+}
+
+/// Visits one point unless no field is left to write.
+fn emit(
+    visit: &mut impl FnMut(Point<'_>),
+    measurement: usize,
+    tags: &[(&'static str, Option<&str>)],
+    fields: &[(&'static str, Option<Value>)],
+) {
+    debug_assert!(
+        fields
+            .iter()
+            .map(|(k, _)| *k)
+            .eq(SCHEMA[measurement].fields.iter().map(|(k, _)| *k)),
+        "fields of {} out of schema order",
+        SCHEMA[measurement].name
+    );
+    let point = Point {
+        measurement,
+        tags,
+        fields,
+    };
+    if point.fields().next().is_some() {
+        visit(point);
+    }
+}
+
+/// Encodes one sample of `node` (with its `labels`) onto `out`; returns how many points
+/// (lines) were written. `node` and `labels` must have passed [`crate::validate`]. The points
+/// are those of [`visit_points`].
+pub fn encode_sample(
+    node: &str,
+    labels: &Labels,
+    sample: &VitalsPayload,
+    out: &mut Vec<u8>,
+) -> Result<usize, EncodeError> {
+    let ts = sample
+        .timestamp_ms
+        .checked_mul(1_000_000)
+        .ok_or(EncodeError::TimestampOutOfRange(sample.timestamp_ms))?;
+    let mut lines = Lines {
+        node,
+        labels,
+        ts,
+        out,
+        points: 0,
+    };
+    visit_points(sample, |point| lines.point(point));
     Ok(lines.points)
 }
 
@@ -521,7 +656,6 @@ pub fn encode_status(
         .build();
     Ok(1)
 }
-
 /// Writes points that share a node, its labels and a timestamp.
 struct Lines<'a> {
     node: &'a str,
@@ -532,19 +666,8 @@ struct Lines<'a> {
 }
 
 impl Lines<'_> {
-    fn point(
-        &mut self,
-        measurement: &str,
-        extra_tags: &[(&str, Option<&str>)],
-        fields: &[(&str, Option<Value>)],
-    ) {
-        let mut fields = fields
-            .iter()
-            .filter_map(|(key, value)| value.map(|v| (*key, v)))
-            .filter(|(_, value)| match value {
-                Value::Float(f) => f.is_finite(),
-                Value::Integer(_) => true,
-            });
+    fn point(&mut self, point: Point<'_>) {
+        let mut fields = point.fields();
         let Some(first) = fields.next() else {
             return;
         };
@@ -552,11 +675,13 @@ impl Lines<'_> {
         let mut tags: Vec<(&str, &str)> = Vec::with_capacity(1 + self.labels.len() + 3);
         tags.push(("node", self.node));
         tags.extend(self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        tags.extend(extra_tags.iter().filter_map(|(k, v)| v.map(|v| (*k, v))));
+        for (key, value) in point.tags() {
+            tags.push((key, value));
+        }
         tags.sort_unstable_by_key(|(key, _)| *key);
 
         let buf = std::mem::take(self.out);
-        let mut builder = LineProtocolBuilder::new_with(buf).measurement(measurement);
+        let mut builder = LineProtocolBuilder::new_with(buf).measurement(point.measurement());
         for (key, value) in tags {
             builder = builder.tag(key, value);
         }
@@ -1024,5 +1149,96 @@ mod tests {
             encode_sample("n", &Labels::new(), &sample, &mut out),
             Err(EncodeError::TimestampOutOfRange(i64::MAX))
         );
+    }
+
+    #[test]
+    fn measurement_indices_name_their_schema_entries() {
+        for (index, name) in [
+            (CPU, "cpu"),
+            (MEM, "mem"),
+            (SWAP, "swap"),
+            (DISK, "disk"),
+            (DISKIO, "diskio"),
+            (NET, "net"),
+            (TEMPERATURE, "temperature"),
+            (SYSTEM, "system"),
+            (POWER, "power"),
+            (STORAGE_HEALTH, "storage_health"),
+        ] {
+            assert_eq!(SCHEMA[index].name, name);
+        }
+    }
+
+    #[test]
+    fn the_visitor_sees_what_the_encoder_writes() {
+        let sample = sample_with_every_family();
+        let mut visited = Vec::new();
+        visit_points(&sample, |point| {
+            let schema = &SCHEMA[point.measurement_index()];
+            assert_eq!(schema.name, point.measurement());
+            for (key, _) in point.tags() {
+                assert!(schema.tags.contains(&key), "{key}");
+            }
+            for (index, (name, _)) in schema.fields.iter().enumerate() {
+                let by_name = point.fields().find(|(key, _)| key == name).map(|(_, v)| v);
+                assert_eq!(point.field(index), by_name, "{}.{name}", schema.name);
+            }
+            visited.push((
+                point.measurement(),
+                point
+                    .tags()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>(),
+                point.fields().count(),
+            ));
+        });
+        let text = encode(&sample);
+        assert_eq!(visited.len(), text.lines().count());
+        for ((measurement, tags, fields), line) in visited.iter().zip(parse_lines(&text)) {
+            let line = line.unwrap();
+            assert_eq!(line.series.measurement.as_str(), *measurement);
+            assert_eq!(line.field_set.len(), *fields);
+            for tag in tags {
+                let (k, v) = tag.split_once('=').unwrap();
+                assert_eq!(line.tag_value(k).unwrap().as_str(), v);
+            }
+        }
+        let mut disk = None;
+        visit_points(&sample, |point| {
+            if point.measurement() == "disk" {
+                disk = point.field(4);
+            }
+        });
+        assert_eq!(disk, Some(Value::Float(15.0)), "df's rounded-up percent");
+    }
+
+    #[test]
+    fn the_visitor_leaves_out_what_the_encoder_leaves_out() {
+        let mut sample = full_sample();
+        sample.temperatures[0].celsius = f64::NAN;
+        sample.cpu.as_mut().unwrap().usage_percent = f64::INFINITY;
+        let mut measurements = Vec::new();
+        visit_points(&sample, |point| {
+            if point.measurement() == "cpu" {
+                assert_eq!(point.field(0), None, "infinity is not a value");
+                assert_eq!(point.field(3), Some(Value::Integer(1500)));
+                assert_eq!(point.field(99), None);
+            }
+            measurements.push(point.measurement());
+        });
+        assert!(!measurements.contains(&"temperature"));
+        assert_eq!(measurements.len(), encode(&sample).lines().count());
+    }
+
+    #[test]
+    fn clean_tag_values_are_borrowed() {
+        assert!(matches!(
+            clean_tag_value("/mnt/usb disk"),
+            Some(Cow::Borrowed(_))
+        ));
+        assert!(matches!(clean_tag_value(r"a\b"), Some(Cow::Borrowed(_))));
+        assert!(matches!(clean_tag_value("a\nb"), Some(Cow::Owned(_))));
+        assert!(matches!(clean_tag_value("C:\\"), Some(Cow::Owned(_))));
+        assert_eq!(clean_tag_value(""), None);
     }
 }

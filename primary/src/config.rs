@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pivitals_common::errors::UnknownKey;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, IntoDeserializer};
 use thiserror::Error;
@@ -28,18 +29,8 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("configuration: {0}")]
     Invalid(String),
-    /// A key of the file that no setting has, most likely a typo: `key` is its dotted path
-    /// (`tls.cert_fil`), `expected` the keys its table may hold.
-    #[error(
-        "config file {}: unknown key `{key}` (expected one of {})",
-        path.display(),
-        expected.join(", ")
-    )]
-    UnknownKey {
-        path: PathBuf,
-        key: String,
-        expected: &'static [&'static str],
-    },
+    #[error(transparent)]
+    UnknownKey(#[from] UnknownKey),
 }
 
 #[derive(Clone, Deserialize)]
@@ -207,11 +198,11 @@ impl PrimaryConfig {
                 .clone()
                 .try_deserialize::<config::Map<String, config::Value>>()?;
             if let Some((key, expected)) = unknown_key::<PrimaryConfig>(&table, &[]) {
-                return Err(ConfigError::UnknownKey {
+                return Err(ConfigError::UnknownKey(UnknownKey {
                     path: path.to_owned(),
                     key,
                     expected,
-                });
+                }));
             }
             builder = builder.add_source(from_file);
         }
@@ -539,7 +530,7 @@ mod tests {
     fn unknown_key_error(text: &str) -> (String, String) {
         let file = toml_file(text);
         match PrimaryConfig::load(Some(file.path()), env(&[])) {
-            Err(e @ ConfigError::UnknownKey { .. }) => {
+            Err(e @ ConfigError::UnknownKey(_)) => {
                 (e.to_string(), file.path().display().to_string())
             }
             other => panic!("{text}: {other:?}"),

@@ -98,6 +98,12 @@ impl Bucket {
 pub fn over_cap(limits: &LimitsConfig, sample: &VitalsPayload) -> Option<String> {
     [
         ("disks", sample.disks.len(), limits.max_disks),
+        ("disk_io", sample.disk_io.len(), limits.max_disks),
+        (
+            "storage_health",
+            sample.storage_health.len(),
+            limits.max_disks,
+        ),
         ("networks", sample.networks.len(), limits.max_interfaces),
         (
             "temperatures",
@@ -110,11 +116,7 @@ pub fn over_cap(limits: &LimitsConfig, sample: &VitalsPayload) -> Option<String>
     .map(|(what, len, cap)| format!("{what}: at most {cap} per sample, got {len}"))
 }
 
-/// The longest string of a node's info, in bytes: a hostname, an OS name, an address.
-pub const MAX_INFO_STRING_BYTES: usize = 256;
-
-/// The most IPv4 (and, apart, IPv6) addresses one interface of a node's info may list.
-pub const MAX_ADDRESSES_PER_INTERFACE: usize = 16;
+pub use pivitals_common::limits::{MAX_ADDRESSES_PER_INTERFACE, MAX_INFO_STRING_BYTES};
 
 /// The first part of a node's `info` (sent at registration or with a push) that is too large,
 /// as a message naming the field (`info.interfaces[1].ipv6`); the interfaces are capped by
@@ -219,6 +221,10 @@ mod tests {
         sample.disks = vec![Default::default(); 2];
         let message = over_cap(&limits, &sample).unwrap();
         assert!(message.starts_with("disks: at most 1"), "{message}");
+        sample.disks.clear();
+        sample.disk_io = vec![Default::default(); 2];
+        let message = over_cap(&limits, &sample).unwrap();
+        assert!(message.starts_with("disk_io: at most 1"), "{message}");
     }
 
     #[test]

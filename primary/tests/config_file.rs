@@ -1,10 +1,11 @@
 //! The `pivitals-primary` binary refuses a settings file with an unknown key, naming the key
 //! and the file, and starts with the same file once the typo is fixed.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+use pivitals_testkit::harness::{command, wait_for_stderr_line};
+use std::time::Duration;
 
 const PRIMARY: &str = env!("CARGO_BIN_EXE_pivitals-primary");
 
@@ -20,14 +21,8 @@ fn settings(tls_line: &str) -> String {
 
 /// The primary with `file`, a data dir of its own, port 0 and no `PIVITALS_*` of the caller's
 /// but an agent's variable, which it must ignore.
-fn primary(file: &std::path::Path, data_dir: &std::path::Path) -> Child {
-    let mut command = Command::new(PRIMARY);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PIVITALS_") {
-            command.env_remove(key);
-        }
-    }
-    command
+fn primary(file: &Path, data_dir: &Path) -> Child {
+    command(Path::new(PRIMARY))
         .arg("--config")
         .arg(file)
         .env("PIVITALS_LISTEN", "127.0.0.1:0")
@@ -68,29 +63,15 @@ fn the_same_file_without_the_typo_starts() {
     let file = dir.path().join("primary.toml");
     std::fs::write(&file, settings("")).unwrap();
     let mut child = primary(&file, &dir.path().join("data"));
-    let stderr = child.stderr.take().unwrap();
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut log = Vec::new();
-    let listening = loop {
-        match received.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line.contains("primary listening") => break true,
-            Ok(line) => log.push(line),
-            Err(_) => break false,
-        }
-    };
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        listening,
-        "no \"primary listening\" in:\n{}",
-        log.join("\n")
-    );
+    if let Err(log) = wait_for_stderr_line(&mut child, "primary listening", Duration::from_secs(30))
+    {
+        panic!(
+            "no \"primary listening\" in:
+{}",
+            log.join(
+                "
+"
+            )
+        );
+    }
 }

@@ -379,6 +379,41 @@ fn the_dashboard_shows_the_cluster_live_in_a_real_browser() {
         json!(["stack 7", "ungrouped"]),
         "agents carry stack=7; the primary's own host has no stack"
     );
+    // Each card shows its node's address: the API's `primary_ipv4` (this machine's, as the
+    // agents run here) and the MAC of the default route's interface.
+    let nodes = get_json(&format!("{url}/api/v1/nodes"));
+    let web_a = nodes
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == "web-a"))
+        .expect("web-a listed")
+        .clone();
+    let ipv4 = web_a["primary_ipv4"]
+        .as_str()
+        .expect("the agent reports this machine's IPv4 address")
+        .to_owned();
+    let shown = eventually(
+        "web-a's address on its card",
+        Duration::from_secs(10),
+        || {
+            let shown = session.eval(
+            "const c = document.querySelector('article[data-node=\"web-a\"] .addr'); \
+             return c ? [c.querySelector('.ip')?.textContent, c.querySelector('.mac')?.textContent ?? null] : null",
+        );
+            (!shown.is_null()).then_some(shown)
+        },
+    );
+    let default = &web_a["info"]["default_interface"];
+    let mac = web_a["info"]["interfaces"]
+        .as_array()
+        .and_then(|i| i.iter().find(|i| &i["name"] == default))
+        .map(|i| {
+            format!(
+                "{} {}",
+                i["name"].as_str().unwrap(),
+                i["mac"].as_str().unwrap()
+            )
+        });
+    assert_eq!(shown, json!([ipv4, mac]), "card vs /api/v1/nodes: {web_a}");
     // Three 10 s history slots make the sparklines (and the screenshot) say something.
     eventually("sparklines of three slots", Duration::from_secs(60), || {
         let vertices = session.eval(
@@ -455,6 +490,7 @@ fn the_dashboard_shows_the_cluster_live_in_a_real_browser() {
            facts: [...v.querySelectorAll('.facts dt')].map(d => d.textContent), \
            disks: v.querySelectorAll('.panel[aria-label=Disks] tbody tr').length, \
            nets: v.querySelectorAll('.panel[aria-label=\"Network interfaces\"] tbody tr').length, \
+           addrs: [...v.querySelectorAll('.panel[aria-label=Addresses] tbody li')].map(l => l.textContent), \
            labels: [...v.querySelectorAll('.chips li')].map(l => l.textContent) }",
     );
     assert_eq!(page["hash"], "#/nodes/web-a", "{page}");
@@ -479,6 +515,10 @@ fn the_dashboard_shows_the_cluster_live_in_a_real_browser() {
     }
     assert!(page["disks"].as_u64().unwrap() >= 1, "{page}");
     assert!(page["nets"].as_u64().unwrap() >= 1, "{page}");
+    assert!(
+        page["addrs"].as_array().unwrap().contains(&json!(ipv4)),
+        "the Addresses panel lists {ipv4}: {page}"
+    );
     assert_eq!(page["labels"], json!(["role=worker", "stack=7"]), "{page}");
     save_screenshot(
         &session.screenshot(),

@@ -2,8 +2,10 @@
 //! writes (`pivitals_common::line_protocol::SCHEMA`, read with testkit's `query_text`) and only
 //! known Chronograf variables, a wrong name fails the check, and every query returns rows from
 //! a real InfluxDB 1.x fed by a real agent and primary (the agent reads a Raspberry Pi's `/sys`
-//! files from a fixture tree, so temperature and throttling have data on any machine). Also the
-//! setup script's 365-day retention policy on a real InfluxDB 1.x.
+//! files from a fixture tree, so temperature and throttling have data on any machine). What no
+//! agent can read on a test machine (a Pi's `power` and `storage_health`) is pushed through the
+//! same primary by a second node with [`pi_sample`]. Also the setup script's 365-day retention
+//! policy on a real InfluxDB 1.x.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,16 +13,20 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pivitals_testkit::harness::{
-    eventually, start_agent, start_agent_with, start_primary_on_influx_v1,
+    ENROLL, eventually, start_agent, start_agent_with, start_primary_on_influx_v1,
 };
+use pivitals_testkit::http::request;
 use pivitals_testkit::query_text::{influxql, schema_errors};
 use pivitals_testkit::repo_files::{installed, read, repo_root, run};
+use pivitals_testkit::samples::{now_ms, pi_sample, push_body, register_request};
 use pivitals_testkit::{InfluxV1, free_port};
 use serde_json::Value;
 
 const DB: &str = "pivitals";
 /// The node whose agent reads the Raspberry Pi fixture; the per-node InfluxQL queries use it.
 const PI_NODE: &str = "sd-pi";
+/// The node whose samples the test pushes itself, with the Pi-only families.
+const PUSHED_NODE: &str = "sd-pushed";
 
 /// One named query of `influx/influxql/queries.influxql`.
 #[derive(Debug, Clone)]
@@ -109,7 +115,7 @@ fn check_influxql(query: &NamedQuery) -> Vec<String> {
 fn every_influxql_query_names_only_what_pivitals_writes() {
     let mut errors = Vec::new();
     let queries = influxql_queries();
-    assert!(queries.len() >= 15, "{} InfluxQL queries", queries.len());
+    assert!(queries.len() >= 22, "{} InfluxQL queries", queries.len());
     for query in &queries {
         errors.extend(check_influxql(query));
     }
@@ -170,7 +176,32 @@ fn raspberry_pi_root(dir: &Path) -> PathBuf {
     );
     std::os::unix::fs::symlink("/proc", root.join("proc")).unwrap();
     std::os::unix::fs::symlink("/sys/devices/system", root.join("sys/devices/system")).unwrap();
+    // The host's disks, so `diskio` has data (whole disks are the names under /sys/block).
+    std::os::unix::fs::symlink("/sys/block", root.join("sys/block")).unwrap();
     root
+}
+
+/// Registers [`PUSHED_NODE`] with the primary at `url` and pushes `count` one-second
+/// [`pi_sample`]s ending now: the `power` and `storage_health` points no agent can write here
+/// (this machine is no Raspberry Pi), written by the real primary like an agent's.
+fn push_pi_samples(url: &str, count: i64) {
+    let json = [("Content-Type", "application/json")];
+    let body = serde_json::to_vec(&register_request(PUSHED_NODE)).unwrap();
+    let enroll = format!("Bearer {ENROLL}");
+    let headers = [json[0], ("Authorization", enroll.as_str())];
+    let reply = request("POST", &format!("{url}/api/v1/register"), &headers, &body).unwrap();
+    assert_eq!(reply.status, 200, "register: {}", reply.text());
+    let reply: Value = serde_json::from_slice(&reply.body).unwrap();
+    let token = format!("Bearer {}", reply["node_token"].as_str().unwrap());
+
+    let end = now_ms();
+    let samples = (0..count)
+        .map(|i| pi_sample(end - (count - 1 - i) * 1000, 20.0, 50.0))
+        .collect();
+    let body = serde_json::to_vec(&push_body(samples)).unwrap();
+    let headers = [json[0], ("Authorization", token.as_str())];
+    let reply = request("POST", &format!("{url}/api/v1/vitals"), &headers, &body).unwrap();
+    assert_eq!(reply.status, 200, "push: {}", reply.text());
 }
 
 /// True when the answer has a row with a value besides its time.
@@ -202,6 +233,7 @@ fn influxql_queries_return_rows_from_influxdb_1x_fed_by_a_real_agent() {
     ];
     let _pi = start_agent_with(dir.path(), PI_NODE, &url, "1s", &pi_env);
     let _plain = start_agent(dir.path(), "sd-plain", &url, "1s");
+    push_pi_samples(&url, 3);
 
     // The database exists and the Pi node's samples arrive before any query is judged.
     let count = format!("SELECT count(usage_percent) FROM cpu WHERE node = '{PI_NODE}'");

@@ -2,11 +2,14 @@
 //! accepts docker-compose.yml with `.env.example` as `.env`; every JSON and YAML file in
 //! influx/ and deploy/ parses (YAML with Python's `yaml` module, Debian `python3-yaml`); the
 //! systemd units are hardened and pass `systemd-analyze verify`; the Ansible playbook and the
-//! Dockerfile install what the repository ships.
+//! Dockerfile install what the repository ships; README's "Schema" section documents every
+//! measurement, tag and field of `pivitals_common::line_protocol::SCHEMA` with its type.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
 
+use pivitals_common::line_protocol::{FieldType, SCHEMA};
 use pivitals_testkit::harness::workspace_binary;
 use pivitals_testkit::query_text::names::ident;
 use pivitals_testkit::repo_files::{
@@ -370,4 +373,87 @@ fn dockerfile_builds_the_primary_to_run_as_a_non_root_user() {
     }
     let ignore = read(&root.join(".dockerignore"));
     assert!(ignore.lines().any(|l| l.trim() == "target/"));
+}
+
+/// README's "Schema" section: for each `### \`measurement\`` heading, its text and the
+/// `| \`field\` | type | ...` rows of its table.
+fn readme_schema() -> BTreeMap<String, (String, BTreeMap<String, String>)> {
+    let readme = read(&repo_root().join("README.md"));
+    let start = readme
+        .find("\n## Schema\n")
+        .expect("README has a Schema section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[1..]
+        .find("\n## ")
+        .map_or(section.len(), |end| end + 1)];
+    let mut measurements = BTreeMap::new();
+    for part in section.split("\n### ").skip(1) {
+        let heading = part.lines().next().unwrap_or_default().trim();
+        let name = heading
+            .strip_prefix('`')
+            .and_then(|h| h.strip_suffix('`'))
+            .unwrap_or_else(|| panic!("README schema heading {heading:?} is not `measurement`"));
+        let mut fields = BTreeMap::new();
+        for row in part.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let field = cells[1].trim_matches('`').to_owned();
+            let repeated = fields.insert(field.clone(), cells[2].to_owned());
+            assert!(repeated.is_none(), "README documents {name}.{field} twice");
+        }
+        let repeated = measurements.insert(name.to_owned(), (part.to_owned(), fields));
+        assert!(repeated.is_none(), "README documents {name} twice");
+    }
+    measurements
+}
+
+#[test]
+fn readme_schema_section_documents_every_measurement_tag_and_field_with_its_type() {
+    let documented = readme_schema();
+    let names: BTreeSet<&str> = SCHEMA.iter().map(|m| m.name).collect();
+    assert_eq!(
+        documented
+            .keys()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        names,
+        "README's schema measurements differ from SCHEMA"
+    );
+    for measurement in SCHEMA {
+        let (text, fields) = &documented[measurement.name];
+        let expected: BTreeMap<String, String> = measurement
+            .fields
+            .iter()
+            .map(|(field, kind)| {
+                let kind = match kind {
+                    FieldType::Float => "float",
+                    FieldType::Integer => "integer",
+                    FieldType::String => "string",
+                };
+                ((*field).to_owned(), kind.to_owned())
+            })
+            .collect();
+        assert_eq!(
+            fields, &expected,
+            "README's fields of {} (name and type) differ from SCHEMA",
+            measurement.name
+        );
+        let prose = &text[..text.find("\n|").unwrap_or(text.len())];
+        if measurement.tags.is_empty() {
+            assert!(
+                prose.contains("No extra tags"),
+                "{}: {prose}",
+                measurement.name
+            );
+        }
+        for tag in measurement.tags {
+            assert!(
+                prose.contains(&format!("`{tag}`")),
+                "README does not document the tag {tag} of {}",
+                measurement.name
+            );
+        }
+    }
+    // The changed meaning of disk used_percent is spelled out.
+    let (disk, _) = &documented["disk"];
+    assert!(disk.contains("as `df` shows it"), "{disk}");
 }

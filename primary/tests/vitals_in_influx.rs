@@ -7,14 +7,31 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use pivitals_testkit::harness::{eventually, rows, start_agent_with, start_primary_on_influx_v1};
+use pivitals_testkit::harness::{
+    Proc, eventually, rows, start_agent_with, start_primary_on_influx_v1,
+};
 use pivitals_testkit::{InfluxV1, free_port};
 use serde_json::Value;
 
 const DB: &str = "pivitals";
 
-fn influx() -> InfluxV1 {
-    InfluxV1::start().unwrap_or_else(|e| panic!("{e}"))
+/// A real InfluxDB 1.x, the primary writing to it and one agent `name` pushing every
+/// `interval` from its first sample on (no start jitter); `extra` agent settings win. Hold the
+/// returned values for as long as the processes must run.
+fn start(
+    name: &str,
+    interval: &str,
+    extra: &[(&str, String)],
+) -> (InfluxV1, tempfile::TempDir, Vec<Proc>) {
+    let influx = InfluxV1::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &[]);
+    let mut settings = vec![("PIVITALS_START_JITTER", "false".to_owned())];
+    settings.extend(extra.iter().cloned());
+    let agent = start_agent_with(dir.path(), name, &url, interval, &settings);
+    (influx, dir, vec![agent, primary])
 }
 
 /// Keeps every core busy for `how_long`.
@@ -48,20 +65,10 @@ fn float(value: &Value) -> f64 {
 
 #[test]
 fn a_three_second_cpu_burst_in_a_twenty_second_interval_is_its_max_not_its_mean() {
-    let influx = influx();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &[]);
-    let _agent = start_agent_with(
-        dir.path(),
+    let (influx, _dir, _procs) = start(
         "burst",
-        &url,
         "20s",
-        &[
-            ("PIVITALS_SAMPLE_EVERY", "1s".to_owned()),
-            ("PIVITALS_START_JITTER", "false".to_owned()),
-        ],
+        &[("PIVITALS_SAMPLE_EVERY", "1s".to_owned())],
     );
     let count = "SELECT count(usage_percent) FROM cpu WHERE node = 'burst'";
     // The first sample lands a moment after the agent starts; the burst then falls well
@@ -119,18 +126,7 @@ fn df_root() -> (u64, u64, u64, u64) {
 
 #[test]
 fn the_root_filesystem_in_influxdb_is_what_df_shows() {
-    let influx = influx();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _primary = start_primary_on_influx_v1(dir.path(), port, &influx, DB, &[]);
-    let _agent = start_agent_with(
-        dir.path(),
-        "df-node",
-        &url,
-        "1s",
-        &[("PIVITALS_START_JITTER", "false".to_owned())],
-    );
+    let (influx, _dir, _procs) = start("df-node", "1s", &[]);
     let query = "SELECT total_bytes, used_bytes, available_bytes, used_percent FROM disk \
                  WHERE node = 'df-node' AND mount = '/' ORDER BY time DESC LIMIT 1";
     let point = eventually("a disk point of /", Duration::from_secs(30), || {

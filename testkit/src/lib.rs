@@ -3,6 +3,7 @@
 //!
 //! - [`InfluxV1`] runs the Debian `influxdb` package's `influxd` (1.x) in a temporary directory.
 //! - [`VictoriaMetrics`] runs the Debian `victoria-metrics` package's single-node server.
+//! - [`smtp::SmtpServer`] runs Python's `aiosmtpd` (PyPI), filing received mail in a Maildir.
 //! - [`http`] is a tiny blocking HTTP/1.1 client for poking at those servers from tests.
 //! - [`harness`] starts the primary (as its binary, or in-process on port 0) and agent binaries.
 //! - [`samples`] builds registrations and vitals payloads from the wire types.
@@ -27,6 +28,7 @@ mod process;
 pub mod query_text;
 pub mod repo_files;
 pub mod samples;
+pub mod smtp;
 mod victoria;
 
 pub use http::HttpResponse;

@@ -42,6 +42,7 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
             }
         }
     };
+    let mut known_info = info.clone();
     let name = node_name(&info.hostname);
     let labels = Labels::from([("role".to_owned(), "primary".to_owned())]);
     let record = NodeRecord {
@@ -64,28 +65,58 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
 
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut info_read = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = crate::shutdown::stopped(&mut shutdown) => return,
         }
+        // The host's facts are read again once a minute, as the agent does (an address that
+        // DHCP renewed, a kernel upgrade).
+        let read_info = info_read.elapsed() >= INFO_EVERY;
+        if read_info {
+            info_read = std::time::Instant::now();
+        }
         let collector = Arc::clone(&collector);
-        let sample = match tokio::task::spawn_blocking(move || {
-            collector.lock().unwrap_or_else(|e| e.into_inner()).sample()
+        let (sample, info) = match tokio::task::spawn_blocking(move || {
+            let mut collector = collector.lock().unwrap_or_else(|e| e.into_inner());
+            let info = read_info.then(|| collector.node_info());
+            (collector.sample(), info)
         })
         .await
         {
-            Ok(sample) => sample,
+            Ok(read) => read,
             Err(e) => {
                 tracing::warn!(error = %e, "self-sample failed");
                 continue;
             }
         };
+        if let Some(info) = info.filter(|info| *info != known_info) {
+            update_info(&state, &name, &info).await;
+            known_info = info;
+        }
         let samples = vec![sample];
         match ingest(&state, &name, &labels, &samples).await {
             Ok(_) => state.record_push(&name, samples),
             Err(e) => tracing::warn!(error = %e, "self-sample not accepted"),
         }
+    }
+}
+
+/// How often the primary reads its host's facts again.
+const INFO_EVERY: Duration = Duration::from_secs(60);
+
+/// Stores the primary's new facts in the registry and the live table.
+async fn update_info(state: &AppState, name: &str, info: &pivitals_common::NodeInfo) {
+    let registry = state.registry.clone();
+    let (key, stored) = (name.to_owned(), info.clone());
+    match tokio::task::spawn_blocking(move || registry.update_info(&key, None, &stored)).await {
+        Ok(Ok(_)) => {
+            state.nodes_mut().set_info(name, None, info.clone());
+            tracing::info!(node = %name, "the primary's own node info updated");
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not store the primary's own node info"),
+        Err(e) => tracing::warn!(error = %e, "could not store the primary's own node info"),
     }
 }
 

@@ -40,6 +40,37 @@ pub fn command(program: &Path) -> Command {
     command
 }
 
+/// Reads `child`'s piped stderr until a line contains `needle` (Ok) or `within` passes (Err
+/// with the lines read), then kills the child.
+pub fn wait_for_stderr_line(
+    child: &mut Child,
+    needle: &str,
+    within: Duration,
+) -> Result<(), Vec<String>> {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + within;
+    let mut log = Vec::new();
+    let found = loop {
+        match received.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains(needle) => break true,
+            Ok(line) => log.push(line),
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    if found { Ok(()) } else { Err(log) }
+}
+
 /// A running binary with its stdout and stderr in `<log_dir>/<name>.log`; killed on drop.
 pub struct Proc {
     pub name: String,

@@ -16,7 +16,7 @@ pub mod read;
 
 pub use binaries::{
     Proc, command, start_agent, start_agent_with, start_primary, start_primary_on_influx_v1,
-    workspace_binary,
+    wait_for_stderr_line, workspace_binary,
 };
 pub use in_process::{InProcessPrimary, router_state};
 pub use read::{eventually, get_json, log_fields, metric, node_status, rows};

@@ -5,7 +5,6 @@
 //! the batch, 429/5xx back off with `Retry-After`. An answer we do not know (another 4xx, a
 //! 3xx) keeps the batch too: it points at a wrong URL, which an operator can fix.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use reqwest::header::RETRY_AFTER;
@@ -132,14 +131,7 @@ pub(crate) fn describe_network_error(error: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut text = kind.to_owned();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    pivitals_common::errors::with_causes(kind, error)
 }
 
 #[cfg(test)]

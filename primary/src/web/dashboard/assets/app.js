@@ -328,7 +328,7 @@ function renderGrid(nodes) {
 
 function makeCard(name) {
   const titleId = `card-${name}`;
-  const refs = { badge: h('span'), meta: h('p', { class: 'meta' }), rows: {} };
+  const refs = { badge: h('span'), addr: h('p', { class: 'addr' }), meta: h('p', { class: 'meta' }), rows: {} };
   // CPU, memory and temperature get a sparkline; the fullest disk changes too slowly for one.
   const rows = SERIES.map((m) => {
     const wide = m.key === 'disk_percent';
@@ -342,6 +342,7 @@ function makeCard(name) {
       h('h3', { id: titleId }, h('a', { href: `#/nodes/${encodeURIComponent(name)}` }, name)),
       refs.badge),
     h('dl', { class: 'metrics' }, rows),
+    refs.addr,
     refs.meta);
   return { el, refs };
 }
@@ -378,11 +379,32 @@ function updateCard(card, node) {
       m.key === 'disk_percent' && values.fullestMount ? h('span', { class: 'detail' }, ` on ${values.fullestMount}`) : null);
     if (row.spark) put(row.spark, sparkline(hist, m));
   }
+  // Redrawn only when the address changes, so a selection (to copy it) survives the polling.
+  const addr = addressOf(node);
+  const addrKey = JSON.stringify(addr);
+  if (refs.addr.dataset.key !== addrKey) {
+    refs.addr.dataset.key = addrKey;
+    put(refs.addr,
+      addr.ipv4 ? h('span', { class: 'ip', 'data-ipv4': addr.ipv4, title: 'IPv4 address' }, addr.ipv4) : null,
+      addr.ipv4 ? null : h('span', { class: 'ip none' }, 'no IPv4 address'),
+      addr.mac ? h('span', { class: 'mac', title: `MAC address of ${addr.iface}` }, `${addr.iface} ${addr.mac}`) : null);
+  }
   const uptime = node.latest && node.latest.uptime_seconds;
   put(refs.meta,
     uptime ? `Uptime ${fmtDuration(uptime)} · ` : '',
     'Last seen ', h('time', { datetime: node.last_seen || '' }, fmtAgo(node.last_seen)),
   );
+}
+
+// The address to reach a node by: its primary IPv4 and the MAC of the interface it is on
+// (the default route's, else the one holding that address).
+function addressOf(node) {
+  const i = node.info || {};
+  const ifaces = i.interfaces || [];
+  const ipv4 = node.primary_ipv4 || null;
+  const iface = ifaces.find((x) => x.name === i.default_interface)
+    || ifaces.find((x) => ipv4 && (x.ipv4 || []).includes(ipv4)) || null;
+  return { ipv4, iface: iface ? iface.name : null, mac: iface ? iface.mac || null : null };
 }
 
 // ---- SVG charts --------------------------------------------------------------------------
@@ -520,7 +542,13 @@ function renderNode(name) {
   v.charts.replaceChildren(...SERIES.map((m) => h('figure', {},
     h('figcaption', {}, `${m.long} (${m.unit})`, h('span', { class: 'now' }, `now ${fmtValue(values[m.key], m.unit)}`)),
     chart(hist, m))));
-  v.info.replaceChildren(facts(node));
+  // Facts and addresses change rarely: redrawn only then, so a selection survives the polling.
+  const infoKey = JSON.stringify([node.info, node.registered_at]);
+  if (v.infoKey !== infoKey) {
+    v.infoKey = infoKey;
+    v.info.replaceChildren(facts(node));
+    v.addrs.replaceChildren(addressesTable(node));
+  }
   v.now.replaceChildren(nowFacts(node));
   v.disks.replaceChildren(disksTable(node));
   v.nets.replaceChildren(netsTable(node));
@@ -536,6 +564,8 @@ function buildNodeView(name) {
     sub: h('div', { class: 'node-sub' }),
     charts: h('div', { class: 'charts' }),
     info: h('div'),
+    infoKey: '',
+    addrs: h('div', { class: 'table-wrap' }),
     now: h('div'),
     disks: h('div', { class: 'table-wrap' }),
     nets: h('div', { class: 'table-wrap' }),
@@ -548,6 +578,7 @@ function buildNodeView(name) {
     v.sub,
     panel('Last hour', v.charts),
     panel('Base information', v.info),
+    panel('Addresses', v.addrs),
     panel('Now', v.now),
     panel('Disks', v.disks),
     panel('Network interfaces', v.nets),
@@ -568,6 +599,7 @@ function facts(node) {
   const i = node.info || {};
   return dl([
     ['Board', i.board_model || 'not a Raspberry Pi (no board model)'],
+    ['Board serial', i.board_serial],
     ['Operating system', [i.os, i.os_version].filter(Boolean).join(' ')],
     ['Kernel', i.kernel],
     ['Architecture', i.arch],
@@ -627,6 +659,19 @@ function netsTable(node) {
   return table('Network interfaces', ['Interface', 'Received', 'Sent', 'Errors in', 'Errors out'],
     nets.map((n) => [n.interface, fmtBytes(n.rx_bytes), fmtBytes(n.tx_bytes), String(n.rx_errors), String(n.tx_errors)]),
     [1, 2, 3, 4]);
+}
+
+// Every interface that is up, the default route's first and marked, with its MAC and
+// addresses, one per line (each can be selected and copied on its own).
+function addressesTable(node) {
+  const i = node.info || {};
+  const ifaces = [...(i.interfaces || [])].sort((a, b) =>
+    (b.name === i.default_interface) - (a.name === i.default_interface));
+  const list = (addrs) => (addrs && addrs.length
+    ? h('ul', { class: 'addrs' }, addrs.map((a) => h('li', {}, a))) : '–');
+  return table('Addresses', ['Interface', 'MAC', 'IPv4', 'IPv6'], ifaces.map((x) => [
+    h('span', {}, x.name, x.name === i.default_interface ? h('span', { class: 'detail' }, ' (default route)') : null),
+    x.mac ? h('span', { class: 'mono' }, x.mac) : '–', list(x.ipv4), list(x.ipv6)]), []);
 }
 
 function tempsTable(node) {
