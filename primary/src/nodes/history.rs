@@ -24,7 +24,7 @@
 //! This is a cache for display only: it starts empty when the primary starts and is never
 //! written anywhere.
 
-use pivitals_common::VitalsPayload;
+use pivitals_common::{DiskVitals, VitalsPayload};
 use serde::Serialize;
 
 /// The width of one slot for nodes pushing every 10 s or faster.
@@ -55,10 +55,11 @@ impl Summary {
                 .as_ref()
                 .and_then(|m| percent(m.used_bytes, m.total_bytes)),
             temp_celsius: sample.hottest_celsius(),
+            // As `df` shows it (and as InfluxDB gets it).
             disk_percent: sample
                 .disks
                 .iter()
-                .filter_map(|d| percent(d.used_bytes, d.total_bytes))
+                .filter_map(DiskVitals::used_percent)
                 .reduce(f64::max),
         }
     }

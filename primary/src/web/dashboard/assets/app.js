@@ -129,6 +129,23 @@ function fmtAgo(iso) {
 function percent(part, whole) {
   return whole > 0 ? (part * 100) / whole : null;
 }
+// A filesystem's use as `df` shows it: used / (used + available), rounded up; older agents
+// send no `available_bytes`, then used / total.
+function diskPercent(d) {
+  if (Number.isFinite(d.available_bytes)) {
+    const whole = d.used_bytes + d.available_bytes;
+    return whole > 0 ? Math.ceil((d.used_bytes * 100) / whole) : null;
+  }
+  return percent(d.used_bytes, d.total_bytes);
+}
+function fmtRate(bytesPerSecond) {
+  return Number.isFinite(bytesPerSecond) ? `${fmtBytes(bytesPerSecond)}/s` : '–';
+}
+// "mean (peak max)" for a fast vital that carries its interval's max.
+function withPeak(mean, max, unit) {
+  const shown = fmtValue(mean, unit);
+  return Number.isFinite(max) && max > mean ? `${shown} (peak ${fmtValue(max, unit)})` : shown;
+}
 function naturalCompare(a, b) {
   return String(a).localeCompare(String(b), 'en', { numeric: true });
 }
@@ -349,7 +366,7 @@ function makeCard(name) {
 
 function latestValues(node) {
   const l = node.latest || {};
-  const disks = (l.disks || []).map((d) => ({ ...d, pct: percent(d.used_bytes, d.total_bytes) }))
+  const disks = (l.disks || []).map((d) => ({ ...d, pct: diskPercent(d) }))
     .filter((d) => d.pct !== null);
   const fullest = disks.reduce((a, b) => (a === null || b.pct > a.pct ? b : a), null);
   const temps = (l.temperatures || []).map((t) => t.celsius).filter(Number.isFinite);
@@ -552,6 +569,7 @@ function renderNode(name) {
   v.now.replaceChildren(nowFacts(node));
   v.disks.replaceChildren(disksTable(node));
   v.nets.replaceChildren(netsTable(node));
+  v.io.replaceChildren(diskIoTable(node));
   v.temps.replaceChildren(tempsTable(node));
   if (!view.contains(v.root)) view.replaceChildren(v.root);
 }
@@ -569,6 +587,7 @@ function buildNodeView(name) {
     now: h('div'),
     disks: h('div', { class: 'table-wrap' }),
     nets: h('div', { class: 'table-wrap' }),
+    io: h('div', { class: 'table-wrap' }),
     temps: h('div', { class: 'table-wrap' }),
   };
   const title = h('h2', { class: 'node-title', tabindex: '-1' }, h('span', {}, name), v.badge);
@@ -582,6 +601,7 @@ function buildNodeView(name) {
     panel('Now', v.now),
     panel('Disks', v.disks),
     panel('Network interfaces', v.nets),
+    panel('Disk I/O', v.io),
     panel('Temperatures', v.temps),
     panel('Administration', h('div', { class: 'admin' },
       h('p', {}, 'Deregistering removes the node from the primary; its token stops working at once.'),
@@ -625,14 +645,39 @@ function nowFacts(node) {
   ].filter(Boolean) : null;
   return dl([
     ['Sample taken', new Date(l.timestamp_ms).toISOString()],
-    ['CPU', l.cpu ? `${fmtValue(l.cpu.usage_percent, '%')}${l.cpu.frequency_mhz ? ` at ${l.cpu.frequency_mhz}${NB}MHz` : ''}` : null],
-    ['Load (1, 5, 15 min)', l.load ? [l.load.one, l.load.five, l.load.fifteen].map((x) => num(x, 2)).join(', ') : null],
-    ['Memory', l.memory ? `${fmtBytes(l.memory.used_bytes)} of ${fmtBytes(l.memory.total_bytes)} (${fmtValue(percent(l.memory.used_bytes, l.memory.total_bytes), '%')})` : null],
+    ['CPU', l.cpu ? `${withPeak(l.cpu.usage_percent, l.cpu.usage_percent_max, '%')}${l.cpu.frequency_mhz ? ` at ${l.cpu.frequency_mhz}${NB}MHz` : ''}` : null],
+    ['Load (1, 5, 15 min)', l.load ? [l.load.one, l.load.five, l.load.fifteen].map((x) => num(x, 2)).join(', ')
+      + (Number.isFinite(l.load.one_max) && l.load.one_max > l.load.one ? ` (1 min peak ${num(l.load.one_max, 2)})` : '') : null],
+    ['Memory', l.memory ? `${fmtBytes(l.memory.used_bytes)} of ${fmtBytes(l.memory.total_bytes)} (${fmtValue(percent(l.memory.used_bytes, l.memory.total_bytes), '%')})`
+      + (Number.isFinite(l.memory.used_bytes_max) && l.memory.used_bytes_max > l.memory.used_bytes ? `, peak ${fmtBytes(l.memory.used_bytes_max)}` : '') : null],
     ['Swap', l.swap && l.swap.total_bytes ? `${fmtBytes(l.swap.used_bytes)} of ${fmtBytes(l.swap.total_bytes)}` : null],
     ['Processes', l.process_count !== null && l.process_count !== undefined ? String(l.process_count) : null],
     ['Uptime', l.uptime_seconds ? fmtDuration(l.uptime_seconds) : null],
     ['Throttling', flags ? (flags.length ? flags.join(', ') : `none now (0x${t.raw.toString(16)})`) : null],
+    ['Power', powerText(l.power)],
+    ['Fan', l.power && Number.isFinite(l.power.fan_rpm) ? `${l.power.fan_rpm}${NB}rpm` : null],
+    ['Storage wear', wearText(l.storage_health)],
   ]);
+}
+
+function powerText(p) {
+  if (!p || p.under_voltage_now === null || p.under_voltage_now === undefined) return null;
+  const now = p.under_voltage_now ? 'under-voltage now' : 'supply fine now';
+  const seen = p.under_voltage_events
+    ? `; ${p.under_voltage_events} under-voltage event${p.under_voltage_events === 1 ? '' : 's'}, ${p.under_voltage_seconds || 0}${NB}s in the last interval`
+    : '';
+  return `${now}${seen}${p.under_voltage_since_boot ? '; seen since boot' : ''}`;
+}
+
+// eMMC life time estimates are steps of 10 % of the rated life (1: 0–10 % used).
+function wearText(devices) {
+  const known = (devices || []).filter((d) => Number.isFinite(d.emmc_life_time_a) || Number.isFinite(d.emmc_life_time_b));
+  if (!known.length) return null;
+  return known.map((d) => {
+    const step = Math.max(d.emmc_life_time_a || 0, d.emmc_life_time_b || 0);
+    const eol = d.emmc_pre_eol > 1 ? (d.emmc_pre_eol === 2 ? ', reserve blocks at 80 %' : ', reserve blocks nearly gone') : '';
+    return `${d.device}: ${step > 10 ? 'past its rated life' : `${(step - 1) * 10}–${step * 10}${NB}% of its rated life used`}${eol}`;
+  }).join('; ');
 }
 
 function table(caption, head, rows, numeric) {
@@ -646,19 +691,37 @@ function table(caption, head, rows, numeric) {
 
 function disksTable(node) {
   const disks = (node.latest && node.latest.disks) || [];
-  return table('Disks', ['Mount', 'Device', 'Type', 'Used', 'Size', 'Use'], disks.map((d) => {
-    const pct = percent(d.used_bytes, d.total_bytes);
-    return [d.mount, d.device, d.fs_type, fmtBytes(d.used_bytes), fmtBytes(d.total_bytes),
+  return table('Disks', ['Mount', 'Device', 'Type', 'Used', 'Available', 'Size', 'Use'], disks.map((d) => {
+    const pct = diskPercent(d);
+    return [d.mount, d.device, d.fs_type, fmtBytes(d.used_bytes), fmtBytes(d.available_bytes), fmtBytes(d.total_bytes),
       h('span', {}, pct === null ? '–' : fmtValue(pct, '%'), ' ',
         pct === null ? '' : h('meter', { min: 0, max: 100, low: 80, high: 90, optimum: 0, value: pct.toFixed(1), 'aria-hidden': 'true' }))];
-  }), [3, 4]);
+  }), [3, 4, 5]);
 }
 
+// Rates over the last interval (counters since boot in the title); a dash right after the
+// agent started or the interface was reset.
 function netsTable(node) {
   const nets = (node.latest && node.latest.networks) || [];
-  return table('Network interfaces', ['Interface', 'Received', 'Sent', 'Errors in', 'Errors out'],
-    nets.map((n) => [n.interface, fmtBytes(n.rx_bytes), fmtBytes(n.tx_bytes), String(n.rx_errors), String(n.tx_errors)]),
-    [1, 2, 3, 4]);
+  const perSecond = (v) => (Number.isFinite(v) ? `${num(v, v < 10 ? 1 : 0)}/s` : '–');
+  return table('Network interfaces', ['Interface', 'Receiving', 'Sending', 'Errors in', 'Errors out', 'Dropped in', 'Dropped out'],
+    nets.map((n) => {
+      const r = n.rates || {};
+      return [h('span', { title: `since boot: ${fmtBytes(n.rx_bytes)} received, ${fmtBytes(n.tx_bytes)} sent` }, n.interface),
+        fmtRate(r.rx_bytes_per_second), fmtRate(r.tx_bytes_per_second),
+        perSecond(r.rx_errors_per_second), perSecond(r.tx_errors_per_second),
+        perSecond(r.rx_dropped_per_second), perSecond(r.tx_dropped_per_second)];
+    }),
+    [1, 2, 3, 4, 5, 6]);
+}
+
+function diskIoTable(node) {
+  const devices = (node.latest && node.latest.disk_io) || [];
+  return table('Disk I/O', ['Device', 'Reading', 'Writing', 'Busy'], devices.map((d) => {
+    const r = d.rates || {};
+    return [h('span', { title: `since boot: ${fmtBytes(d.read_bytes)} read, ${fmtBytes(d.written_bytes)} written` }, d.device),
+      fmtRate(r.read_bytes_per_second), fmtRate(r.write_bytes_per_second), fmtValue(r.busy_percent, '%')];
+  }), [1, 2, 3]);
 }
 
 // Every interface that is up, the default route's first and marked, with its MAC and
@@ -676,7 +739,8 @@ function addressesTable(node) {
 
 function tempsTable(node) {
   const temps = (node.latest && node.latest.temperatures) || [];
-  return table('Temperatures', ['Sensor', 'Temperature'], temps.map((t) => [t.sensor, fmtValue(t.celsius, '°C')]), [1]);
+  return table('Temperatures', ['Sensor', 'Temperature', 'Peak'],
+    temps.map((t) => [t.sensor, fmtValue(t.celsius, '°C'), fmtValue(t.celsius_max, '°C')]), [1, 2]);
 }
 
 // ---- deregistering -----------------------------------------------------------------------
