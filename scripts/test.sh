@@ -23,6 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# The e-mail alert test talks to a real SMTP server, Python's aiosmtpd (from PyPI).
+python3 -c 'import aiosmtpd' >/dev/null 2>&1 || python3 -m pip install -q aiosmtpd
 
 # The end-to-end tests run the real binaries; build them first so a filtered run finds them.
 cargo build --workspace --bins --locked

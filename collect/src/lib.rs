@@ -13,7 +13,7 @@
 //!
 //! **Architecture Invariant:** this crate knows nothing of the agent or the primary: it depends
 //! only on `pivitals-common` (the sample's types). It reads files under its root and asks the
-//! local kernel (`statvfs`, `getifaddrs`); it never opens a socket.
+//! local kernel (`statvfs`, `getifaddrs`, the NVMe SMART log ioctl); it never opens a socket.
 
 mod cpu;
 mod diskio;
@@ -23,6 +23,7 @@ mod host;
 mod identity;
 mod memory;
 mod network;
+mod nvme;
 mod peaks;
 mod pi;
 mod power;
@@ -168,6 +169,10 @@ impl Collector {
         {
             return;
         }
+        self.read_fast(now);
+    }
+
+    fn read_fast(&mut self, now: Instant) {
         self.last_tick = Some(now);
         self.power.poll(&self.root, now);
         let (memory, swap) = self.memory.sample();
@@ -182,8 +187,15 @@ impl Collector {
 
     /// One sample, stamped with the current time: the fast vitals as mean, min and max of the
     /// ticks since the last sample (this one reads them once more), the rest as they are now.
+    /// A sample right after another (the last one an agent takes when it stops) reads the fast
+    /// vitals even within half a second of the last reading: a sample never lacks them.
     pub fn sample(&mut self) -> VitalsPayload {
-        self.tick();
+        let now = Instant::now();
+        if self.peaks.is_empty() {
+            self.read_fast(now);
+        } else {
+            self.tick_at(now);
+        }
         let timestamp_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| {

@@ -95,6 +95,14 @@ pub(crate) struct Peaks {
 }
 
 impl Peaks {
+    /// No reading since the last summary.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.newest.cpu.is_none()
+            && self.newest.load.is_none()
+            && self.newest.memory.is_none()
+            && self.newest.temperatures.is_empty()
+    }
+
     pub(crate) fn add(&mut self, reading: Reading) {
         if let Some(cpu) = &reading.cpu {
             self.cpu.add(cpu.usage_percent);

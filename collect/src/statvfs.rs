@@ -1,5 +1,5 @@
-//! `statvfs(3)` of a path, as a safe function (the other call into libc is `getifaddrs`, in
-//! `identity.rs`).
+//! `statvfs(3)` of a path, as a safe function (the other calls into libc are `getifaddrs` in
+//! `identity.rs` and the NVMe admin ioctl in `nvme.rs`).
 //!
 //! On glibc this is `statvfs64`, whose counts are 64-bit on every target: the plain `statvfs` of
 //! 32-bit Raspberry Pi OS (armhf) has 32-bit counts and fails with `EOVERFLOW` on a filesystem

@@ -24,6 +24,10 @@
 //! When the node is stopped or deleted, [`Engine::node_gone`] ends all of its series the same
 //! way.
 //!
+//! A pending series survives a gap in its node's samples (the node down or restarting): its
+//! `for` counts from the first sample that met the condition, so a condition met before and
+//! after the gap fires on the first sample after it once `for` has passed.
+//!
 //! **Node down** rules ([`Condition::NodeDown`]) are not judged on samples: the liveness
 //! watcher calls [`Engine::node_down`] and [`Engine::node_up`] when it records the change.
 //!
@@ -704,7 +708,7 @@ mod tests {
                 (
                     3,
                     EventKind::ResolvedNoData,
-                    "pi-01 disk full resolved (no data): disk /mnt/usb used last 95 % > 90, was firing for 0s"
+                    "pi-01 disk full resolved (no data): disk /mnt/usb used last 95 % > 90, was firing for 3s"
                         .to_owned()
                 ),
             ],
@@ -865,8 +869,8 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "pi-01 under-voltage: power under_voltage_events 2 > 0",
                 "pi-01 throttled: system throttled 1 > 0",
+                "pi-01 under-voltage: power under_voltage_events 2 > 0",
                 "pi-01 throttled resolved: system throttled 0, was > 0 for 1s",
                 "pi-01 under-voltage resolved: power under_voltage_events 0, was > 0 for 1s",
             ]

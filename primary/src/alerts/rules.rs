@@ -548,11 +548,11 @@ mod tests {
 
     #[test]
     fn a_rule_parses_from_toml_and_refuses_unknown_keys() {
-        #[derive(Deserialize)]
+        #[derive(Debug, Deserialize)]
         struct File {
             alert: Alert,
         }
-        #[derive(Deserialize)]
+        #[derive(Debug, Deserialize)]
         struct Alert {
             rules: Vec<RuleConfig>,
         }
@@ -666,7 +666,7 @@ mod tests {
                     for_: Some("2 minutes-ish".into()),
                     ..rule("hot")
                 },
-                r#"alert rule "hot": key for: "2 minutes-ish" is not a duration like 2m (unknown time unit "minutes-ish")"#,
+                r#"alert rule "hot": key for: "2 minutes-ish" is not a duration like 2m (invalid character at 9)"#,
             ),
             (
                 RuleConfig {

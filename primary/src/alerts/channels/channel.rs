@@ -95,8 +95,3 @@ impl fmt::Debug for Channel {
         write!(f, "Channel({self})")
     }
 }
-
-/// `base` joined with `path` (which starts with `/`), keeping any path prefix of `base`.
-pub(crate) fn join(base: &url::Url, path: &str) -> String {
-    format!("{}{path}", base.as_str().trim_end_matches('/'))
-}

@@ -10,8 +10,7 @@ use std::fmt;
 use pivitals_common::Secret;
 use url::Url;
 
-use super::channel::join;
-use super::parse::{Query, path_segments, percent_decode};
+use super::url_parts::{Query, join, path_segments, percent_decode};
 use super::{ChannelError, Message, SendError, http};
 
 const SERVICE: &str = "discord";
@@ -86,11 +85,7 @@ impl Discord {
         message: &Message,
     ) -> Result<(), SendError> {
         let content: String = message.text.chars().take(MAX_CHARS).collect();
-        let path = format!(
-            "/api/webhooks/{}/{}",
-            self.webhook_id,
-            self.token.expose()
-        );
+        let path = format!("/api/webhooks/{}/{}", self.webhook_id, self.token.expose());
         let request = http
             .post(join(&self.api_base, &path))
             .json(&serde_json::json!({ "content": content }));

@@ -18,7 +18,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use pivitals_common::Secret;
 use url::Url;
 
-use super::parse::{Query, path_segments, userinfo};
+use super::url_parts::{Query, path_segments, userinfo};
 use super::{ChannelError, Message, SEND_TIMEOUT, SendError};
 
 const SERVICE: &str = "email";
@@ -70,7 +70,11 @@ impl Email {
         if !path_segments(url).is_empty() {
             return Err(invalid("unexpected path (smtp://host:port/?from=…&to=…)"));
         }
-        let encryption = match encryption.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let encryption = match encryption
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("auto") => match url.port() {
                 Some(465) => Encryption::Tls,
                 _ => Encryption::StartTls,
@@ -140,11 +144,11 @@ impl Email {
 
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
         let builder = match self.encryption {
-            Encryption::None => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host)
+            Encryption::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host),
+            Encryption::StartTls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.host)
+                    .map_err(|e| refused(format!("TLS setup: {e}")))?
             }
-            Encryption::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.host)
-                .map_err(|e| refused(format!("TLS setup: {e}")))?,
             Encryption::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&self.host)
                 .map_err(|e| refused(format!("TLS setup: {e}")))?,
         };

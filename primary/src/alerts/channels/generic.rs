@@ -45,7 +45,11 @@ impl Generic {
 impl fmt::Display for Generic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let host = self.target.host_str().unwrap_or_default();
-        let port = self.target.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let port = self
+            .target
+            .port()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
         write!(f, "generic+{}://{host}{port}", self.target.scheme())?;
         if self.target.path() != "/" || self.target.query().is_some() {
             write!(f, "/***")?;

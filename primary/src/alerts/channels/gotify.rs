@@ -10,8 +10,7 @@ use std::fmt;
 use pivitals_common::Secret;
 use url::Url;
 
-use super::channel::join;
-use super::parse::{Query, authority, path_segments};
+use super::url_parts::{Query, authority, join, path_segments};
 use super::{ChannelError, Message, Priority, SendError, http};
 
 const SERVICE: &str = "gotify";
@@ -79,7 +78,11 @@ pub(crate) fn priority(priority: Priority) -> u8 {
 impl fmt::Display for Gotify {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let host = self.base.host_str().unwrap_or_default();
-        let port = self.base.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let port = self
+            .base
+            .port()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
         let prefix = self.base.path().trim_end_matches('/');
         write!(f, "gotify://{host}{port}{prefix}/***")?;
         if self.base.scheme() == "http" {

@@ -67,6 +67,7 @@ mod ntfy;
 mod parse;
 mod slack;
 mod telegram;
+mod url_parts;
 
 pub use channel::Channel;
 pub use error::{ChannelError, SendError};

@@ -11,8 +11,7 @@ use std::fmt;
 use pivitals_common::Secret;
 use url::Url;
 
-use super::channel::join;
-use super::parse::{Query, authority, path_segments, userinfo};
+use super::url_parts::{Query, authority, join, path_segments, userinfo};
 use super::{ChannelError, Message, Priority, SendError, http};
 
 const SERVICE: &str = "ntfy";
@@ -31,7 +30,10 @@ impl Ntfy {
         let mut query = Query::of(url, SERVICE, "scheme, tags");
         let scheme = query.take(&["scheme"]).unwrap_or_else(|| "https".into());
         if scheme != "https" && scheme != "http" {
-            return Err(ChannelError::invalid(SERVICE, "`scheme` must be https or http"));
+            return Err(ChannelError::invalid(
+                SERVICE,
+                "`scheme` must be https or http",
+            ));
         }
         let tags = query
             .take(&["tags"])
@@ -144,7 +146,11 @@ fn base64(bytes: &[u8]) -> String {
 impl fmt::Display for Ntfy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let host = self.base.host_str().unwrap_or_default();
-        let port = self.base.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let port = self
+            .base
+            .port()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
         let prefix = self.base.path().trim_end_matches('/');
         write!(f, "ntfy://")?;
         if let Some((user, _)) = &self.auth {

@@ -10,8 +10,7 @@ use std::fmt;
 use pivitals_common::Secret;
 use url::Url;
 
-use super::channel::join;
-use super::parse::{Query, path_segments, userinfo};
+use super::url_parts::{Query, join, path_segments, userinfo};
 use super::{ChannelError, Message, SendError, http};
 
 const SERVICE: &str = "slack";
