@@ -16,6 +16,9 @@
 #    back to back) for the pipeline's end-to-end lines/s, beside the same number of lines
 #    written straight to InfluxDB by one bulk client (curl, 5000-line bodies).
 # c. The primary's peak memory with BENCH_BIG_NODES (10000) registered nodes, one push each.
+# r. Alert rules: BENCH_NODES (2000) nodes at 1 s for BENCH_DURATION (30) s into the archive,
+#    once with no rule and once with 10 (bench/alert-rules.toml), primary CPU per push each
+#    (schedstat) and the ratio. Not in the default phases: BENCH_PHASES=r.
 #
 # Installs what it needs with apt-get (root). Prints a table and writes it to
 # bench/results/latest.txt. Every server it starts listens on 127.0.0.1 and is stopped at the
@@ -195,7 +198,7 @@ start_primary() {
     mkdir -p "$WORK/$name"
     env PIVITALS_LISTEN="127.0.0.1:$port" PIVITALS_DATA_DIR="$WORK/$name/data" \
         PIVITALS_ENROLL_TOKEN="$TOKEN" PIVITALS_SELF_MONITOR=false PIVITALS_LOG=warn "$@" \
-        "$binary" >"$WORK/$name/primary.log" 2>&1 &
+        "$binary" ${PRIMARY_CONFIG:+--config "$PRIMARY_CONFIG"} >"$WORK/$name/primary.log" 2>&1 &
     PRIMARY_PID=$!
     PIDS+=("$PRIMARY_PID")
     local deadline=$((SECONDS + 60))
@@ -764,6 +767,9 @@ EOF
   primary <= 64 MB with 10,000 nodes:         $(verdict "$C_HWM_MIB * 1048576 <= 64000000 && $BIG_NODES >= 10000") ($C_HWM_MIB MiB peak at the default interval)
 EOF
     fi
+    if has_phase r; then
+        echo "  10 alert rules add <= 10 % CPU per push:    $(verdict "$R_RATIO <= 1.10") ($R_TEN_US vs $R_NONE_US µs a push, ${R_RATIO}x; $NODES nodes at 1 s)"
+    fi
     if [[ $PROFILE == 1 ]]; then
         echo
         echo "profile of the primary (perf, $NODES nodes at 1 s, 20 s): $PROFILE_LINE"
@@ -772,6 +778,35 @@ EOF
         echo "  self time, top symbols:"
         sed 's/^/  /' "$WORK/profile-top.txt"
     fi
+}
+
+# --- r. the cost of alert rules ------------------------------------------------------------------
+
+# rules_run NAME: $NODES nodes at 1 s for $DURATION s into a primary writing the archive (with
+# PRIMARY_CONFIG when set); prints the primary's CPU per accepted push in µs (schedstat).
+rules_run() {
+    local name=$1 port url ns0 ns1 line accepted
+    port=$(free_port)
+    url=http://127.0.0.1:$port
+    start_primary "$name" "$port" PIVITALS_LIMITS__PUSH_BURST=1000000 PIVITALS_LIMITS__PUSH_REFILL=1ms
+    simulate "$WORK/$name" --nodes "$NODES" --interval 1s --duration "${DURATION}s" --primary-url "$url"
+    wait_pushing "$WORK/$name" 600
+    ns0=$(cpu_ns "$PRIMARY_PID")
+    wait_sim $((DURATION + 120)) || die "simulate failed: $(tail -5 "$WORK/$name.err")"
+    ns1=$(cpu_ns "$PRIMARY_PID")
+    line=$(grep '^simulate:' "$WORK/$name.out") || die "no summary line"
+    accepted=$(field "$line" accepted)
+    stop "$PRIMARY_PID"
+    calc '%.1f' "($ns1 - $ns0) / 1000 / $accepted"
+}
+
+phase_rules() {
+    log "r. alert rules: $NODES nodes at 1 s for $DURATION s, without rules and with 10"
+    local config=$WORK/no-rules.toml
+    printf '[alert]\ndefault_rules = false\n' >"$config"
+    R_NONE_US=$(PRIMARY_CONFIG=$config rules_run r-none)
+    R_TEN_US=$(PRIMARY_CONFIG=$ROOT/bench/alert-rules.toml rules_run r-ten)
+    R_RATIO=$(calc '%.3f' "$R_TEN_US / $R_NONE_US")
 }
 
 main() {
@@ -783,6 +818,7 @@ main() {
     if has_phase a; then phase_agent; fi
     if has_phase b; then phase_primary; fi
     if has_phase c; then phase_memory; fi
+    if has_phase r; then phase_rules; fi
     mkdir -p "$RESULTS_DIR"
     # Only a run of every phase replaces the committed figures.
     local out=$RESULTS_DIR/latest.txt

@@ -17,7 +17,8 @@
 //! the values InfluxDB gets.
 //!
 //! Besides the samples ([`encode_sample`]), the primary records every change of a node's
-//! status as one `node_status` point ([`encode_status`]).
+//! status as one `node_status` point ([`encode_status`]) and every transition of an alert as
+//! one `alert` point ([`encode_alert`]).
 
 use std::borrow::Cow;
 
@@ -198,6 +199,11 @@ pub const SCHEMA: &[MeasurementSchema] = &[
         name: "node_status",
         tags: &[],
         fields: &[("status", Text), ("up", Integer)],
+    },
+    MeasurementSchema {
+        name: "alert",
+        tags: &["rule", "mount", "device", "fstype", "interface", "sensor"],
+        fields: &[("state", Text), ("value", Float)],
     },
 ];
 
@@ -656,6 +662,52 @@ pub fn encode_status(
         .build();
     Ok(1)
 }
+/// Encodes one transition of an alert as an `alert` point onto `out`: tagged like the node's
+/// samples plus `rule` and the alert's series tags (those [`visit_points`] gives the rule's
+/// measurement: `mount`, `device`, `fstype`, `interface`, `sensor`; empty values are left
+/// out), with the string field `state` (`firing`, `resolved`, `no_data`) and the float field
+/// `value` (left out when `None` or not finite), at `ts_ms`. Returns the number of points
+/// written (1). `node` and `labels` must have passed [`crate::validate`].
+#[allow(clippy::too_many_arguments)]
+pub fn encode_alert(
+    node: &str,
+    labels: &Labels,
+    rule: &str,
+    series: &[(&str, &str)],
+    state: &str,
+    value: Option<f64>,
+    ts_ms: i64,
+    out: &mut Vec<u8>,
+) -> Result<usize, EncodeError> {
+    let ts = ts_ms
+        .checked_mul(1_000_000)
+        .ok_or(EncodeError::TimestampOutOfRange(ts_ms))?;
+    let rule = clean_tag_value(rule);
+    let series: Vec<(&str, Cow<'_, str>)> = series
+        .iter()
+        .filter_map(|(k, v)| clean_tag_value(v).map(|v| (*k, v)))
+        .collect();
+    let mut tags: Vec<(&str, &str)> = Vec::with_capacity(2 + labels.len() + series.len());
+    tags.push(("node", node));
+    tags.extend(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if let Some(rule) = &rule {
+        tags.push(("rule", rule));
+    }
+    tags.extend(series.iter().map(|(k, v)| (*k, &**v)));
+    tags.sort_unstable_by_key(|(key, _)| *key);
+    let mut builder = LineProtocolBuilder::new_with(std::mem::take(out)).measurement("alert");
+    for (key, value) in tags {
+        builder = builder.tag(key, value);
+    }
+    let builder = builder.field("state", state);
+    let builder = match value.filter(|v| v.is_finite()) {
+        Some(v) => builder.field("value", v),
+        None => builder,
+    };
+    *out = builder.timestamp(ts).close_line().build();
+    Ok(1)
+}
+
 /// Writes points that share a node, its labels and a timestamp.
 struct Lines<'a> {
     node: &'a str,
@@ -1093,6 +1145,80 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             encode_status("n", &Labels::new(), "up", true, i64::MIN, &mut out),
+            Err(EncodeError::TimestampOutOfRange(i64::MIN))
+        );
+    }
+
+    #[test]
+    fn alert_points_parse_back_and_follow_the_schema() {
+        let mut out = Vec::new();
+        let series = [
+            ("mount", "/mnt/usb disk"),
+            ("device", "/dev/sda1"),
+            ("fstype", ""),
+        ];
+        encode_alert(
+            "pi-01",
+            &labels(),
+            "disk full",
+            &series,
+            "firing",
+            Some(93.5),
+            TS_MS,
+            &mut out,
+        )
+        .unwrap();
+        let points = encode_alert(
+            "pi-01",
+            &Labels::new(),
+            "node down",
+            &[],
+            "resolved",
+            None,
+            TS_MS,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(points, 1);
+        encode_alert(
+            "pi-01",
+            &Labels::new(),
+            "hot",
+            &[("sensor", "cpu")],
+            "no_data",
+            Some(f64::NAN),
+            TS_MS,
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            r#"alert,device=/dev/sda1,mount=/mnt/usb\ disk,node=pi-01,role=worker,rule=disk\ full,stack=2 state="firing",value=93.5 1700000000123000000"#
+        );
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            r#"alert,node=pi-01,rule=node\ down state="resolved" 1700000000123000000"#
+        );
+        let parsed: Vec<_> = parse_lines(&text).collect::<Result<_, _>>().unwrap();
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(
+            parsed[2].field_value("state"),
+            Some(&FieldValue::String("no_data".into()))
+        );
+        assert_eq!(parsed[2].field_value("value"), None, "NaN is left out");
+        check_schema(&text);
+        assert_eq!(
+            encode_alert(
+                "n",
+                &Labels::new(),
+                "r",
+                &[],
+                "firing",
+                None,
+                i64::MIN,
+                &mut Vec::new()
+            ),
             Err(EncodeError::TimestampOutOfRange(i64::MIN))
         );
     }

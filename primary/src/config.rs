@@ -18,6 +18,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, IntoDeserializer};
 use thiserror::Error;
 
+use crate::alerts::channels::Channel;
+use crate::alerts::rules::{self, RuleConfig, Rules};
 use crate::limits::LimitsConfig;
 use crate::serde_duration::duration;
 use crate::storage::config::{BatchConfig, SpoolConfig};
@@ -94,6 +96,16 @@ pub struct AlertConfig {
     /// Time limit of one delivery attempt (`PIVITALS_ALERT__TIMEOUT`).
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
+    /// Whether the default rules are on (`PIVITALS_ALERT__DEFAULT_RULES`); see
+    /// [`rules::default_rules`].
+    pub default_rules: bool,
+    /// Notification URLs, comma-separated (`PIVITALS_ALERT__NOTIFY`), named `notify-1`,
+    /// `notify-2`, … in order; parsed with [`Channel::parse_list`].
+    pub notify: Option<String>,
+    /// Named channels: `name = "URL"` under `[alert.channels]`.
+    pub channels: std::collections::BTreeMap<String, Channel>,
+    /// `[[alert.rules]]`, merged with the defaults by [`rules::load`].
+    pub rules: Vec<RuleConfig>,
 }
 
 impl Default for AlertConfig {
@@ -101,11 +113,47 @@ impl Default for AlertConfig {
         Self {
             webhook_url: None,
             timeout: Duration::from_secs(10),
+            default_rules: true,
+            notify: None,
+            channels: Default::default(),
+            rules: Vec::new(),
         }
     }
 }
 
 impl AlertConfig {
+    /// Every channel with its name: those of `notify` first (`notify-1`, …), then
+    /// `[alert.channels]` by name.
+    pub fn channel_list(&self) -> Result<Vec<(String, Channel)>, ConfigError> {
+        let mut list = Vec::new();
+        if let Some(urls) = self.notify.as_deref().filter(|u| !u.trim().is_empty()) {
+            let parsed = Channel::parse_list(urls)
+                .map_err(|e| ConfigError::Invalid(format!("PIVITALS_ALERT__NOTIFY: {e}")))?;
+            for (i, channel) in parsed.into_iter().enumerate() {
+                list.push((format!("notify-{}", i + 1), channel));
+            }
+        }
+        for (name, channel) in &self.channels {
+            if list.iter().any(|(n, _)| n == name) {
+                return Err(ConfigError::Invalid(format!(
+                    "alert channel {name:?}: the name is taken by a URL of PIVITALS_ALERT__NOTIFY"
+                )));
+            }
+            list.push((name.clone(), channel.clone()));
+        }
+        Ok(list)
+    }
+
+    /// The checked rules (defaults merged) whose channels all exist.
+    pub fn checked_rules(&self) -> Result<Rules, ConfigError> {
+        let invalid = |e: rules::RuleError| ConfigError::Invalid(e.to_string());
+        let rules = rules::load(self.default_rules, &self.rules).map_err(invalid)?;
+        let channels = self.channel_list()?;
+        let names: Vec<&str> = channels.iter().map(|(n, _)| n.as_str()).collect();
+        rules.check_channels(&names).map_err(invalid)?;
+        Ok(rules)
+    }
+
     /// The checked webhook URL, when one is configured.
     pub fn url(&self) -> Result<Option<url::Url>, ConfigError> {
         let Some(text) = self.webhook_url.as_deref().map(str::trim) else {
@@ -163,6 +211,13 @@ impl fmt::Debug for PrimaryConfig {
                 &self.alert.webhook_url.as_ref().map(|_| "<set>"),
             )
             .field("alert_timeout", &self.alert.timeout)
+            .field("alert_default_rules", &self.alert.default_rules)
+            .field(
+                "alert_channels",
+                &self.alert.channels.keys().collect::<Vec<_>>(),
+            )
+            .field("alert_notify", &self.alert.notify.as_ref().map(|_| "<set>"))
+            .field("alert_rules", &self.alert.rules.len())
             .field("limits", &self.limits)
             .field("tls", &self.tls)
             .finish()
@@ -257,6 +312,7 @@ impl PrimaryConfig {
             return invalid("PIVITALS_ALERT__TIMEOUT must be longer than 0s");
         }
         self.alert.url()?;
+        self.alert.checked_rules()?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return invalid("PIVITALS_TLS__CERT and PIVITALS_TLS__KEY must be set together");
         }
@@ -626,6 +682,66 @@ mod tests {
         assert_eq!(cfg.alert.timeout, Duration::from_secs(2));
         assert_eq!(cfg.limits.max_nodes, 3);
         assert_eq!(cfg.archive_retention_days, 30);
+    }
+
+    #[test]
+    fn alert_channels_and_rules_load_and_are_checked() {
+        let file = toml_file(
+            r#"
+            [alert]
+            default_rules = false
+            [alert.channels]
+            phone = "ntfy://ntfy.sh/pi-alerts"
+            chat = "generic+https://hooks.example.com/x"
+            [[alert.rules]]
+            name = "hot"
+            metric = "temperature.celsius"
+            above = 75
+            notify = ["phone", "notify-2"]
+            "#,
+        );
+        let cfg = PrimaryConfig::load(
+            Some(file.path()),
+            env(&[(
+                "PIVITALS_ALERT__NOTIFY",
+                "ntfy://ntfy.sh/a,generic+http://127.0.0.1:9/hook",
+            )]),
+        )
+        .unwrap();
+        let names: Vec<(String, &str)> = cfg
+            .alert
+            .channel_list()
+            .unwrap()
+            .into_iter()
+            .map(|(name, channel)| (name, channel.service()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("notify-1".to_owned(), "ntfy"),
+                ("notify-2".to_owned(), "generic"),
+                ("chat".to_owned(), "generic"),
+                ("phone".to_owned(), "ntfy"),
+            ]
+        );
+        let rules = cfg.alert.checked_rules().unwrap();
+        assert_eq!(rules.as_slice().len(), 1, "the defaults are off");
+        assert!(!format!("{cfg:?}").contains("ntfy.sh"));
+
+        let defaults = PrimaryConfig::load(None, env(&[])).unwrap();
+        assert!(defaults.alert.default_rules);
+        assert_eq!(defaults.alert.checked_rules().unwrap().as_slice().len(), 5);
+
+        let err = PrimaryConfig::load(Some(file.path()), env(&[])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"configuration: alert rule "hot": key notify: no channel "notify-2" (channels: chat, phone)"#
+        );
+        let err =
+            PrimaryConfig::load(None, env(&[("PIVITALS_ALERT__NOTIFY", "nope://x")])).unwrap_err();
+        assert!(err.to_string().contains("PIVITALS_ALERT__NOTIFY"), "{err}");
+        let (text, _) = unknown_key_error("[alert]\nnotfy = \"ntfy://ntfy.sh/a\"\n");
+        assert!(text.contains("`alert.notfy`"), "{text}");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! - [`nodes`]: registry, enrollment and tokens, the live table, status rules, history;
 //! - [`storage`]: spool, flusher, sink, InfluxDB writer ([`storage::influx`], the only code
 //!   that talks to InfluxDB) and the archive;
-//! - [`alerts`]: the webhook for status changes;
+//! - [`alerts`]: the webhook for status changes, the alert rules, their engine and runtime,
+//!   and the notification channels;
 //! - [`config`]: the settings file and `PIVITALS_*` variables, assembled from each part's
 //!   section;
 //! - [`state`]: what every request and task shares;
@@ -42,6 +43,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::alerts::runtime::AlertRuntime;
 use crate::alerts::webhook::{Alerts, RetryPolicy};
 use crate::config::PrimaryConfig;
 use crate::ingest::self_monitor;
@@ -112,6 +114,30 @@ pub async fn run(
         None => Alerts::disabled(),
     };
 
+    let alerting = {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(config.alert.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("building the notification client")?;
+        let rules = config.alert.checked_rules()?;
+        let channels = config.alert.channel_list()?;
+        tracing::info!(
+            rules = rules.as_slice().len(),
+            channels = channels.len(),
+            "alert rules on"
+        );
+        AlertRuntime::start(
+            rules,
+            channels,
+            http,
+            spool.clone(),
+            Arc::clone(&metrics),
+            stop_rx.clone(),
+        )
+    };
+
     let state: AppState = Arc::new(Shared {
         enroll_token: enroll::EnrollToken::new(enroll_token, origin),
         registry,
@@ -120,6 +146,7 @@ pub async fn run(
         metrics: Arc::clone(&metrics),
         started: Instant::now(),
         alerts,
+        alerting,
         config,
     });
 

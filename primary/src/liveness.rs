@@ -1,7 +1,8 @@
 //! The liveness watcher: checks every node once a second against the status rules
 //! ([`crate::nodes::status`]) and records each change of status: it logs it, writes a
-//! `node_status` point through the spool (the same durable path as vitals) and hands it to the
-//! alert [`webhook`](crate::alerts::webhook::Alerts).
+//! `node_status` point through the spool (the same durable path as vitals), hands it to the
+//! alert [`webhook`](crate::alerts::webhook::Alerts) and tells the alert rules
+//! ([`AlertRuntime`](crate::alerts::runtime::AlertRuntime): node down, up again, stopped).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -34,6 +35,7 @@ pub async fn watch(state: AppState, mut shutdown: watch::Receiver<bool>) {
             if webhook::worth_alerting(change.from, change.to) {
                 state.alerts.send(Alert::of(&change));
             }
+            feed_rules(&state, &change);
             if pending.len() == MAX_PENDING {
                 let dropped = pending.pop_front();
                 tracing::error!(
@@ -65,6 +67,20 @@ fn check_all(state: &AppState, now: Instant, now_ms: i64) -> Vec<Transition> {
             })
         })
         .collect()
+}
+
+/// Tells the alert rules: node-down alerts fire when a node is recorded down and resolve when
+/// it is back; a stopped node's alerts resolve as "no data".
+fn feed_rules(state: &AppState, change: &Transition) {
+    let rules = &state.alerting;
+    match change.to {
+        Status::Down => rules.node_down(&change.node, &change.labels, change.at_ms),
+        Status::Up | Status::Late if change.from == Some(Status::Down) => {
+            rules.node_up(&change.node, &change.labels, change.at_ms)
+        }
+        Status::Stopped => rules.node_gone(&change.node, &change.labels, change.at_ms),
+        Status::Up | Status::Late => {}
+    }
 }
 
 fn log(change: &Transition) {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use pivitals_primary::alerts::rules::DEFAULT_NAMES;
 use pivitals_primary::config::PrimaryConfig;
 use pivitals_primary::nodes::enroll;
 use tokio::net::TcpListener;
@@ -18,7 +19,7 @@ use tracing_subscriber::EnvFilter;
 #[command(version)]
 struct Args {
     /// TOML configuration file.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -31,6 +32,10 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Read the settings (the file, then PIVITALS_* variables) as a start would, print what
+    /// they configure and exit without starting anything: 0 when they are valid, 2 with the
+    /// mistake.
+    CheckConfig,
 }
 
 #[derive(Subcommand)]
@@ -54,6 +59,13 @@ fn main() {
         Some(Command::Token {
             action: TokenAction::Rotate,
         }) => rotate(args.config.as_deref()),
+        Some(Command::CheckConfig) => match check_config(args.config.as_deref()) {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                eprintln!("pivitals-primary: {err:#}");
+                std::process::exit(2);
+            }
+        },
         None => start(args),
     };
     if let Err(err) = outcome {
@@ -101,6 +113,76 @@ fn rotate(file: Option<&std::path::Path>) -> anyhow::Result<()> {
         config.data_dir.join(enroll::FILE_NAME).display()
     );
     Ok(())
+}
+
+/// `pivitals-primary check-config`: loads the settings exactly as a start does and prints one
+/// line per part they configure; the first mistake is the error.
+fn check_config(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let config = PrimaryConfig::load(file, std::env::vars())?;
+    let alert = &config.alert;
+    let rules = alert.checked_rules()?;
+    let channels = alert.channel_list()?;
+    let source = match file {
+        Some(path) => format!("{} and the environment", path.display()),
+        None => "the environment (no --config file)".to_owned(),
+    };
+    println!("ok: settings from {source}");
+    let configured: Vec<&str> = alert.rules.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<&str> = rules.as_slice().iter().map(|r| &*r.name).collect();
+    let defaults = names
+        .iter()
+        .filter(|n| DEFAULT_NAMES.contains(n) && !configured.contains(n))
+        .count();
+    let off: Vec<&str> = if alert.default_rules {
+        DEFAULT_NAMES
+            .into_iter()
+            .filter(|n| !names.contains(n))
+            .collect()
+    } else {
+        vec!["every default (default_rules = false)"]
+    };
+    println!(
+        "ok: {} ({defaults} default){}{}{}",
+        plural(names.len(), "rule"),
+        if names.is_empty() { "" } else { ": " },
+        names.join(", "),
+        if off.is_empty() {
+            String::new()
+        } else {
+            format!("; turned off: {}", off.join(", "))
+        }
+    );
+    let listed: Vec<String> = channels
+        .iter()
+        .map(|(name, channel)| format!("{name} ({})", channel.service()))
+        .collect();
+    if listed.is_empty() {
+        println!(
+            "ok: 0 channels: alerts are only shown on the dashboard, in GET /api/v1/alerts and in the alert measurement"
+        );
+    } else {
+        println!(
+            "ok: {}: {}",
+            plural(listed.len(), "channel"),
+            listed.join(", ")
+        );
+    }
+    match alert.url()? {
+        Some(url) => println!(
+            "ok: node down/recovered webhook to {}",
+            url.host_str().unwrap_or_default()
+        ),
+        None => println!("ok: no node down/recovered webhook"),
+    }
+    Ok(())
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

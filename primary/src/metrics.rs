@@ -28,6 +28,8 @@ pub struct Metrics {
     points_rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// Failed writes by HTTP status (`network` when there was no answer).
     write_errors: Mutex<BTreeMap<String, u64>>,
+    /// Alert notifications by channel name, service and result (`sent`, `failed`, `dropped`).
+    notifications: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -65,6 +67,28 @@ impl Metrics {
         lock(&self.write_errors)
             .iter()
             .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// Counts `n` alert notifications of `channel` (a `service`) with `result`; 0 only makes
+    /// the series appear.
+    pub fn count_notification(
+        &self,
+        channel: &str,
+        service: &'static str,
+        result: &'static str,
+        n: u64,
+    ) {
+        *lock(&self.notifications)
+            .entry((channel.to_owned(), service, result))
+            .or_default() += n;
+    }
+
+    /// Alert notifications so far: (channel, service, result, count).
+    pub fn notifications(&self) -> Vec<(String, &'static str, &'static str, u64)> {
+        lock(&self.notifications)
+            .iter()
+            .map(|((c, s, r), n)| (c.clone(), *s, *r, *n))
             .collect()
     }
 }

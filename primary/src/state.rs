@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use pivitals_common::VitalsPayload;
 
+use crate::alerts::runtime::AlertRuntime;
 use crate::alerts::webhook::Alerts;
 use crate::clock::now_ms;
 use crate::config::PrimaryConfig;
@@ -28,6 +29,8 @@ pub struct Shared {
     pub started: Instant,
     /// Where status changes are announced (a webhook, or nowhere).
     pub alerts: Alerts,
+    /// The alert rules: the engine, its channels' queues and the recently resolved alerts.
+    pub alerting: AlertRuntime,
 }
 
 impl Shared {

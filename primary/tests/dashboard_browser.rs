@@ -8,6 +8,10 @@
 //! through testkit's harness. Screenshots are saved in the test's directory and copied to
 //! `target/dashboard-screenshot.png` (and `target/dashboard-node-screenshot.png`).
 //!
+//! A second test starts the primary with a rule file (`--config`) whose rule fires at once on
+//! its one agent, and checks in Chromium's DOM that the alert is listed above the grid, counted
+//! on the node's card and listed on the node's page.
+//!
 //! Chromium and chromedriver come from the Debian packages `chromium` and `chromium-driver`;
 //! without them the test fails saying so.
 
@@ -17,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pivitals_testkit::harness::{eventually, get_json, start_agent, start_primary};
+use pivitals_testkit::harness::{
+    ENROLL, command, eventually, get_json, start_agent, start_primary, workspace_binary,
+};
 use pivitals_testkit::{free_port, http};
 use serde_json::{Value, json};
 
@@ -577,4 +583,165 @@ fn the_dashboard_shows_the_cluster_live_in_a_real_browser() {
     assert!(status.success(), "{}", agents[0].log_tail());
     let status = primary.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", primary.log_tail());
+}
+
+/// A primary binary started with `--config FILE` (the harness passes settings as variables
+/// only, and rules need a file); killed on drop.
+struct ConfiguredPrimary {
+    child: Child,
+    log: PathBuf,
+}
+
+impl ConfiguredPrimary {
+    fn start(dir: &Path, port: u16, config: &Path) -> ConfiguredPrimary {
+        let log = dir.join("primary.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = command(&workspace_binary("pivitals-primary"))
+            .arg("--config")
+            .arg(config)
+            .env("PIVITALS_LOG", "info")
+            .env("PIVITALS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PIVITALS_DATA_DIR", dir.join("primary"))
+            .env("PIVITALS_ENROLL_TOKEN", ENROLL)
+            .env("PIVITALS_SELF_MONITOR", "false")
+            .env("PIVITALS_BATCH__FLUSH_INTERVAL", "500ms")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("spawn pivitals-primary");
+        let mut primary = ConfiguredPrimary { child, log };
+        eventually("the primary answers", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = primary.child.try_wait() {
+                panic!("primary exited with {status}:\n{}", primary.log());
+            }
+            let health = http::get(&format!("http://127.0.0.1:{port}/healthz"));
+            (health.map(|r| r.status) == Ok(200)).then_some(())
+        });
+        primary
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ConfiguredPrimary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The page's DOM after its scripts ran for five seconds of virtual time.
+fn dump_dom(chromium: &Path, profile: &Path, url: &str) -> String {
+    let dump = Command::new(chromium)
+        .args(chromium_switches(profile))
+        .args(["--virtual-time-budget=5000", "--dump-dom", url])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run chromium --dump-dom");
+    String::from_utf8_lossy(&dump.stdout).into_owned()
+}
+
+/// The element that opens with the start tag holding `needle`, up to its first `</tag>` (good
+/// enough for elements that hold none of their own kind).
+fn element_with<'a>(html: &'a str, needle: &str, tag: &str) -> Option<&'a str> {
+    let at = html.find(needle)?;
+    let start = html[..at].rfind('<')?;
+    let end = start + html[start..].find(&format!("</{tag}>"))?;
+    Some(&html[start..end])
+}
+
+#[test]
+fn a_firing_alert_shows_above_the_grid_on_its_card_and_on_its_page() {
+    let chromium = required("chromium");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("alerts.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[alert]
+default_rules = false
+
+[[alert.rules]]
+name = "busy"
+metric = "cpu.usage_percent"
+above = -1
+for = "0s"
+node = "alert-a"
+"#,
+    )
+    .unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let primary = ConfiguredPrimary::start(dir.path(), port, &rules);
+    let _agent = start_agent(dir.path(), "alert-a", &url, "1s");
+    let message = eventually(
+        "the rule firing in /api/v1/alerts",
+        Duration::from_secs(30),
+        || {
+            let response = http::get(&format!("{url}/api/v1/alerts")).ok()?;
+            assert_ne!(
+                response.status,
+                404,
+                "GET /api/v1/alerts is missing:\n{}",
+                primary.log()
+            );
+            let alerts: Value = serde_json::from_slice(&response.body).ok()?;
+            let firing = alerts["firing"].as_array()?;
+            let alert = firing
+                .iter()
+                .find(|a| a["node"] == "alert-a" && a["rule"] == "busy")?;
+            alert["message"].as_str().map(str::to_owned)
+        },
+    );
+    assert!(message.starts_with("alert-a busy: cpu"), "{message}");
+
+    let dom = dump_dom(
+        &chromium,
+        &dir.path().join("grid-profile"),
+        &format!("{url}/"),
+    );
+    let list = element_with(&dom, "id=\"alerts\"", "section")
+        .unwrap_or_else(|| panic!("no alert list on the page:\n{dom}"));
+    assert!(
+        !tag_with(list, "id=\"alerts\"").unwrap().contains("hidden"),
+        "the list is shown while an alert fires: {list}"
+    );
+    let item = tag_with(list, "data-node=\"alert-a\"")
+        .unwrap_or_else(|| panic!("alert-a's alert not listed: {list}"));
+    assert!(
+        item.contains("data-rule=\"busy\"") && item.contains("data-state=\"firing\""),
+        "{item}"
+    );
+    assert!(list.contains("alert-a busy: cpu"), "the message: {list}");
+    let card = element_with(&dom, "data-node=\"alert-a\" aria-labelledby", "article")
+        .unwrap_or_else(|| panic!("alert-a's card not on the page:\n{dom}"));
+    let bell = tag_with(card, "class=\"alert-count\"")
+        .unwrap_or_else(|| panic!("no alert count on the card: {card}"));
+    assert!(!bell.contains("hidden"), "the count is shown: {bell}");
+    assert!(bell.contains("data-count=\"1\""), "{bell}");
+    assert!(
+        bell.contains("title=\"alert-a busy: cpu"),
+        "the first message is the count's title: {bell}"
+    );
+
+    let dom = dump_dom(
+        &chromium,
+        &dir.path().join("node-profile"),
+        &format!("{url}/#/nodes/alert-a"),
+    );
+    let panel = element_with(&dom, "aria-label=\"Alerts\"", "section")
+        .unwrap_or_else(|| panic!("no Alerts panel on the node page:\n{dom}"));
+    assert!(
+        !tag_with(panel, "aria-label=\"Alerts\"")
+            .unwrap()
+            .contains("hidden"),
+        "{panel}"
+    );
+    assert!(
+        panel.contains("data-state=\"firing\"") && panel.contains("alert-a busy: cpu"),
+        "{panel}"
+    );
 }

@@ -89,7 +89,7 @@ impl Metric {
         let (measurement, field) = text.split_once('.')?;
         let m = SCHEMA
             .iter()
-            .position(|m| m.name == measurement && m.name != NODE_STATUS)?;
+            .position(|m| m.name == measurement && m.name != NODE_STATUS && m.name != ALERT)?;
         let f = SCHEMA[m].fields.iter().position(|(name, ty)| {
             *name == field && matches!(ty, FieldType::Float | FieldType::Integer)
         })?;
@@ -200,6 +200,9 @@ pub struct Rule {
 
 /// The metric of the node-down rule.
 pub const NODE_STATUS: &str = "node_status";
+
+/// The measurement alert transitions are written to; no rule watches it.
+pub const ALERT: &str = "alert";
 
 /// A mistake in one rule; its text is one line naming the rule and the key.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -361,14 +364,17 @@ fn resolve_metric(rule: &str, text: &str) -> Result<Metric, RuleError> {
             metric: text.to_owned(),
         });
     };
-    let Some(schema) = SCHEMA.iter().find(|m| m.name == measurement) else {
+    let Some(schema) = SCHEMA
+        .iter()
+        .find(|m| m.name == measurement && m.name != ALERT)
+    else {
         return Err(RuleError::UnknownMeasurement {
             rule,
             measurement: measurement.to_owned(),
             known: SCHEMA
                 .iter()
                 .map(|m| m.name)
-                .filter(|name| *name != NODE_STATUS)
+                .filter(|name| *name != NODE_STATUS && *name != ALERT)
                 .collect::<Vec<_>>()
                 .join(", "),
         });

@@ -97,7 +97,12 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
         }
         let samples = vec![sample];
         match ingest(&state, &name, &labels, &samples).await {
-            Ok(_) => state.record_push(&name, samples),
+            Ok(_) => {
+                state
+                    .alerting
+                    .observe(&name, &labels, &samples, crate::clock::now_ms());
+                state.record_push(&name, samples);
+            }
             Err(e) => tracing::warn!(error = %e, "self-sample not accepted"),
         }
     }

@@ -24,12 +24,13 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
 }
 
 /// Prometheus text exposition; `nodes` is the count of nodes per status, `spool` what the
-/// spool holds at `now_ms`.
+/// spool holds at `now_ms`, `alerts` how many alerts are firing and pending.
 pub fn render(
     metrics: &Metrics,
     nodes: &[(&str, usize)],
     spool: &SpoolStats,
     now_ms: i64,
+    alerts: (usize, usize),
 ) -> String {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::with_capacity(2048);
@@ -163,7 +164,45 @@ pub fn render(
     for (status, count) in nodes {
         let _ = writeln!(out, "pivitals_nodes{{status=\"{status}\"}} {count}");
     }
+    let notifications: Vec<(String, u64)> = metrics
+        .notifications()
+        .into_iter()
+        .map(|(channel, service, result, n)| {
+            (
+                format!(
+                    "{{channel=\"{}\",service=\"{service}\",result=\"{result}\"}}",
+                    escape_label(&channel)
+                ),
+                n,
+            )
+        })
+        .collect();
+    labelled(
+        &mut out,
+        "pivitals_alert_notifications_total",
+        "Alert notifications by channel and result (sent: delivered; failed: one attempt failed; dropped: given up, or the queue was full).",
+        &notifications,
+    );
+    let (firing, pending) = alerts;
+    family(
+        &mut out,
+        "pivitals_alerts",
+        "gauge",
+        "Alerts by state.",
+        &[
+            ("{state=\"firing\"}", firing as u64),
+            ("{state=\"pending\"}", pending as u64),
+        ],
+    );
     out
+}
+
+/// A label value as the text format wants it: backslash, quote and newline escaped.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -186,7 +225,9 @@ mod tests {
             bytes: 900,
             oldest_spooled_ms: Some(10_000),
         };
-        let text = render(&metrics, &[("up", 3)], &spool, 12_500);
+        metrics.count_notification("phone", "ntfy", "sent", 2);
+        metrics.count_notification("a\"b", "generic", "failed", 1);
+        let text = render(&metrics, &[("up", 3)], &spool, 12_500, (1, 2));
         for line in [
             "pivitals_points_rejected_total{reason=\"partial_write\"} 5",
             "pivitals_write_errors_total{status=\"503\"} 1",
@@ -197,6 +238,10 @@ mod tests {
             "pivitals_spool_bytes 900",
             "pivitals_spool_oldest_age_seconds 2.500",
             "pivitals_nodes{status=\"up\"} 3",
+            "pivitals_alert_notifications_total{channel=\"phone\",service=\"ntfy\",result=\"sent\"} 2",
+            "pivitals_alert_notifications_total{channel=\"a\\\"b\",service=\"generic\",result=\"failed\"} 1",
+            "pivitals_alerts{state=\"firing\"} 1",
+            "pivitals_alerts{state=\"pending\"} 2",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

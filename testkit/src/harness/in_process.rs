@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use pivitals_common::{RegisterReply, RegisterRequest, VitalsPayload};
+use pivitals_primary::alerts::runtime::AlertRuntime;
 use pivitals_primary::alerts::webhook::Alerts;
 use pivitals_primary::config::PrimaryConfig;
 use pivitals_primary::metrics::Metrics;
@@ -49,8 +50,21 @@ impl InProcessPrimary {
         Self::start_in(tempfile::tempdir().expect("temporary directory"), extra).await
     }
 
+    /// [`InProcessPrimary::start_with`] with `settings` as the primary's TOML settings file
+    /// (for what variables cannot say, like `[[alert.rules]]`).
+    pub async fn start_with_settings(settings: &str, extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = dir.path().join("primary.toml");
+        std::fs::write(&file, settings).expect("writing the settings file");
+        Self::start_from(dir, Some(&file), extra).await
+    }
+
     /// Starts on the data in `dir` (from [`InProcessPrimary::stop`], to test a restart).
     pub async fn start_in(dir: TempDir, extra: &[(&str, &str)]) -> Self {
+        Self::start_from(dir, None, extra).await
+    }
+
+    async fn start_from(dir: TempDir, settings: Option<&Path>, extra: &[(&str, &str)]) -> Self {
         pivitals_primary::install_crypto_provider();
         let data_dir = dir.path().to_owned();
         let data = data_dir.to_str().expect("a UTF-8 temporary directory");
@@ -66,7 +80,7 @@ impl InProcessPrimary {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let env = env.into_iter().filter(|(_, v)| !v.is_empty());
-        let config = PrimaryConfig::load(None, env).unwrap_or_else(|e| panic!("config: {e}"));
+        let config = PrimaryConfig::load(settings, env).unwrap_or_else(|e| panic!("config: {e}"));
         let scheme = if config.tls.cert.is_some() {
             "https"
         } else {
@@ -185,9 +199,11 @@ impl InProcessPrimary {
     }
 
     /// Every vitals line in the archive files (the `node_status` points liveness writes on
-    /// its own schedule are left out).
+    /// its own schedule, and the `alert` points of the alert rules, are left out).
     pub fn archived_vitals(&self) -> Vec<String> {
-        archive_lines(&self.data_dir, |l| !l.starts_with("node_status,"))
+        archive_lines(&self.data_dir, |l| {
+            !l.starts_with("node_status,") && !l.starts_with("alert,")
+        })
     }
 
     /// The archived lines of one measurement.
@@ -256,12 +272,14 @@ fn archive_lines(data_dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<String> {
 pub fn router_state(dir: &Path, env: &[(&str, &str)]) -> AppState {
     let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
     let config = PrimaryConfig::load(None, env).unwrap_or_else(|e| panic!("config: {e}"));
+    let metrics = Arc::new(Metrics::default());
     Arc::new(Shared {
         enroll_token: ENROLL.into(),
         registry: Registry::open(&dir.join("registry.redb")).expect("a registry"),
         nodes: RwLock::new(Nodes::default()),
         spool: Spool::open(&dir.join("spool.redb"), 1 << 20).expect("a spool"),
-        metrics: Arc::new(Metrics::default()),
+        alerting: AlertRuntime::disabled(Arc::clone(&metrics)),
+        metrics,
         started: std::time::Instant::now(),
         alerts: Alerts::disabled(),
         config,

@@ -181,6 +181,10 @@ pub async fn vitals(
         store_info(&state, &node.name, token_hash, info).await?;
     }
     let accepted = push.samples.len();
+    // The samples are durable: the alert rules judge them, then the live table takes them.
+    state
+        .alerting
+        .observe(&node.name, &labels, &push.samples, crate::clock::now_ms());
     state.record_push(&node.name, push.samples);
     Metrics::add(&state.metrics.pushes_accepted, 1);
     let reply = Json(PushReply {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod agents;
+pub mod alerts;
 pub mod dashboard;
 pub mod nodes;
 pub mod ops;
@@ -23,6 +24,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/vitals", post(agents::vitals))
         .route("/api/v1/goodbye", post(agents::goodbye))
         .route("/api/v1/nodes", get(nodes::list))
+        .route("/api/v1/alerts", get(alerts::list))
         .route(
             "/api/v1/nodes/{name}",
             get(nodes::show).delete(nodes::remove),

@@ -123,9 +123,9 @@ pub async fn remove(
     _admin: AdminAuth,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.nodes().get(&name).is_none() {
+    let Some(labels) = state.nodes().get(&name).map(|n| n.record.labels.clone()) else {
         return Err(ApiError::NotFound(format!("no node named {name:?}")));
-    }
+    };
     let registry = state.registry.clone();
     let key = name.clone();
     tokio::task::spawn_blocking(move || registry.remove(&key))
@@ -133,6 +133,7 @@ pub async fn remove(
         .map_err(|e| ApiError::internal("registry task", e))?
         .map_err(|e| ApiError::internal("registry", e))?;
     state.nodes_mut().remove(&name);
+    state.alerting.node_gone(&name, &labels, now_ms());
     tracing::info!(node = %name, "node deregistered");
     Ok(StatusCode::NO_CONTENT)
 }

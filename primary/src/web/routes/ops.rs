@@ -36,6 +36,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             &counts,
             &state.spool.stats(),
             crate::clock::now_ms(),
+            state.alerting.counts(),
         ),
     )
 }

@@ -17,7 +17,22 @@ const ICON = {
   ],
   down: [['path', { d: 'M4 4l8 8M12 4l-8 8', fill: 'none', stroke: 'currentColor', 'stroke-width': '2.2' }]],
   stopped: [['rect', { x: '4', y: '4', width: '8', height: '8', fill: 'currentColor' }]],
+  // Alerts: a bell when firing; pending borrows the clock, resolved the tick.
+  firing: [
+    ['path', { d: 'M8 1.6a1 1 0 0 1 1 1v.55a4.2 4.2 0 0 1 3.2 4.1v2.9l1.4 2H2.4l1.4-2v-2.9A4.2 4.2 0 0 1 7 3.15V2.6a1 1 0 0 1 1-1z', fill: 'currentColor' }],
+    ['path', { d: 'M6.3 13.4a1.75 1.75 0 0 0 3.4 0z', fill: 'currentColor' }],
+  ],
 };
+ICON.pending = ICON.late;
+ICON.resolved = ICON.up;
+ICON.no_data = ICON.stopped;
+const ALERT_STATE = {
+  firing: 'Firing',
+  pending: 'Pending',
+  resolved: 'Resolved',
+  no_data: 'No data',
+};
+const ALERTS_EVERY_MS = 5000;
 const SERIES = [
   { key: 'cpu_percent', name: 'CPU', long: 'CPU use', unit: '%', cls: 'cpu', fixed: [0, 100] },
   { key: 'mem_percent', name: 'Memory', long: 'Memory use', unit: '%', cls: 'mem', fixed: [0, 100] },
@@ -36,6 +51,11 @@ const state = {
   layout: '',
   nodeView: null,
   timer: 0,
+  // The last answer of /api/v1/alerts; null while the primary has none (404) or before it.
+  alerts: null,
+  alertsTimer: 0,
+  alertsBusy: false,
+  alertsLayout: '',
   busy: false,
   again: false,
 };
@@ -242,12 +262,133 @@ function announceChanges(nodes) {
   }
   for (const name of before.keys()) if (!now.has(name)) messages.push(`${name} was removed.`);
   messages.forEach(announce);
+  // A node going down or coming back usually starts or ends an alert: ask soon (the watcher
+  // records a change a check after the API shows it).
+  if (messages.length && state.alerts !== null && !state.alertsBusy) {
+    clearTimeout(state.alertsTimer);
+    state.alertsTimer = setTimeout(pollAlerts, 1500);
+  }
 }
 
 function announce(text) {
   const box = $('announcer');
   box.append(h('p', {}, text));
   while (box.childElementCount > 5) box.firstElementChild.remove();
+}
+
+// ---- alerts ------------------------------------------------------------------------------
+
+// Polled on its own every five seconds; a primary without the endpoint (404) shows nothing.
+async function pollAlerts() {
+  if (state.alertsBusy) return;
+  state.alertsBusy = true;
+  clearTimeout(state.alertsTimer);
+  try {
+    const body = await getJson('/api/v1/alerts');
+    const next = {
+      firing: newestFirst(body.firing || []),
+      pending: newestFirst(body.pending || []),
+      resolved: body.resolved || [],
+    };
+    announceAlerts(state.alerts, next);
+    state.alerts = next;
+  } catch (e) {
+    // Any other failure keeps the last answer: the node poll already says the primary is away.
+    if (e instanceof ApiFailure && (e.status === 404 || e.status === 405)) state.alerts = null;
+  }
+  state.alertsBusy = false;
+  render();
+  state.alertsTimer = setTimeout(pollAlerts, ALERTS_EVERY_MS);
+}
+
+function alertKey(a) {
+  return JSON.stringify([a.rule, a.node, a.series || {}]);
+}
+
+function sinceMs(a) {
+  const ms = Date.parse(a.since || '');
+  return Number.isFinite(ms) ? ms : 0;
+}
+
+function newestFirst(list) {
+  return [...list].sort((a, b) => sinceMs(b) - sinceMs(a));
+}
+
+// Tells screen readers about alerts that began or stopped firing since the last poll.
+function announceAlerts(before, now) {
+  if (before === null) return;
+  const was = new Set(before.firing.map(alertKey));
+  const is = new Set(now.firing.map(alertKey));
+  for (const a of now.firing) if (!was.has(alertKey(a))) announce(`Alert: ${a.message}`);
+  for (const a of before.firing) if (!is.has(alertKey(a))) announce(`Alert over: ${a.node} ${a.rule}.`);
+}
+
+// A node's alerts: firing and pending (newest first) and its recently resolved ones.
+function alertsOf(name) {
+  const a = state.alerts;
+  if (!a) return { firing: [], pending: [], resolved: [] };
+  const mine = (list) => list.filter((x) => x.node === name);
+  return { firing: mine(a.firing), pending: mine(a.pending), resolved: mine(a.resolved) };
+}
+
+// One alert as a list item: its state (icon and word), the one-line message and a time.
+function alertItem(a, { link }) {
+  const st = ALERT_STATE[a.state] ? a.state : 'firing';
+  const ended = st === 'resolved' || st === 'no_data';
+  const at = ended ? a.resolved_at : a.since;
+  const when = at ? new Date(at) : null;
+  const href = `#/nodes/${encodeURIComponent(a.node)}`;
+  return h('li', { class: `alert alert-${st}`, 'data-node': a.node, 'data-rule': a.rule, 'data-state': st },
+    h('span', { class: 'alert-state' }, icon(st), ALERT_STATE[st]),
+    link ? h('a', { class: 'alert-message', href }, a.message) : h('span', { class: 'alert-message' }, a.message),
+    at ? h('span', { class: 'alert-since' }, ended ? 'ended ' : 'began ',
+      h('time', { datetime: at, title: when && Number.isFinite(when.getTime()) ? when.toLocaleString() : null }, fmtAgo(at)))
+      : null);
+}
+
+function renderAlertList(route) {
+  const box = $('alerts');
+  const a = state.alerts;
+  const shown = a && route.name === null ? [...a.firing, ...a.pending] : [];
+  box.hidden = shown.length === 0;
+  const layout = JSON.stringify(shown.map((x) => [alertKey(x), x.state, x.since, x.message]));
+  if (layout === state.alertsLayout) return;
+  state.alertsLayout = layout;
+  const firing = a ? a.firing.length : 0;
+  const pending = a ? a.pending.length : 0;
+  $('alerts-tally').textContent = [firing ? `${firing} firing` : '', pending ? `${pending} pending` : '']
+    .filter(Boolean).join(', ');
+  $('alert-list').replaceChildren(...shown.map((x) => alertItem(x, { link: true })));
+}
+
+// The bell on a card: how many alerts fire on the node, the first one's message as its title.
+function updateAlertCount(el, node) {
+  const { firing } = alertsOf(node.name);
+  el.hidden = firing.length === 0;
+  const title = firing.length ? firing[0].message : '';
+  if (el.dataset.key === `${firing.length}|${title}`) return;
+  el.dataset.key = `${firing.length}|${title}`;
+  el.dataset.count = String(firing.length);
+  el.title = title;
+  put(el, icon('firing'), String(firing.length),
+    h('span', { class: 'visually-hidden' }, firing.length === 1 ? ' firing alert: ' : ' firing alerts, the first: ', title));
+}
+
+function renderNodeAlerts(v, name) {
+  v.alertsPanel.hidden = state.alerts === null;
+  const mine = alertsOf(name);
+  const active = [...mine.firing, ...mine.pending];
+  const layout = JSON.stringify([active, mine.resolved].map((l) => l.map((x) => [alertKey(x), x.state, x.since, x.resolved_at, x.message])));
+  if (v.alertsLayout === layout) return;
+  v.alertsLayout = layout;
+  v.alerts.replaceChildren(
+    active.length
+      ? h('ul', { class: 'alert-list', role: 'list', 'aria-label': 'Firing and pending' }, active.map((x) => alertItem(x, { link: false })))
+      : h('p', { class: 'none' }, 'No alert is firing or pending.'),
+    h('h4', {}, 'Recently resolved'),
+    mine.resolved.length
+      ? h('ul', { class: 'alert-list', role: 'list', 'aria-label': 'Recently resolved' }, mine.resolved.map((x) => alertItem(x, { link: false })))
+      : h('p', { class: 'none' }, 'None of the last 100 resolved alerts was on this node.'));
 }
 
 // ---- routing -----------------------------------------------------------------------------
@@ -273,6 +414,7 @@ function render() {
   if (state.nodes === null) return;
   renderSummary(state.nodes);
   const route = currentRoute();
+  renderAlertList(route);
   $('grid-view').hidden = route.name !== null;
   $('node-view').hidden = route.name === null;
   if (route.name === null) renderGrid(state.nodes);
@@ -345,7 +487,7 @@ function renderGrid(nodes) {
 
 function makeCard(name) {
   const titleId = `card-${name}`;
-  const refs = { badge: h('span'), addr: h('p', { class: 'addr' }), meta: h('p', { class: 'meta' }), rows: {} };
+  const refs = { badge: h('span'), alerts: h('span', { class: 'alert-count', hidden: true }), addr: h('p', { class: 'addr' }), meta: h('p', { class: 'meta' }), rows: {} };
   // CPU, memory and temperature get a sparkline; the fullest disk changes too slowly for one.
   const rows = SERIES.map((m) => {
     const wide = m.key === 'disk_percent';
@@ -357,7 +499,7 @@ function makeCard(name) {
   const el = h('article', { class: 'card', 'data-node': name, 'aria-labelledby': titleId },
     h('div', { class: 'card-head' },
       h('h3', { id: titleId }, h('a', { href: `#/nodes/${encodeURIComponent(name)}` }, name)),
-      refs.badge),
+      h('span', { class: 'card-badges' }, refs.alerts, refs.badge)),
     h('dl', { class: 'metrics' }, rows),
     refs.addr,
     refs.meta);
@@ -388,6 +530,7 @@ function updateCard(card, node) {
     refs.badge.replaceWith(b);
     refs.badge = b;
   }
+  updateAlertCount(refs.alerts, node);
   const values = latestValues(node);
   const hist = historyOf(node.name);
   for (const m of SERIES) {
@@ -571,6 +714,7 @@ function renderNode(name) {
   v.nets.replaceChildren(netsTable(node));
   v.io.replaceChildren(diskIoTable(node));
   v.temps.replaceChildren(tempsTable(node));
+  renderNodeAlerts(v, name);
   if (!view.contains(v.root)) view.replaceChildren(v.root);
 }
 
@@ -589,12 +733,17 @@ function buildNodeView(name) {
     nets: h('div', { class: 'table-wrap' }),
     io: h('div', { class: 'table-wrap' }),
     temps: h('div', { class: 'table-wrap' }),
+    alerts: h('div'),
+    alertsLayout: '',
   };
+  v.alertsPanel = panel('Alerts', v.alerts);
+  v.alertsPanel.hidden = true;
   const title = h('h2', { class: 'node-title', tabindex: '-1' }, h('span', {}, name), v.badge);
   v.root = h('div', {},
     h('p', { class: 'back' }, h('a', { href: '#/' }, '← All nodes')),
     title,
     v.sub,
+    v.alertsPanel,
     panel('Last hour', v.charts),
     panel('Base information', v.info),
     panel('Addresses', v.addrs),
@@ -813,6 +962,7 @@ async function start() {
   setInterval(() => document.querySelectorAll('time[datetime]').forEach((t) => {
     if (t.getAttribute('datetime')) t.textContent = fmtAgo(t.getAttribute('datetime'));
   }), 1000);
+  pollAlerts();
   await refresh();
 }
 
