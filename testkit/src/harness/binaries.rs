@@ -2,6 +2,7 @@
 //! environment of the test's choosing (nothing `PIVITALS_*` leaks in from the caller's shell)
 //! and a log file, signalled, and waited for.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -81,10 +82,22 @@ pub struct Proc {
 impl Proc {
     /// Starts `program` with `PIVITALS_LOG=info` and `env` (later pairs win).
     pub fn spawn(name: &str, program: &Path, env: &[(&str, String)], log_dir: &Path) -> Proc {
+        Proc::spawn_with_args(name, program, &[], env, log_dir)
+    }
+
+    /// [`Proc::spawn`] with command-line `args`.
+    pub fn spawn_with_args(
+        name: &str,
+        program: &Path,
+        args: &[&OsStr],
+        env: &[(&str, String)],
+        log_dir: &Path,
+    ) -> Proc {
         let log = log_dir.join(format!("{name}.log"));
         let out = File::create(&log).expect("log file");
         let err = out.try_clone().expect("log handle");
         let mut command = command(program);
+        command.args(args);
         command.stdin(Stdio::null()).stdout(out).stderr(err);
         command.env("PIVITALS_LOG", "info");
         for (key, value) in env {
@@ -190,6 +203,23 @@ impl Drop for Proc {
 /// enrollment token and a 500 ms flush interval; `extra` settings come after, so they win.
 /// Returns once `/healthz` answers 200.
 pub fn start_primary(dir: &Path, port: u16, extra: &[(&str, String)]) -> Proc {
+    spawn_primary(dir, port, &[], extra)
+}
+
+/// [`start_primary`] with the settings file `<dir>/primary.toml` holding `config_toml`,
+/// passed as `--config`; the environment (defaults, then `extra`) wins over the file.
+pub fn start_primary_with_config(
+    dir: &Path,
+    port: u16,
+    config_toml: &str,
+    extra: &[(&str, String)],
+) -> Proc {
+    let file = dir.join("primary.toml");
+    std::fs::write(&file, config_toml).expect("settings file");
+    spawn_primary(dir, port, &["--config".as_ref(), file.as_os_str()], extra)
+}
+
+fn spawn_primary(dir: &Path, port: u16, args: &[&OsStr], extra: &[(&str, String)]) -> Proc {
     let mut env = vec![
         ("PIVITALS_LISTEN", format!("127.0.0.1:{port}")),
         (
@@ -200,7 +230,8 @@ pub fn start_primary(dir: &Path, port: u16, extra: &[(&str, String)]) -> Proc {
         ("PIVITALS_BATCH__FLUSH_INTERVAL", "500ms".to_owned()),
     ];
     env.extend(extra.iter().cloned());
-    let mut primary = Proc::spawn("primary", &workspace_binary("pivitals-primary"), &env, dir);
+    let program = workspace_binary("pivitals-primary");
+    let mut primary = Proc::spawn_with_args("primary", &program, args, &env, dir);
     let url = format!("http://127.0.0.1:{port}/healthz");
     let started = Instant::now();
     while crate::http::get(&url).map(|r| r.status) != Ok(200) {
