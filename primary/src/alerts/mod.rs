@@ -17,6 +17,7 @@
 pub mod channels;
 pub mod engine;
 pub mod event;
+mod queue;
 pub mod rules;
 pub mod runtime;
 pub mod webhook;

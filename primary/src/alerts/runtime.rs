@@ -55,6 +55,7 @@ use tokio::sync::{mpsc, watch};
 use super::channels::{Channel, Message, Priority};
 use super::engine::Engine;
 use super::event::{Event, EventKind};
+use super::queue::deliver_in_order;
 use super::rules::{Condition, Rules};
 use crate::metrics::Metrics;
 use crate::storage::spool::{AppendError, Spool};
@@ -398,35 +399,18 @@ async fn deliver_all(
     name: Arc<str>,
     channel: Channel,
     http: reqwest::Client,
-    mut queue: mpsc::Receiver<Arc<Message>>,
+    queue: mpsc::Receiver<Arc<Message>>,
     metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let service = channel.service();
-    loop {
-        let message = tokio::select! {
-            message = queue.recv() => match message {
-                Some(message) => message,
-                None => return,
-            },
-            _ = crate::shutdown::stopped(&mut shutdown) => break,
-        };
-        tokio::select! {
-            _ = deliver(&name, &channel, &http, &message, &metrics) => {}
-            _ = crate::shutdown::stopped(&mut shutdown) => {
-                metrics.count_notification(&name, service, "dropped", 1);
-                break;
-            }
-        }
-    }
-    queue.close();
-    let mut dropped = 0;
-    while queue.try_recv().is_ok() {
-        dropped += 1;
-    }
-    if dropped > 0 {
-        metrics.count_notification(&name, service, "dropped", dropped);
-        tracing::warn!(channel = %name, dropped, "shutting down: queued alert messages not delivered");
+    let (name_ref, channel_ref, http_ref, metrics_ref) = (&name, &channel, &http, &metrics);
+    let undelivered = deliver_in_order(queue, shutdown, move |message: Arc<Message>| async move {
+        deliver(name_ref, channel_ref, http_ref, &message, metrics_ref).await
+    })
+    .await;
+    if undelivered > 0 {
+        metrics.count_notification(&name, channel.service(), "dropped", undelivered as u64);
+        tracing::warn!(channel = %name, undelivered, "shutting down: queued alert messages not delivered");
     }
 }
 

@@ -18,6 +18,7 @@ use pivitals_common::{Backoff, Labels};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+use super::queue::deliver_in_order;
 use crate::nodes::status::{Status, Transition};
 
 /// Alerts that may wait for the sender task.
@@ -166,32 +167,16 @@ async fn deliver_all(
     url: url::Url,
     http: reqwest::Client,
     policy: RetryPolicy,
-    mut queue: mpsc::Receiver<Alert>,
-    mut shutdown: watch::Receiver<bool>,
+    queue: mpsc::Receiver<Alert>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        let alert = tokio::select! {
-            alert = queue.recv() => match alert {
-                Some(alert) => alert,
-                None => return,
-            },
-            _ = crate::shutdown::stopped(&mut shutdown) => break,
-        };
-        tokio::select! {
-            _ = deliver(&url, &http, policy, &alert) => {}
-            _ = crate::shutdown::stopped(&mut shutdown) => {
-                tracing::warn!(node = %alert.node, status = alert.status, "shutting down: alert not delivered");
-                break;
-            }
-        }
-    }
-    queue.close();
-    let mut dropped = 0;
-    while queue.try_recv().is_ok() {
-        dropped += 1;
-    }
-    if dropped > 0 {
-        tracing::warn!(dropped, "shutting down: queued alerts not delivered");
+    let (url, http) = (&url, &http);
+    let undelivered = deliver_in_order(queue, shutdown, move |alert: Alert| async move {
+        deliver(url, http, policy, &alert).await
+    })
+    .await;
+    if undelivered > 0 {
+        tracing::warn!(undelivered, "shutting down: status alerts not delivered");
     }
 }
 
