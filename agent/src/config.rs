@@ -16,22 +16,40 @@
 //! | `PIVITALS_START_JITTER` | `start_jitter` | `true`                                    |
 //! | `PIVITALS_TLS__CA`      | `[tls] ca`     | none: the system's certificate store      |
 //! | `PIVITALS_TLS__INSECURE_SKIP_VERIFY` | `[tls] insecure_skip_verify` | `false`      |
+//! | `PIVITALS_ACTIONS__ALLOW_POWER` | `[actions] allow_power` | `false`: the built-in `reboot` and `shutdown` actions are refused |
+//! | —                       | `[actions] reboot_command` | `["systemctl", "reboot"]`            |
+//! | —                       | `[actions] shutdown_command` | `["systemctl", "poweroff"]`        |
+//! | —                       | `[actions.NAME] command` | none; an action the primary may ask for by `NAME`: argv, run without a shell |
+//! | —                       | `[actions.NAME] timeout` | `30s` (at most `1h`); then its process group is killed |
+//!
+//! An action's `NAME` matches `^[a-z][a-z0-9_-]{0,31}$` (`hello`, `apt-upgrade`) and is not a
+//! built-in action (`ping`, `reboot`, `shutdown`) or a key of `[actions]`:
+//!
+//! ```toml
+//! [actions]
+//! allow_power = true
+//!
+//! [actions.apt-upgrade]
+//! command = ["sh", "-c", "apt-get update && apt-get -y upgrade"]
+//! timeout = "20m"
+//! ```
 //!
 //! `STATE_DIRECTORY` is what systemd sets for a unit with `StateDirectory=pivitals-agent`
-//! (`/var/lib/pivitals-agent`). An empty variable counts as unset. Unknown keys in the file, at the
-//! top level or in `[tls]`, are an error naming the key and the file (a typo would otherwise be
-//! silently ignored); unknown `PIVITALS_*` variables are not, since `PIVITALS_LOG` is read
-//! elsewhere and a primary on the same host reads its own.
+//! (`/var/lib/pivitals-agent`). An empty variable counts as unset. Unknown keys in the file, at
+//! the top level, in `[tls]`, `[actions]` or an `[actions.NAME]` table, are an error naming the
+//! key and the file (a typo would otherwise be silently ignored); unknown `PIVITALS_*` variables
+//! are not, since `PIVITALS_LOG` is read elsewhere and a primary on the same host reads its own.
 //!
 //! The file is parsed with `toml` and the two sources are merged here, key by key: the
 //! general-purpose `config` crate did the same with a layer of dynamic values, path
 //! expressions and format plumbing the agent does not need (about 60 KiB of a binary meant
 //! for small boards).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pivitals_common::actions::{BUILTIN_ACTIONS, is_valid_action_name};
 use pivitals_common::errors::UnknownKey;
 use pivitals_common::validate::{self, InvalidName};
 use pivitals_common::{Labels, Secret};
@@ -62,10 +80,22 @@ const KEYS: &[&str] = &[
     "root",
     "start_jitter",
     "tls",
+    "actions",
 ];
 
 /// Every key of the file's `[tls]` table.
 const TLS_KEYS: &[&str] = &["ca", "insecure_skip_verify"];
+
+/// Every setting of the file's `[actions]` table; its other keys are `[actions.NAME]` tables.
+const ACTIONS_KEYS: &[&str] = &["allow_power", "reboot_command", "shutdown_command"];
+
+/// Every key of an `[actions.NAME]` table.
+const ACTION_KEYS: &[&str] = &["command", "timeout"];
+
+/// How long an action may run unless its `timeout` says otherwise.
+pub const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `timeout` an action may have.
+pub const MAX_ACTION_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// The agent's settings, validated.
 #[derive(Debug, Clone)]
@@ -97,6 +127,42 @@ pub struct Config {
     pub start_jitter: bool,
     /// How the primary's certificate is checked on `https://`.
     pub tls: ClientTls,
+    /// The actions the primary may ask this node to run.
+    pub actions: ActionSettings,
+}
+
+/// The `[actions]` settings: which actions this node runs, and the only ones it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionSettings {
+    /// Whether the built-in `reboot` and `shutdown` actions run; refused otherwise.
+    pub allow_power: bool,
+    /// What `reboot` runs (argv, not empty).
+    pub reboot_command: Vec<String>,
+    /// What `shutdown` runs (argv, not empty).
+    pub shutdown_command: Vec<String>,
+    /// The node's own actions by name (`[actions.NAME]`); names are valid and not built-in.
+    pub commands: BTreeMap<String, ActionCommand>,
+}
+
+impl Default for ActionSettings {
+    /// Power actions refused, no actions of the node's own.
+    fn default() -> Self {
+        Self {
+            allow_power: false,
+            reboot_command: vec!["systemctl".into(), "reboot".into()],
+            shutdown_command: vec!["systemctl".into(), "poweroff".into()],
+            commands: BTreeMap::new(),
+        }
+    }
+}
+
+/// An `[actions.NAME]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionCommand {
+    /// Program and arguments, not empty; run without a shell.
+    pub command: Vec<String>,
+    /// More than zero, at most [`MAX_ACTION_TIMEOUT`].
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Error)]
@@ -154,6 +220,8 @@ pub enum ConfigError {
         "PIVITALS_TLS__INSECURE_SKIP_VERIFY (tls.insecure_skip_verify) {0:?} is not true or false"
     )]
     InsecureSkipVerify(String),
+    #[error("PIVITALS_ACTIONS__ALLOW_POWER (actions.allow_power) {0:?} is not true or false")]
+    AllowPower(String),
 }
 
 impl Config {
@@ -177,6 +245,7 @@ impl Config {
             root: PathBuf::from("/"),
             start_jitter: true,
             tls: ClientTls::default(),
+            actions: ActionSettings::default(),
         }
     }
 
@@ -320,6 +389,17 @@ impl Config {
             },
             None => false,
         };
+        let mut actions = match file {
+            Some(path) => parse_actions(&table).map_err(|reason| file_error(path, reason))?,
+            None => ActionSettings::default(),
+        };
+        if let Some(text) = raw.nested("actions", "allow_power")? {
+            actions.allow_power = match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(ConfigError::AllowPower(text)),
+            };
+        }
 
         Ok(Self {
             primary_url,
@@ -337,6 +417,7 @@ impl Config {
                 ca_pem,
                 insecure_skip_verify,
             },
+            actions,
         })
     }
 
@@ -482,15 +563,128 @@ impl Raw<'_> {
 }
 
 /// The first key of the file that is not a setting, with its table's keys: the top level is
-/// checked against [`KEYS`], a `[tls]` table against [`TLS_KEYS`]; `[labels]` holds any keys.
-/// A `tls` that is not a table is left to the type check.
+/// checked against [`KEYS`], a `[tls]` table against [`TLS_KEYS`], the values of `[actions]`
+/// against [`ACTIONS_KEYS`] and each `[actions.NAME]` table against [`ACTION_KEYS`];
+/// `[labels]` holds any keys. A `tls` or `actions` that is not a table is left to the type
+/// check.
 fn unknown_key(file: &toml::Table) -> Option<(String, &'static [&'static str])> {
     if let Some(key) = file.keys().find(|key| !KEYS.contains(&key.as_str())) {
         return Some((key.clone(), KEYS));
     }
-    let tls = file.get("tls")?.as_table()?;
-    let key = tls.keys().find(|key| !TLS_KEYS.contains(&key.as_str()))?;
-    Some((format!("tls.{key}"), TLS_KEYS))
+    if let Some(tls) = file.get("tls").and_then(toml::Value::as_table)
+        && let Some(key) = tls.keys().find(|key| !TLS_KEYS.contains(&key.as_str()))
+    {
+        return Some((format!("tls.{key}"), TLS_KEYS));
+    }
+    let actions = file.get("actions")?.as_table()?;
+    for (name, value) in actions {
+        match value.as_table() {
+            Some(action) => {
+                if let Some(key) = action
+                    .keys()
+                    .find(|key| !ACTION_KEYS.contains(&key.as_str()))
+                {
+                    return Some((format!("actions.{name}.{key}"), ACTION_KEYS));
+                }
+            }
+            None if !ACTIONS_KEYS.contains(&name.as_str()) => {
+                return Some((format!("actions.{name}"), ACTIONS_KEYS));
+            }
+            None => {}
+        }
+    }
+    None
+}
+
+/// The `[actions]` table of the file, but `allow_power`, which the environment may override.
+/// The error names the key.
+fn parse_actions(file: &toml::Table) -> Result<ActionSettings, String> {
+    let mut settings = ActionSettings::default();
+    let Some(actions) = file.get("actions") else {
+        return Ok(settings);
+    };
+    let actions = actions
+        .as_table()
+        .ok_or_else(|| format!("`actions`: expected a table, found {}", actions.type_str()))?;
+    for (name, value) in actions {
+        let key = format!("actions.{name}");
+        match name.as_str() {
+            "allow_power" => {}
+            "reboot_command" => settings.reboot_command = argv(&key, value)?,
+            "shutdown_command" => settings.shutdown_command = argv(&key, value)?,
+            _ => {
+                if BUILTIN_ACTIONS.contains(&name.as_str()) {
+                    return Err(format!(
+                        "`{key}`: {name} is a built-in action; give yours another name"
+                    ));
+                }
+                if !is_valid_action_name(name) {
+                    return Err(format!(
+                        "`{key}`: an action's name must match ^[a-z][a-z0-9_-]{{0,31}}$"
+                    ));
+                }
+                let table = value.as_table().ok_or_else(|| {
+                    format!("`{key}`: expected a table, found {}", value.type_str())
+                })?;
+                let command = table
+                    .get("command")
+                    .ok_or_else(|| format!("`{key}`: `command` is required"))
+                    .and_then(|value| argv(&format!("{key}.command"), value))?;
+                let timeout = match table.get("timeout") {
+                    Some(value) => action_timeout(&format!("{key}.timeout"), value)?,
+                    None => DEFAULT_ACTION_TIMEOUT,
+                };
+                settings
+                    .commands
+                    .insert(name.clone(), ActionCommand { command, timeout });
+            }
+        }
+    }
+    Ok(settings)
+}
+
+/// A command line as a TOML array of strings: not empty, its program not empty.
+fn argv(key: &str, value: &toml::Value) -> Result<Vec<String>, String> {
+    let error =
+        || format!("`{key}`: expected a non-empty array of strings, like [\"echo\", \"hi\"]");
+    let items = value.as_array().ok_or_else(error)?;
+    let argv = items
+        .iter()
+        .map(|item| item.as_str().map(str::to_owned).ok_or_else(error))
+        .collect::<Result<Vec<_>, _>>()?;
+    match argv.first() {
+        Some(program) if !program.is_empty() => Ok(argv),
+        _ => Err(error()),
+    }
+}
+
+/// An action's `timeout`: a duration (`30s`, `5m`) or a number of seconds, more than zero and at
+/// most [`MAX_ACTION_TIMEOUT`].
+fn action_timeout(key: &str, value: &toml::Value) -> Result<Duration, String> {
+    let shown = match value {
+        toml::Value::String(text) => format!("{text:?}"),
+        toml::Value::Integer(n) => n.to_string(),
+        other => other.type_str().to_owned(),
+    };
+    let error = |reason: String| {
+        format!("`{key}`: {shown} is not a duration between 1ms and 1h (e.g. 30s, 5m): {reason}")
+    };
+    let timeout = match value {
+        toml::Value::Integer(secs) => u64::try_from(*secs)
+            .map(Duration::from_secs)
+            .map_err(|_| error("negative".into()))?,
+        toml::Value::String(text) => {
+            humantime::parse_duration(text.trim()).map_err(|e| error(e.to_string()))?
+        }
+        other => return Err(error(format!("found {}", other.type_str()))),
+    };
+    if timeout.is_zero() {
+        return Err(error("zero".into()));
+    }
+    if timeout > MAX_ACTION_TIMEOUT {
+        return Err(error("longer than 1h".into()));
+    }
+    Ok(timeout)
 }
 
 /// A string, number or boolean of the file as text (`interval = 30` is `"30"`); None for a
@@ -988,6 +1182,161 @@ mod tests {
         ]));
         let cfg = Config::from_sources(None, vars).unwrap();
         assert_eq!(cfg.interval, DEFAULT_INTERVAL);
+    }
+
+    #[test]
+    fn actions_come_from_the_file_and_power_from_either_source() {
+        let cfg = Config::from_sources(None, minimal()).unwrap();
+        assert_eq!(cfg.actions, ActionSettings::default());
+        assert!(!cfg.actions.allow_power);
+
+        let file = toml_file(
+            r#"
+            [actions]
+            reboot_command = ["true"]
+            [actions.hello]
+            command = ["echo", "hi"]
+            [actions.apt-upgrade]
+            command = ["sh", "-c", "apt-get -y upgrade"]
+            timeout = "20m"
+            [actions.quick]
+            command = ["true"]
+            timeout = 5
+            "#,
+        );
+        let cfg = Config::from_sources(Some(file.path()), minimal()).unwrap();
+        let actions = &cfg.actions;
+        assert!(!actions.allow_power);
+        assert_eq!(actions.reboot_command, ["true"]);
+        assert_eq!(actions.shutdown_command, ["systemctl", "poweroff"]);
+        assert_eq!(actions.commands.len(), 3);
+        assert_eq!(actions.commands["hello"].command, ["echo", "hi"]);
+        assert_eq!(actions.commands["hello"].timeout, DEFAULT_ACTION_TIMEOUT);
+        assert_eq!(
+            actions.commands["apt-upgrade"].timeout,
+            Duration::from_secs(20 * 60)
+        );
+        assert_eq!(actions.commands["quick"].timeout, Duration::from_secs(5));
+
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_ACTIONS__ALLOW_POWER", "true")]));
+        let cfg = Config::from_sources(Some(file.path()), vars).unwrap();
+        assert!(cfg.actions.allow_power);
+        assert_eq!(
+            cfg.actions.commands.len(),
+            3,
+            "the variable leaves the tables"
+        );
+
+        let file = toml_file("[actions]\nallow_power = true\n");
+        assert!(
+            Config::from_sources(Some(file.path()), minimal())
+                .unwrap()
+                .actions
+                .allow_power
+        );
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_ACTIONS__ALLOW_POWER", "false")]));
+        assert!(
+            !Config::from_sources(Some(file.path()), vars)
+                .unwrap()
+                .actions
+                .allow_power,
+            "the variable wins over the file"
+        );
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_ACTIONS__ALLOW_POWER", "sure")]));
+        assert_eq!(
+            error_text(None, vars),
+            "PIVITALS_ACTIONS__ALLOW_POWER (actions.allow_power) \"sure\" is not true or false"
+        );
+    }
+
+    #[test]
+    fn bad_actions_are_refused_naming_the_key_and_the_file() {
+        for (text, expected) in [
+            (
+                "[actions.ping]\ncommand = [\"echo\"]\n",
+                "`actions.ping`: ping is a built-in action",
+            ),
+            (
+                "[actions.reboot]\ncommand = [\"echo\"]\n",
+                "`actions.reboot`: reboot is a built-in action",
+            ),
+            (
+                "[actions.Hello]\ncommand = [\"echo\"]\n",
+                "`actions.Hello`: an action's name must match",
+            ),
+            (
+                "[actions.hello]\ncommand = []\n",
+                "`actions.hello.command`: expected a non-empty array",
+            ),
+            (
+                "[actions.hello]\ncommand = [\"\"]\n",
+                "`actions.hello.command`: expected a non-empty",
+            ),
+            (
+                "[actions.hello]\ncommand = \"echo hi\"\n",
+                "`actions.hello.command`: expected a non-empty",
+            ),
+            (
+                "[actions.hello]\ncommand = [\"echo\", 1]\n",
+                "`actions.hello.command`: expected a non-empty",
+            ),
+            (
+                "[actions.hello]\ntimeout = \"5s\"\n",
+                "`actions.hello`: `command` is required",
+            ),
+            (
+                "[actions.hello]\ncommand = [\"echo\"]\ntimeout = \"soon\"\n",
+                "`actions.hello.timeout`: \"soon\" is not a duration",
+            ),
+            (
+                "[actions.hello]\ncommand = [\"echo\"]\ntimeout = \"2h\"\n",
+                "longer than 1h",
+            ),
+            (
+                "[actions.hello]\ncommand = [\"echo\"]\ntimeout = \"0s\"\n",
+                ": zero",
+            ),
+            (
+                "[actions.hello]\ncommand = [\"echo\"]\ntimeout = -1\n",
+                ": negative",
+            ),
+            (
+                "[actions]\nreboot_command = []\n",
+                "`actions.reboot_command`: expected",
+            ),
+            ("actions = 1\n", "`actions`: expected a table"),
+        ] {
+            let file = toml_file(text);
+            let error = error_text(Some(file.path()), minimal());
+            let prefix = format!("config file {}: ", file.path().display());
+            assert!(
+                error.starts_with(&prefix) && error.contains(expected),
+                "{text:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_of_actions_are_refused() {
+        let file = toml_file("[actions.hello]\ncomand = [\"echo\", \"hi\"]\n");
+        assert_eq!(
+            error_text(Some(file.path()), minimal()),
+            format!(
+                "config file {}: unknown key `actions.hello.comand` (expected one of command, timeout)",
+                file.path().display()
+            )
+        );
+        let file = toml_file("[actions]\nallow_powr = true\n");
+        assert_eq!(
+            error_text(Some(file.path()), minimal()),
+            format!(
+                "config file {}: unknown key `actions.allow_powr` (expected one of allow_power, reboot_command, shutdown_command)",
+                file.path().display()
+            )
+        );
     }
 
     #[test]

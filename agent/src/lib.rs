@@ -10,7 +10,8 @@
 //! - [`backlog`]: samples waiting for the primary, on disk in the state directory so they
 //!   survive a restart; bounded, oldest dropped first;
 //! - [`credential`]: the node token kept in the state directory;
-//! - [`shutdown`]: SIGTERM and Ctrl-C.
+//! - [`shutdown`]: SIGTERM and Ctrl-C;
+//! - [`actions`]: what the primary may ask the node to run, only what its settings name.
 //!
 //! The policies the agent shares with the primary live in [`pivitals_common`]: the retry
 //! backoff ([`pivitals_common::Backoff::AGENT_PUSH`]), the batch size
@@ -23,6 +24,7 @@
 //! **Architecture Invariant:** a sample leaves the backlog only after the primary answered for
 //! it (accepted, or refused for good with 413 or 422).
 
+pub mod actions;
 pub mod backlog;
 pub mod client;
 pub mod config;

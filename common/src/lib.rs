@@ -1,13 +1,15 @@
 //! Wire types and line-protocol encoding shared by the pivitals agent and primary.
 //!
 //! **Architecture Invariant:** this crate does no I/O. It describes what travels between an
-//! agent and the primary ([`vitals`], [`registration`]), what names and labels are allowed
-//! ([`validate`]), and how a sample becomes InfluxDB line protocol ([`line_protocol`]).
+//! agent and the primary ([`vitals`], [`registration`], [`actions`]), what names and labels
+//! are allowed ([`validate`]), and how a sample becomes InfluxDB line protocol
+//! ([`line_protocol`]).
 //!
 //! It also holds the policies both sides must apply alike, each in one place: how long to wait
 //! before retrying ([`backoff`]), how much one request may carry ([`limits`]), and a token
 //! type that never prints ([`secret`]).
 
+pub mod actions;
 pub mod backoff;
 pub mod errors;
 pub mod limits;

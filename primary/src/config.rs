@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, IntoDeserializer};
 use thiserror::Error;
 
+use crate::actions::config::ActionsConfig;
 use crate::alerts::channels::Channel;
 use crate::alerts::rules::{self, RuleConfig, Rules};
 use crate::limits::LimitsConfig;
@@ -60,6 +61,8 @@ pub struct PrimaryConfig {
     pub alert: AlertConfig,
     pub limits: LimitsConfig,
     pub tls: TlsConfig,
+    /// `[actions]`: when an action not taken or not answered expires.
+    pub actions: ActionsConfig,
 }
 
 /// HTTPS (`PIVITALS_TLS__CERT`, `PIVITALS_TLS__KEY`): both set, or neither (plain HTTP).
@@ -187,6 +190,7 @@ impl Default for PrimaryConfig {
             alert: AlertConfig::default(),
             limits: LimitsConfig::default(),
             tls: TlsConfig::default(),
+            actions: ActionsConfig::default(),
         }
     }
 }
@@ -220,6 +224,7 @@ impl fmt::Debug for PrimaryConfig {
             .field("alert_rules", &self.alert.rules.len())
             .field("limits", &self.limits)
             .field("tls", &self.tls)
+            .field("actions", &self.actions)
             .finish()
     }
 }
@@ -336,6 +341,9 @@ impl PrimaryConfig {
         }
         if limits.header_timeout < Duration::from_millis(100) {
             return invalid("PIVITALS_LIMITS__HEADER_TIMEOUT must be at least 100ms");
+        }
+        if self.actions.expire_after.is_zero() {
+            return invalid("PIVITALS_ACTIONS__EXPIRE_AFTER must be longer than 0s");
         }
         self.influx
             .validate()

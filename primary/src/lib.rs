@@ -8,6 +8,7 @@
 //! - [`nodes`]: registry, enrollment and tokens, the live table, status rules, history;
 //! - [`storage`]: spool, flusher, sink, InfluxDB writer ([`storage::influx`], the only code
 //!   that talks to InfluxDB) and the archive;
+//! - [`actions`]: what an admin asked nodes to run, their queues and results (in memory);
 //! - [`alerts`]: the webhook for status changes, the alert rules, their engine and runtime,
 //!   and the notification channels;
 //! - [`config`]: the settings file and `PIVITALS_*` variables, assembled from each part's
@@ -20,6 +21,7 @@
 //!
 //! [`run`] takes a bound listener and a shutdown future, so tests bind port 0.
 
+pub mod actions;
 pub mod alerts;
 pub mod clock;
 pub mod config;
@@ -43,6 +45,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::actions::Actions;
 use crate::alerts::runtime::AlertRuntime;
 use crate::alerts::webhook::{Alerts, RetryPolicy};
 use crate::config::PrimaryConfig;
@@ -147,6 +150,7 @@ pub async fn run(
         started: Instant::now(),
         alerts,
         alerting,
+        actions: Actions::new(config.actions.expire_after),
         config,
     });
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use pivitals_common::VitalsPayload;
 
+use crate::actions::Actions;
 use crate::alerts::runtime::AlertRuntime;
 use crate::alerts::webhook::Alerts;
 use crate::clock::now_ms;
@@ -31,6 +32,8 @@ pub struct Shared {
     pub alerts: Alerts,
     /// The alert rules: the engine, its channels' queues and the recently resolved alerts.
     pub alerting: AlertRuntime,
+    /// The actions asked of nodes and their results, in memory.
+    pub actions: Actions,
 }
 
 impl Shared {

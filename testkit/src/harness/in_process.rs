@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use pivitals_common::{RegisterReply, RegisterRequest, VitalsPayload};
+use pivitals_primary::actions::Actions;
 use pivitals_primary::alerts::runtime::AlertRuntime;
 use pivitals_primary::alerts::webhook::Alerts;
 use pivitals_primary::config::PrimaryConfig;
@@ -282,6 +283,7 @@ pub fn router_state(dir: &Path, env: &[(&str, &str)]) -> AppState {
         metrics,
         started: std::time::Instant::now(),
         alerts: Alerts::disabled(),
+        actions: Actions::new(config.actions.expire_after),
         config,
     })
 }

@@ -1,6 +1,7 @@
 //! The routes of the HTTP API and the dashboard: each turns a request into calls on the state,
 //! the registry and the ingest path, and every failure into an [`ApiError`].
 
+pub mod actions;
 pub mod admin;
 pub mod agents;
 pub mod alerts;
@@ -37,6 +38,10 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/admin/enroll-token/rotate",
             post(admin::rotate_enroll_token),
         )
+        .route("/api/v1/actions", get(actions::list).post(actions::create))
+        .route("/api/v1/actions/{id}", get(actions::show))
+        .route("/api/v1/agent/actions", get(actions::poll))
+        .route("/api/v1/agent/actions/{id}", post(actions::result))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

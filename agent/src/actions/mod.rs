@@ -1,0 +1,37 @@
+//! Actions: the few things the primary may ask this node to do, each named in the node's own
+//! settings.
+//!
+//! A request ([`ActionRequest`](pivitals_common::actions::ActionRequest)) carries only a name;
+//! [`Actions::run`] answers it with an
+//! [`ActionResult`](pivitals_common::actions::ActionResult):
+//!
+//! | name                  | runs                                    | state                      |
+//! |-----------------------|-----------------------------------------|----------------------------|
+//! | `ping`                | nothing; output `pong: up N s`, the host's uptime | `done`           |
+//! | `reboot`, `shutdown`  | `[actions] reboot_command` / `shutdown_command`, only with `allow_power`; started and not awaited | `accepted`, or `refused` without `allow_power` |
+//! | `[actions.NAME]`      | its `command`, argv without a shell     | `done` (exit 0), `failed`, `timed_out` |
+//! | anything else         | nothing                                 | `refused`                  |
+//!
+//! **Architecture Invariant:** the primary can never make a node run something the node's
+//! settings do not name. A request holds a name, never a program or an argument, and the name
+//! is only looked up, never interpreted.
+//!
+//! A command runs in a process group of its own with stdin from `/dev/null`; stdout and stderr
+//! are read together as they come, the first
+//! [`MAX_ACTION_OUTPUT`](pivitals_common::actions::MAX_ACTION_OUTPUT) bytes kept and the rest
+//! read and discarded (`truncated`), so a chatty command never blocks on a full pipe. The action
+//! ends when the process has exited and both pipes are closed, so a background child that keeps
+//! them open counts as part of it. Past its `timeout` the whole group is killed with `SIGKILL`
+//! and the answer is `timed_out` with the output read so far.
+//!
+//! `reboot` and `shutdown` answer `accepted` before the node goes away: their command is started
+//! in its own process group, watched for [`POWER_START_CHECK`] (a quick non-zero exit, such as
+//! `systemctl` refusing, answers `failed`), then left running.
+//!
+//! - `runner.rs`: [`Actions`], the lookup and the built-in actions;
+//! - `command.rs`: running one command with its timeout and its output.
+
+mod command;
+mod runner;
+
+pub use runner::{Actions, POWER_START_CHECK};

@@ -1,0 +1,406 @@
+//! [`Actions`]: looks a requested name up in the node's settings and runs what it names, or the
+//! built-in `ping`, `reboot` and `shutdown`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use pivitals_common::actions::{ActionRequest, ActionResult, ActionState};
+use tokio::process::Command;
+
+use super::command::{self, Outcome};
+use crate::config::{ActionSettings, Config};
+
+/// How long `reboot` and `shutdown` watch their command before answering `accepted`: a command
+/// that fails at once (`systemctl` without the right) answers `failed` instead.
+pub const POWER_START_CHECK: Duration = Duration::from_millis(250);
+
+/// The actions this node runs: the built-in ones and those of its settings, nothing else.
+#[derive(Debug, Clone)]
+pub struct Actions {
+    settings: ActionSettings,
+    /// `proc/uptime` under the configured root.
+    uptime_file: PathBuf,
+}
+
+impl Actions {
+    pub fn from_config(config: &Config) -> Self {
+        Self::new(config.actions.clone(), &config.root)
+    }
+
+    /// `root` is where `proc/` is read, as [`Config::root`].
+    pub fn new(settings: ActionSettings, root: &Path) -> Self {
+        Self {
+            settings,
+            uptime_file: root.join("proc/uptime"),
+        }
+    }
+
+    /// Runs the action `request` names, if this node has one by that name, and answers.
+    /// Never fails: every outcome is an [`ActionResult`].
+    pub async fn run(&self, request: &ActionRequest) -> ActionResult {
+        let started = Instant::now();
+        let name = request.action.as_str();
+        let mut result = match name {
+            "ping" => self.ping(),
+            "reboot" | "shutdown" if !self.settings.allow_power => refused(format!(
+                "{name} is not allowed on this node: its config does not set \
+                 PIVITALS_ACTIONS__ALLOW_POWER=true ([actions] allow_power = true)"
+            )),
+            "reboot" => start_power(&self.settings.reboot_command).await,
+            "shutdown" => start_power(&self.settings.shutdown_command).await,
+            _ => match self.settings.commands.get(name) {
+                Some(action) => run_command(&action.command, action.timeout).await,
+                None => refused(format!(
+                    "unknown action {name:?}: this node's config does not define it"
+                )),
+            },
+        };
+        result.id = request.id.clone();
+        result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        result
+    }
+
+    /// `pong: up N s`, the host's uptime in whole seconds.
+    fn ping(&self) -> ActionResult {
+        let uptime = std::fs::read_to_string(&self.uptime_file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| parse_uptime(&text).ok_or_else(|| format!("cannot read {text:?}")));
+        match uptime {
+            Ok(secs) => result(ActionState::Done, format!("pong: up {secs} s")),
+            Err(reason) => ActionResult {
+                message: Some(format!(
+                    "uptime unknown ({}: {reason})",
+                    self.uptime_file.display()
+                )),
+                ..result(ActionState::Done, "pong".into())
+            },
+        }
+    }
+}
+
+/// The first field of `/proc/uptime` (`12345.67 23456.78`) in whole seconds.
+fn parse_uptime(text: &str) -> Option<u64> {
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    // Truncation is meant: whole seconds of a non-negative, finite uptime.
+    (secs.is_finite() && secs >= 0.0).then_some(secs as u64)
+}
+
+/// Starts a reboot or shutdown command and leaves it running: `accepted` unless it cannot
+/// start or exits non-zero within [`POWER_START_CHECK`].
+async fn start_power(argv: &[String]) -> ActionResult {
+    let spawned = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => return failed(None, format!("cannot start {:?}: {e}", argv[0])),
+    };
+    match tokio::time::timeout(POWER_START_CHECK, child.wait()).await {
+        Ok(Ok(status)) if !status.success() => failed(
+            status.code(),
+            format!("{:?} {}", argv.join(" "), command::describe(status)),
+        ),
+        Ok(Err(e)) => failed(None, format!("waiting for {:?}: {e}", argv[0])),
+        // Done already, or still running: dropping the child leaves it running (tokio reaps it).
+        Ok(Ok(_)) | Err(_) => result(ActionState::Accepted, String::new()),
+    }
+}
+
+/// Runs one of the node's commands and reports its output and how it ended.
+async fn run_command(argv: &[String], timeout: Duration) -> ActionResult {
+    let (outcome, output) = command::run(argv, timeout).await;
+    let (state, exit_code, message) = match outcome {
+        Outcome::NotStarted(e) => (
+            ActionState::Failed,
+            None,
+            Some(format!("cannot start {:?}: {e}", argv[0])),
+        ),
+        Outcome::Exited(status) if status.success() => (ActionState::Done, Some(0), None),
+        Outcome::Exited(status) => (
+            ActionState::Failed,
+            status.code(),
+            Some(command::describe(status)),
+        ),
+        Outcome::TimedOut => (
+            ActionState::TimedOut,
+            None,
+            Some(format!(
+                "still running after {}; its process group was killed",
+                humantime::format_duration(timeout)
+            )),
+        ),
+        Outcome::WaitFailed(e) => (ActionState::Failed, None, Some(format!("waiting: {e}"))),
+    };
+    ActionResult {
+        exit_code,
+        message,
+        truncated: output.truncated,
+        ..result(state, output.text())
+    }
+}
+
+/// A result in `state` with `output`; the id and duration are set by [`Actions::run`].
+fn result(state: ActionState, output: String) -> ActionResult {
+    ActionResult {
+        id: String::new(),
+        state,
+        exit_code: None,
+        output,
+        truncated: false,
+        duration_ms: 0,
+        message: None,
+    }
+}
+
+fn refused(message: String) -> ActionResult {
+    ActionResult {
+        message: Some(message),
+        ..result(ActionState::Refused, String::new())
+    }
+}
+
+fn failed(exit_code: Option<i32>, message: String) -> ActionResult {
+    ActionResult {
+        exit_code,
+        message: Some(message),
+        ..result(ActionState::Failed, String::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use pivitals_common::actions::MAX_ACTION_OUTPUT;
+
+    use super::*;
+    use crate::config::ActionCommand;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    fn actions(commands: &[(&str, &[&str], Duration)]) -> Actions {
+        let settings = ActionSettings {
+            allow_power: false,
+            reboot_command: argv(&["true"]),
+            shutdown_command: argv(&["true"]),
+            commands: commands
+                .iter()
+                .map(|(name, command, timeout)| {
+                    (
+                        (*name).to_owned(),
+                        ActionCommand {
+                            command: argv(command),
+                            timeout: *timeout,
+                        },
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+        };
+        Actions::new(settings, Path::new("/"))
+    }
+
+    fn request(action: &str) -> ActionRequest {
+        ActionRequest {
+            id: format!("req-{action}"),
+            action: action.to_owned(),
+        }
+    }
+
+    const T: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn ping_answers_with_the_uptime() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("proc")).unwrap();
+        std::fs::write(root.path().join("proc/uptime"), "12345.67 23456.78\n").unwrap();
+        let actions = Actions::new(ActionSettings::default(), root.path());
+        let result = actions.run(&request("ping")).await;
+        assert_eq!(result.id, "req-ping");
+        assert_eq!(result.state, ActionState::Done);
+        assert_eq!(result.output, "pong: up 12345 s");
+        assert_eq!(result.message, None);
+
+        let real = actions_with_root("/").run(&request("ping")).await;
+        assert_eq!(real.state, ActionState::Done);
+        assert!(real.output.starts_with("pong: up "), "{real:?}");
+
+        let missing = actions_with_root("/nonexistent")
+            .run(&request("ping"))
+            .await;
+        assert_eq!(missing.state, ActionState::Done);
+        assert_eq!(missing.output, "pong");
+        assert!(missing.message.unwrap().starts_with("uptime unknown"));
+    }
+
+    fn actions_with_root(root: &str) -> Actions {
+        Actions::new(ActionSettings::default(), Path::new(root))
+    }
+
+    #[tokio::test]
+    async fn a_named_command_answers_with_its_output_and_exit_code() {
+        let actions = actions(&[
+            ("hello", &["echo", "hi"], T),
+            ("three", &["sh", "-c", "echo out; echo err >&2; exit 3"], T),
+        ]);
+        let hello = actions.run(&request("hello")).await;
+        assert_eq!(hello.id, "req-hello");
+        assert_eq!(hello.state, ActionState::Done);
+        assert_eq!(hello.exit_code, Some(0));
+        assert_eq!(hello.output, "hi\n");
+        assert!(!hello.truncated);
+        assert_eq!(hello.message, None);
+
+        let three = actions.run(&request("three")).await;
+        assert_eq!(three.state, ActionState::Failed);
+        assert_eq!(three.exit_code, Some(3));
+        assert_eq!(three.message.as_deref(), Some("exited with 3"));
+        assert!(
+            three.output.contains("out\n") && three.output.contains("err\n"),
+            "stderr too: {:?}",
+            three.output
+        );
+    }
+
+    #[tokio::test]
+    async fn arguments_are_not_interpreted_by_a_shell() {
+        let actions = actions(&[("literal", &["echo", "$HOME; ls"], T)]);
+        assert_eq!(actions.run(&request("literal")).await.output, "$HOME; ls\n");
+    }
+
+    #[tokio::test]
+    async fn output_past_the_limit_is_read_and_cut() {
+        // Twice the limit on stdout and some on stderr: the command must not block on a full
+        // pipe, and exits 0.
+        let script = format!(
+            "head -c {} /dev/zero | tr '\\0' x; echo tail >&2",
+            2 * MAX_ACTION_OUTPUT
+        );
+        let actions = actions(&[("chatty", &["sh", "-c", &script], T)]);
+        let result = actions.run(&request("chatty")).await;
+        assert_eq!(result.state, ActionState::Done, "{:?}", result.message);
+        assert!(result.truncated);
+        assert_eq!(result.output.len(), MAX_ACTION_OUTPUT);
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_fails_to_start() {
+        let actions = actions(&[("nothing", &["/nonexistent/pivitals-no-such-program"], T)]);
+        let result = actions.run(&request("nothing")).await;
+        assert_eq!(result.state, ActionState::Failed);
+        assert_eq!(result.exit_code, None);
+        let message = result.message.unwrap();
+        assert!(message.starts_with("cannot start"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_group() {
+        let pid_file = tempfile::NamedTempFile::new().unwrap();
+        let script = format!(
+            "echo started; sleep 30 & echo $! > {}; sleep 30",
+            pid_file.path().display()
+        );
+        let actions = actions(&[("slow", &["sh", "-c", &script], Duration::from_secs(1))]);
+        let started = Instant::now();
+        let result = actions.run(&request("slow")).await;
+        let took = started.elapsed();
+        assert_eq!(result.state, ActionState::TimedOut);
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        assert!(took >= Duration::from_secs(1), "{took:?}");
+        assert_eq!(result.output, "started\n", "what came before the kill");
+        assert_eq!(result.exit_code, None);
+        assert!(result.message.unwrap().contains("after 1s"));
+
+        // The background `sleep` was in the group: gone (or a zombie awaiting its reaper).
+        let pid: i32 = std::fs::read_to_string(pid_file.path())
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while alive(pid) {
+            assert!(Instant::now() < deadline, "background child {pid} survived");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether `pid` runs: it exists and is not a zombie.
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state follows the command's closing parenthesis.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+            Err(_) => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_name_is_refused() {
+        let actions = actions(&[("hello", &["echo", "hi"], T)]);
+        for name in ["goodbye", "echo hi", "", "HELLO"] {
+            let result = actions.run(&request(name)).await;
+            assert_eq!(result.state, ActionState::Refused, "{name:?}");
+            assert_eq!(result.output, "");
+            let message = result.message.unwrap();
+            assert_eq!(
+                message,
+                format!("unknown action {name:?}: this node's config does not define it")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn power_actions_need_allow_power() {
+        let mut actions = actions(&[]);
+        for name in ["reboot", "shutdown"] {
+            let result = actions.run(&request(name)).await;
+            assert_eq!(result.state, ActionState::Refused);
+            let message = result.message.unwrap();
+            assert!(
+                message.starts_with(&format!("{name} is not allowed on this node"))
+                    && message.contains("PIVITALS_ACTIONS__ALLOW_POWER=true"),
+                "{message}"
+            );
+        }
+
+        actions.settings.allow_power = true;
+        for name in ["reboot", "shutdown"] {
+            let result = actions.run(&request(name)).await;
+            assert_eq!(result.state, ActionState::Accepted, "{result:?}");
+            assert_eq!(result.id, format!("req-{name}"));
+        }
+
+        // Still running after the check: accepted at once, not awaited.
+        actions.settings.reboot_command = argv(&["sleep", "5"]);
+        let started = Instant::now();
+        let result = actions.run(&request("reboot")).await;
+        assert_eq!(result.state, ActionState::Accepted);
+        assert!(started.elapsed() < Duration::from_secs(2));
+
+        actions.settings.shutdown_command = argv(&["false"]);
+        let result = actions.run(&request("shutdown")).await;
+        assert_eq!(result.state, ActionState::Failed);
+        assert_eq!(result.exit_code, Some(1));
+
+        actions.settings.shutdown_command = argv(&["/nonexistent/pivitals-poweroff"]);
+        let result = actions.run(&request("shutdown")).await;
+        assert_eq!(result.state, ActionState::Failed);
+        assert!(result.message.unwrap().starts_with("cannot start"));
+    }
+
+    #[test]
+    fn uptime_is_the_first_field_in_whole_seconds() {
+        assert_eq!(parse_uptime("350735.47 234388.90\n"), Some(350_735));
+        assert_eq!(parse_uptime("0.99 0"), Some(0));
+        assert_eq!(parse_uptime(""), None);
+        assert_eq!(parse_uptime("soon"), None);
+    }
+}
