@@ -6,12 +6,15 @@
 //! | `POST /api/v1/register`  | enroll token | `RegisterRequest` | 200 `RegisterReply`       |
 //! | `POST /api/v1/vitals`    | node token   | `VitalsPush`      | 200 `PushReply`           |
 //! | `POST /api/v1/goodbye`   | node token   | `Goodbye`         | 204                       |
+//! | `GET /api/v1/agent/actions?wait=25s` | node token | —     | 200 `[ActionRequest]`, 204 none |
+//! | `POST /api/v1/agent/actions/{id}` | node token | `ActionResult` | 204                  |
 //!
 //! Tokens go in `Authorization: Bearer …` (marked sensitive, so never logged by the HTTP stack).
 //! Redirects are not followed: a redirected POST would silently turn into a GET.
 
 use std::time::Duration;
 
+use pivitals_common::actions::{ActionRequest, ActionResult};
 use pivitals_common::{Goodbye, PushReply, RegisterReply, RegisterRequest, Secret, VitalsPush};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
@@ -20,6 +23,8 @@ use thiserror::Error;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A long poll for actions gives up this long after the wait it asked for.
+pub const POLL_MARGIN: Duration = Duration::from_secs(10);
 /// The most of an answer's body that is read; error messages are short.
 const MAX_BODY: usize = 64 * 1024;
 /// The most of an error message that is kept for the log.
@@ -78,6 +83,7 @@ pub struct PrimaryClient {
     register_url: Url,
     vitals_url: Url,
     goodbye_url: Url,
+    actions_url: Url,
 }
 
 #[derive(Deserialize)]
@@ -125,7 +131,8 @@ impl PrimaryClient {
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("pivitals-agent/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(1)
+            // The long poll for actions holds one connection while pushes use another.
+            .pool_max_idle_per_host(2)
             .build()?;
         let endpoint = |path: &str| base.join(path).expect("a relative path joins any http URL");
         Ok(Self {
@@ -133,6 +140,7 @@ impl PrimaryClient {
             register_url: endpoint("api/v1/register"),
             vitals_url: endpoint("api/v1/vitals"),
             goodbye_url: endpoint("api/v1/goodbye"),
+            actions_url: endpoint("api/v1/agent/actions"),
         })
     }
 
@@ -161,6 +169,51 @@ impl PrimaryClient {
     pub async fn goodbye(&self, node_token: &Secret, goodbye: &Goodbye) -> Result<(), CallError> {
         let response = self.post(&self.goodbye_url, node_token, goodbye).await?;
         success_body(response).await.map(drop)
+    }
+
+    /// Waits up to `wait` for actions for this node: none when the primary has none by then
+    /// (204). The request gives up [`POLL_MARGIN`] after `wait`.
+    pub async fn poll_actions(
+        &self,
+        node_token: &Secret,
+        wait: Duration,
+    ) -> Result<Vec<ActionRequest>, CallError> {
+        let mut url = self.actions_url.clone();
+        url.query_pairs_mut()
+            .append_pair("wait", &format!("{}s", wait.as_secs()));
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(node_token.expose())
+            .timeout(wait + POLL_MARGIN)
+            .send()
+            .await
+            .map_err(CallError::Transport)?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(Vec::new());
+        }
+        let body = success_body(response).await?;
+        serde_json::from_slice(&body).map_err(|e| CallError::BadReply(e.to_string()))
+    }
+
+    /// Reports an action's result.
+    pub async fn post_action_result(
+        &self,
+        node_token: &Secret,
+        result: &ActionResult,
+    ) -> Result<(), CallError> {
+        let url = self.action_result_url(&result.id);
+        let response = self.post(&url, node_token, result).await?;
+        success_body(response).await.map(drop)
+    }
+
+    /// `…/api/v1/agent/actions/{id}`, the id escaped as one path segment.
+    fn action_result_url(&self, id: &str) -> Url {
+        let mut url = self.actions_url.clone();
+        url.path_segments_mut()
+            .expect("an http URL has a path")
+            .push(id);
+        url
     }
 
     async fn post(
@@ -289,6 +342,10 @@ mod tests {
         assert_eq!(
             client.goodbye_url.as_str(),
             "http://primary:8080/pivitals/api/v1/goodbye"
+        );
+        assert_eq!(
+            client.action_result_url("a1/../x").as_str(),
+            "http://primary:8080/pivitals/api/v1/agent/actions/a1%2F..%2Fx"
         );
     }
 

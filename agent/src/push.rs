@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use pivitals_common::limits::AGENT_BATCH;
 use pivitals_common::{Backoff, Goodbye, NodeInfo, RegisterRequest, Retries, Secret, VitalsPush};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
@@ -60,6 +61,8 @@ pub(crate) struct Sender {
     request: RegisterRequest,
     enroll_token: Option<Secret>,
     credential: Option<Credential>,
+    /// The node token of `credential`, for the action loop ([`Sender::node_token`]).
+    token: watch::Sender<Option<Secret>>,
     /// No push has succeeded since the last registration; a 401 now means the primary keeps
     /// refusing fresh tokens, so re-registering must back off too.
     just_registered: bool,
@@ -97,12 +100,14 @@ impl Sender {
         credential: Option<Credential>,
         info: Arc<Mutex<NodeInfo>>,
     ) -> Self {
+        let token = watch::Sender::new(credential.as_ref().map(|c| c.node_token.clone()));
         Self {
             client,
             state_dir,
             request,
             enroll_token,
             credential,
+            token,
             just_registered: false,
             backoff: Retries::new(Backoff::AGENT_PUSH),
             batch_limit: AGENT_BATCH,
@@ -113,6 +118,12 @@ impl Sender {
             known_info: None,
             stats: Stats::default(),
         }
+    }
+
+    /// The current node token, None while the node is not registered; it changes when the
+    /// sender registers again. Only the sender registers: others wait for a change.
+    pub(crate) fn node_token(&self) -> watch::Receiver<Option<Secret>> {
+        self.token.subscribe()
     }
 
     /// Registers if needed, else pushes one batch.
@@ -256,6 +267,7 @@ impl Sender {
                     );
                 }
                 info!(node = %credential.node_name, "registered with the primary");
+                self.token.send_replace(Some(credential.node_token.clone()));
                 self.credential = Some(credential);
                 self.known_info = Some(self.request.info.clone());
                 self.just_registered = true;
@@ -281,6 +293,7 @@ impl Sender {
 
     fn forget_credential(&mut self) {
         self.credential = None;
+        self.token.send_replace(None);
         if let Err(e) = credential::remove(&self.state_dir) {
             warn!("cannot remove the refused credential: {e}");
         }

@@ -1,10 +1,21 @@
-//! The agent's life: sample on a timer and push concurrently until shutdown, then take a last
-//! sample, push what is waiting (bounded), say goodbye.
+//! The agent's life: sample on a timer, push, and run the actions the primary asks for,
+//! concurrently until shutdown; then take a last sample, push what is waiting (bounded), say
+//! goodbye.
 //!
-//! Everything runs in one task on the caller's runtime (the binary uses a current-thread
-//! runtime): a sampling loop and a sending loop are two futures polled by one `select!`, which
-//! also watches the shutdown future. They share the backlog through a mutex that is never held
-//! across an `.await`. Sampling never waits for the primary: while it is unreachable, samples
+//! Everything runs on the caller's runtime (the binary uses a current-thread runtime): a
+//! sampling loop, a sending loop and an action loop are three futures polled by one `select!`,
+//! which also watches the shutdown future, so shutdown ends all three. The first two share the
+//! backlog through a mutex that is never held across an `.await`.
+//!
+//! The action loop waits until the sender has a node token (it reads it through
+//! [`Sender::node_token`]; only the sender registers), then long-polls
+//! `GET /api/v1/agent/actions?wait=25s` and runs each action it gets as a task of its own, at
+//! most [`MAX_RUNNING_ACTIONS`] at once, posting each result. An allowed `reboot` or
+//! `shutdown` posts `accepted` before its command starts. A refused token (401) waits for the
+//! sender to register again; a primary without the endpoint (404, an older version) is asked
+//! again every [`NO_ACTIONS_RETRY`], said once at `info`; other failures back off
+//! ([`Backoff::AGENT_PUSH`]). The poll is one more future of the same `select!`: it never
+//! delays a sample or a push. Sampling never waits for the primary: while it is unreachable, samples
 //! pile up in the backlog on disk (`STATE_DIR/backlog/`, the oldest dropped beyond
 //! `backlog_max`) and go out oldest first, with their original timestamps, when it returns, in
 //! this run or the next.
@@ -21,13 +32,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pivitals_collect::Collector;
-use pivitals_common::{NodeInfo, RegisterRequest, VitalsPayload};
-use tokio::sync::Notify;
+use pivitals_common::actions::{ActionRequest, ActionResult, ActionState};
+use pivitals_common::{Backoff, NodeInfo, RegisterRequest, Retries, Secret, VitalsPayload};
+use reqwest::StatusCode;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use crate::actions::{Actions, Answer};
 use crate::backlog::Backlog;
-use crate::client::PrimaryClient;
+use crate::client::{CallError, PrimaryClient};
 use crate::config::Config;
 use crate::credential;
 use crate::error::AgentError;
@@ -43,6 +58,16 @@ pub const MAX_START_JITTER: Duration = Duration::from_secs(10);
 const DROP_WARNING_EVERY: Duration = Duration::from_secs(60);
 /// The backlog's directory under `state_dir`.
 pub const BACKLOG_DIR: &str = "backlog";
+/// How long the primary may hold a poll for actions.
+pub const ACTIONS_WAIT: Duration = Duration::from_secs(25);
+/// At most this many actions run at once; the others wait for a slot.
+pub const MAX_RUNNING_ACTIONS: usize = 4;
+/// A primary without the actions endpoint (404) is asked again after this long.
+pub const NO_ACTIONS_RETRY: Duration = Duration::from_secs(600);
+/// After a refused token (401), the poll waits this long at most for a new one.
+const NEW_TOKEN_WAIT: Duration = Duration::from_secs(60);
+/// Tries at posting one result.
+const RESULT_TRIES: u32 = 3;
 
 /// What the agent samples; [`Collector`] on a real host, something scripted in tests.
 pub trait Sampler {
@@ -128,6 +153,8 @@ pub async fn run_with<S: Sampler>(
     }
     let client =
         PrimaryClient::with_tls(&cfg.primary_url, &cfg.tls).map_err(AgentError::HttpClient)?;
+    let actions = Actions::from_config(&cfg);
+    let action_client = client.clone();
     let info = Arc::new(Mutex::new(sampler.node_info()));
     let request = RegisterRequest {
         node_name: cfg.node_name.clone(),
@@ -143,6 +170,7 @@ pub async fn run_with<S: Sampler>(
         stored,
         Arc::clone(&info),
     );
+    let node_token = sender.node_token();
     let backlog_dir = cfg.state_dir.join(BACKLOG_DIR);
     let backlog =
         Backlog::open(&backlog_dir, cfg.backlog_max).map_err(|source| AgentError::State {
@@ -182,6 +210,7 @@ pub async fn run_with<S: Sampler>(
         };
         let sampling = sample_loop(&mut sampler, &mut recorder, timing, &info);
         let sending = send_loop(&mut sender, &backlog, &wake);
+        let acting = action_loop(action_client, actions, node_token);
         tokio::select! {
             biased;
             () = shutdown => {}
@@ -190,6 +219,7 @@ pub async fn run_with<S: Sampler>(
                 Ok(never) => match never {},
             },
             never = sampling => match never {},
+            never = acting => match never {},
         }
     }
 
@@ -305,6 +335,145 @@ async fn send_loop(
                 tokio::time::sleep(delay).await
             }
         }
+    }
+}
+
+/// Long-polls the primary for actions with the sender's node token and runs each one as a task
+/// (at most [`MAX_RUNNING_ACTIONS`] at once); dropping the loop aborts the tasks.
+async fn action_loop(
+    client: PrimaryClient,
+    actions: Actions,
+    mut token: watch::Receiver<Option<Secret>>,
+) -> Infallible {
+    let actions = Arc::new(actions);
+    let slots = Arc::new(Semaphore::new(MAX_RUNNING_ACTIONS));
+    let mut running = JoinSet::new();
+    let mut backoff = Retries::new(Backoff::AGENT_PUSH);
+    let mut told_no_endpoint = false;
+    loop {
+        while running.try_join_next().is_some() {}
+        let current = token.borrow_and_update().clone();
+        let Some(node_token) = current else {
+            // Not registered yet, or again: the sender registers, this loop waits for it.
+            if token.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            continue;
+        };
+        match client.poll_actions(&node_token, ACTIONS_WAIT).await {
+            Ok(requests) => {
+                backoff.reset();
+                for request in requests {
+                    let task = run_action(
+                        client.clone(),
+                        Arc::clone(&actions),
+                        Arc::clone(&slots),
+                        token.clone(),
+                        request,
+                    );
+                    running.spawn(task);
+                }
+            }
+            Err(CallError::Unauthorized { message }) => {
+                debug!(
+                    "the primary refused the node token for actions ({message}); waiting for the sender to register again"
+                );
+                let _ = tokio::time::timeout(NEW_TOKEN_WAIT, token.changed()).await;
+            }
+            Err(CallError::Status { status, .. }) if status == StatusCode::NOT_FOUND => {
+                if !told_no_endpoint {
+                    info!(
+                        "the primary has no actions endpoint (an older version?); asking again every {}",
+                        humantime::format_duration(NO_ACTIONS_RETRY)
+                    );
+                    told_no_endpoint = true;
+                }
+                tokio::time::sleep(NO_ACTIONS_RETRY).await;
+            }
+            Err(error) => {
+                let delay = backoff.next_delay(error.retry_after());
+                debug!(
+                    "cannot poll the primary for actions: {error}; retrying in {}",
+                    humantime::format_duration(delay)
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Runs one action when a slot is free and posts its result; an allowed power action posts
+/// `accepted` first, then starts.
+async fn run_action(
+    client: PrimaryClient,
+    actions: Arc<Actions>,
+    slots: Arc<Semaphore>,
+    token: watch::Receiver<Option<Secret>>,
+    request: ActionRequest,
+) {
+    let Ok(_slot) = slots.acquire_owned().await else {
+        return;
+    };
+    info!(id = %request.id, action = %request.action, "running an action for the primary");
+    match actions.answer(&request).await {
+        Answer::Result(result) => {
+            log_result(&request, &result);
+            post_result(&client, &token, &result).await;
+        }
+        Answer::Power(power) => {
+            post_result(&client, &token, &power.accepted()).await;
+            warn!(
+                id = %request.id,
+                "starting {} as the primary asked",
+                request.action
+            );
+            let started = power.start().await;
+            if started.state != ActionState::Accepted {
+                log_result(&request, &started);
+            }
+        }
+    }
+}
+
+fn log_result(request: &ActionRequest, result: &ActionResult) {
+    let message = result.message.as_deref().unwrap_or("");
+    info!(
+        id = %request.id,
+        action = %request.action,
+        state = ?result.state,
+        duration_ms = result.duration_ms,
+        "action ended {message}"
+    );
+}
+
+/// Posts `result` with the current node token, trying again a few times while the primary
+/// cannot be reached or is busy; gives up (logged) on any other answer.
+async fn post_result(
+    client: &PrimaryClient,
+    token: &watch::Receiver<Option<Secret>>,
+    result: &ActionResult,
+) {
+    let mut backoff = Retries::new(Backoff::AGENT_PUSH);
+    for attempt in 1..=RESULT_TRIES {
+        let Some(node_token) = token.borrow().clone() else {
+            warn!(id = %result.id, "not registered: cannot report the action's result");
+            return;
+        };
+        let error = match client.post_action_result(&node_token, result).await {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        let again = attempt < RESULT_TRIES
+            && match &error {
+                CallError::Transport(_) | CallError::Busy { .. } => true,
+                CallError::Status { status, .. } => status.is_server_error(),
+                _ => false,
+            };
+        if !again {
+            warn!(id = %result.id, "cannot report the action's result: {error}");
+            return;
+        }
+        tokio::time::sleep(backoff.next_delay(error.retry_after())).await;
     }
 }
 

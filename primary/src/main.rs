@@ -2,9 +2,10 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use pivitals_primary::alerts::rules::DEFAULT_NAMES;
 use pivitals_primary::config::PrimaryConfig;
 use pivitals_primary::nodes::enroll;
@@ -36,6 +37,56 @@ enum Command {
     /// they configure and exit without starting anything: 0 when they are valid, 2 with the
     /// mistake.
     CheckConfig,
+    /// Ask nodes to run the action NAME (defined in each node's own agent settings, or ping,
+    /// reboot, shutdown) through a running primary, and print each node's result as it arrives.
+    ///
+    /// Needs the admin token in PIVITALS_ADMIN_TOKEN. Exits 0 when every node is done (or
+    /// accepted), 1 when any failed, refused, timed out, expired or is still pending, 2 for a
+    /// usage or HTTP error.
+    Action(ActionArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(
+    ArgGroup::new("target")
+        .required(true)
+        .multiple(false)
+        .args(["nodes", "stack", "labels", "all"])
+))]
+struct ActionArgs {
+    /// The action's name, as the nodes' settings define it (`[actions.NAME]`).
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// A node by name (repeat for more).
+    #[arg(long = "node", value_name = "NODE")]
+    nodes: Vec<String>,
+    /// Every node labelled stack=S (the same as --label stack=S).
+    #[arg(long, value_name = "S")]
+    stack: Option<String>,
+    /// Every node with this label (repeat: a node must have all of them).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Every registered node (not the primary's own host).
+    #[arg(long)]
+    all: bool,
+    /// The primary's URL [default: PIVITALS_URL, else http://127.0.0.1:7070].
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// How long to wait for the results; the nodes still pending then are listed as such.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Print each node's whole output (and message) below its row.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -66,6 +117,7 @@ fn main() {
                 std::process::exit(2);
             }
         },
+        Some(Command::Action(action)) => std::process::exit(run_action(action)),
         None => start(args),
     };
     if let Err(err) = outcome {
@@ -175,6 +227,215 @@ fn check_config(file: Option<&std::path::Path>) -> anyhow::Result<()> {
         None => println!("ok: no node down/recovered webhook"),
     }
     Ok(())
+}
+
+/// Where `action` finds the primary when neither `--url` nor `PIVITALS_URL` says.
+const DEFAULT_URL: &str = "http://127.0.0.1:7070";
+
+/// How often `action` asks for the results.
+const POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// `pivitals-primary action`: its exit code (0 all done, 1 any not done, 2 usage or HTTP error).
+fn run_action(args: ActionArgs) -> i32 {
+    let token = match std::env::var("PIVITALS_ADMIN_TOKEN") {
+        Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
+        _ => {
+            eprintln!(
+                "pivitals-primary: PIVITALS_ADMIN_TOKEN is not set: action needs the primary's admin token"
+            );
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("pivitals-primary: starting the runtime: {err}");
+            return 2;
+        }
+    };
+    match runtime.block_on(action(args, &token)) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(err) => {
+            eprintln!("pivitals-primary: {err:#}");
+            2
+        }
+    }
+}
+
+/// States after which a node's result no longer changes.
+const FINAL_STATES: &[&str] = &[
+    "done",
+    "failed",
+    "refused",
+    "accepted",
+    "timed_out",
+    "expired",
+];
+
+/// Queues the action, then prints each node's row once final; Ok(whether all succeeded).
+async fn action(args: ActionArgs, token: &str) -> anyhow::Result<bool> {
+    let base = args
+        .url
+        .clone()
+        .or_else(|| {
+            std::env::var("PIVITALS_URL")
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+        })
+        .unwrap_or_else(|| DEFAULT_URL.to_owned());
+    let base = base.trim().trim_end_matches('/').to_owned();
+    let mut body = serde_json::json!({ "action": args.name });
+    if args.all {
+        body["all"] = true.into();
+    } else if !args.nodes.is_empty() {
+        body["nodes"] = args.nodes.clone().into();
+    } else {
+        let mut labels = serde_json::Map::new();
+        if let Some(stack) = &args.stack {
+            labels.insert("stack".into(), stack.clone().into());
+        }
+        for (key, value) in &args.labels {
+            labels.insert(key.clone(), value.clone().into());
+        }
+        body["labels"] = labels.into();
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    let created = call(
+        http.post(format!("{base}/api/v1/actions"))
+            .bearer_auth(token)
+            .json(&body),
+        "POST /api/v1/actions",
+    )
+    .await?;
+    let id = created["id"]
+        .as_str()
+        .context("the primary's answer has no action id")?
+        .to_owned();
+    let targets: Vec<String> = created["targets"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "action {} ({id}) queued for {}",
+        args.name,
+        plural(targets.len(), "node")
+    );
+    let width = targets.iter().map(|t| t.len()).max().unwrap_or(0).max(4);
+    println!(
+        "{:<width$}  {:<9}  {:>4}  {:>8}  OUTPUT",
+        "NODE", "STATE", "EXIT", "DURATION"
+    );
+    let deadline = Instant::now() + args.timeout;
+    let mut printed = std::collections::BTreeSet::new();
+    let mut all_ok = true;
+    let path = format!("/api/v1/actions/{id}");
+    loop {
+        let shown = call(http.get(format!("{base}{path}")).bearer_auth(token), &path).await?;
+        let results = shown["results"].as_array().cloned().unwrap_or_default();
+        for result in &results {
+            let node = result["node"].as_str().unwrap_or_default();
+            let state = result["state"].as_str().unwrap_or_default();
+            if FINAL_STATES.contains(&state) && printed.insert(node.to_owned()) {
+                all_ok &= matches!(state, "done" | "accepted");
+                print_row(result, width, args.verbose, None);
+            }
+        }
+        if printed.len() >= results.len() {
+            return Ok(all_ok);
+        }
+        if Instant::now() >= deadline {
+            let waited = humantime::format_duration(args.timeout);
+            for result in &results {
+                let node = result["node"].as_str().unwrap_or_default();
+                if !printed.contains(node) {
+                    print_row(
+                        result,
+                        width,
+                        false,
+                        Some(&format!("still pending after {waited}")),
+                    );
+                }
+            }
+            return Ok(false);
+        }
+        tokio::time::sleep(POLL_EVERY.min(deadline.saturating_duration_since(Instant::now())))
+            .await;
+    }
+}
+
+/// Sends `request`; the JSON answer of a 2xx, else an error with the status and the primary's
+/// `error`.
+async fn call(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<serde_json::Value> {
+    let response = request.send().await.with_context(|| what.to_owned())?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("{what}: reading the answer"))?;
+    let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+    if !status.is_success() {
+        let error = json
+            .as_ref()
+            .and_then(|j| j["error"].as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| text.trim().to_owned());
+        anyhow::bail!("{what}: {status}: {error}");
+    }
+    json.with_context(|| format!("{what}: the answer is not JSON"))
+}
+
+/// One table row for a node's result; `pending` replaces the output for unfinished ones.
+fn print_row(result: &serde_json::Value, width: usize, verbose: bool, pending: Option<&str>) {
+    let node = result["node"].as_str().unwrap_or_default();
+    let state = result["state"].as_str().unwrap_or_default();
+    let exit = result["exit_code"]
+        .as_i64()
+        .map_or_else(|| "-".to_owned(), |c| c.to_string());
+    let duration = result["duration_ms"].as_u64().map_or_else(
+        || "-".to_owned(),
+        |ms| {
+            if ms < 1000 {
+                format!("{ms}ms")
+            } else {
+                format!("{:.1}s", ms as f64 / 1000.0)
+            }
+        },
+    );
+    let output = result["output"].as_str().unwrap_or_default();
+    let message = result["message"].as_str().unwrap_or_default();
+    let summary = match pending {
+        Some(text) => text.to_owned(),
+        None => output
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .or(Some(message).filter(|m| !m.is_empty()))
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    println!("{node:<width$}  {state:<9}  {exit:>4}  {duration:>8}  {summary}");
+    if verbose {
+        for line in output.lines() {
+            println!("    {line}");
+        }
+        if result["truncated"].as_bool() == Some(true) {
+            println!("    (output truncated)");
+        }
+        if !message.is_empty() {
+            println!("    message: {message}");
+        }
+    }
 }
 
 fn plural(n: usize, word: &str) -> String {

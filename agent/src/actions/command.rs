@@ -1,9 +1,9 @@
 //! Running one command of an action: its own process group, output captured up to a limit,
 //! killed with its group past the timeout.
 
-use std::cell::RefCell;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use pivitals_common::actions::MAX_ACTION_OUTPUT;
@@ -63,8 +63,11 @@ impl Output {
 
 /// Runs `argv` (not empty) in a process group of its own, stdin null, until it exits and its
 /// pipes close or `timeout` passes, when the whole group is killed.
+///
+/// The output sits behind a (never contended) mutex rather than a `RefCell` so that the future
+/// is `Send`: the agent may run as a task on a multi-thread runtime.
 pub(super) async fn run(argv: &[String], timeout: Duration) -> (Outcome, Output) {
-    let output = RefCell::new(Output::default());
+    let output = Mutex::new(Output::default());
     let mut child = match Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
@@ -75,7 +78,7 @@ pub(super) async fn run(argv: &[String], timeout: Duration) -> (Outcome, Output)
         .spawn()
     {
         Ok(child) => child,
-        Err(e) => return (Outcome::NotStarted(e), output.into_inner()),
+        Err(e) => return (Outcome::NotStarted(e), into_inner(output)),
     };
     // The group's id is the leader's pid; kept now, since `id()` is None once it is reaped.
     let pgid = child.id().and_then(|pid| i32::try_from(pid).ok());
@@ -100,17 +103,24 @@ pub(super) async fn run(argv: &[String], timeout: Duration) -> (Outcome, Output)
             Outcome::TimedOut
         }
     };
-    (outcome, output.into_inner())
+    (outcome, into_inner(output))
+}
+
+fn into_inner(output: Mutex<Output>) -> Output {
+    output.into_inner().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Reads `pipe` to its end into `output`; a read error ends it like the end of the pipe.
-async fn drain(pipe: Option<impl AsyncRead + Unpin>, output: &RefCell<Output>) {
+async fn drain(pipe: Option<impl AsyncRead + Unpin>, output: &Mutex<Output>) {
     let Some(mut pipe) = pipe else { return };
     let mut chunk = [0u8; 8192];
     loop {
         match pipe.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => output.borrow_mut().push(&chunk[..n]),
+            Ok(n) => output
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(&chunk[..n]),
         }
     }
 }

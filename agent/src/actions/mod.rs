@@ -26,7 +26,9 @@
 //!
 //! `reboot` and `shutdown` answer `accepted` before the node goes away: their command is started
 //! in its own process group, watched for [`POWER_START_CHECK`] (a quick non-zero exit, such as
-//! `systemctl` refusing, answers `failed`), then left running.
+//! `systemctl` refusing, answers `failed`), then left running. [`Actions::answer`] hands an
+//! allowed power action back unstarted ([`Answer::Power`]) so that the agent reports `accepted`
+//! to the primary before starting it.
 //!
 //! - `runner.rs`: [`Actions`], the lookup and the built-in actions;
 //! - `command.rs`: running one command with its timeout and its output.
@@ -34,4 +36,4 @@
 mod command;
 mod runner;
 
-pub use runner::{Actions, POWER_START_CHECK};
+pub use runner::{Actions, Answer, POWER_START_CHECK, PowerStart};

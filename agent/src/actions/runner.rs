@@ -23,6 +23,46 @@ pub struct Actions {
     uptime_file: PathBuf,
 }
 
+/// What [`Actions::answer`] gives back.
+#[derive(Debug)]
+pub enum Answer {
+    /// The action ran (or was refused): this is its result.
+    Result(ActionResult),
+    /// An allowed power action, not started yet.
+    Power(PowerStart),
+}
+
+/// A `reboot` or `shutdown` to start once the primary knows it is accepted.
+#[derive(Debug)]
+pub struct PowerStart {
+    id: String,
+    argv: Vec<String>,
+    started: Instant,
+}
+
+impl PowerStart {
+    /// The answer to send before starting: `accepted`.
+    pub fn accepted(&self) -> ActionResult {
+        let mut result = result(ActionState::Accepted, String::new());
+        finish(&mut result, &self.id, self.started);
+        result
+    }
+
+    /// Starts the command and leaves it running: `accepted`, or `failed` if it cannot start or
+    /// exits non-zero within [`POWER_START_CHECK`].
+    pub async fn start(self) -> ActionResult {
+        let mut result = start_power(&self.argv).await;
+        finish(&mut result, &self.id, self.started);
+        result
+    }
+}
+
+/// Sets the request's id and the time since it arrived.
+fn finish(result: &mut ActionResult, id: &str, started: Instant) {
+    result.id = id.to_owned();
+    result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+}
+
 impl Actions {
     pub fn from_config(config: &Config) -> Self {
         Self::new(config.actions.clone(), &config.root)
@@ -37,8 +77,19 @@ impl Actions {
     }
 
     /// Runs the action `request` names, if this node has one by that name, and answers.
-    /// Never fails: every outcome is an [`ActionResult`].
+    /// Never fails: every outcome is an [`ActionResult`]. A power action is started here (see
+    /// [`Actions::answer`] for answering before it starts).
     pub async fn run(&self, request: &ActionRequest) -> ActionResult {
+        match self.answer(request).await {
+            Answer::Result(result) => result,
+            Answer::Power(power) => power.start().await,
+        }
+    }
+
+    /// Like [`Actions::run`], except that an allowed `reboot` or `shutdown` is not started:
+    /// it comes back as [`Answer::Power`], for the caller to report `accepted` to the primary
+    /// first and then [`PowerStart::start`] it (the node may be gone a moment later).
+    pub async fn answer(&self, request: &ActionRequest) -> Answer {
         let started = Instant::now();
         let name = request.action.as_str();
         let mut result = match name {
@@ -47,8 +98,18 @@ impl Actions {
                 "{name} is not allowed on this node: its config does not set \
                  PIVITALS_ACTIONS__ALLOW_POWER=true ([actions] allow_power = true)"
             )),
-            "reboot" => start_power(&self.settings.reboot_command).await,
-            "shutdown" => start_power(&self.settings.shutdown_command).await,
+            "reboot" | "shutdown" => {
+                let argv = if name == "reboot" {
+                    &self.settings.reboot_command
+                } else {
+                    &self.settings.shutdown_command
+                };
+                return Answer::Power(PowerStart {
+                    id: request.id.clone(),
+                    argv: argv.clone(),
+                    started,
+                });
+            }
             _ => match self.settings.commands.get(name) {
                 Some(action) => run_command(&action.command, action.timeout).await,
                 None => refused(format!(
@@ -56,9 +117,8 @@ impl Actions {
                 )),
             },
         };
-        result.id = request.id.clone();
-        result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        result
+        finish(&mut result, &request.id, started);
+        Answer::Result(result)
     }
 
     /// `pong: up N s`, the host's uptime in whole seconds.
