@@ -348,11 +348,7 @@ impl Config {
             .string("root")?
             .map_or_else(|| PathBuf::from("/"), PathBuf::from);
         let start_jitter = match raw.string("start_jitter")? {
-            Some(text) => match text.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => return Err(ConfigError::StartJitter(text)),
-            },
+            Some(text) => parse_bool(&text).ok_or(ConfigError::StartJitter(text))?,
             None => true,
         };
 
@@ -382,11 +378,7 @@ impl Config {
             None => None,
         };
         let insecure_skip_verify = match raw.nested("tls", "insecure_skip_verify")? {
-            Some(text) => match text.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => return Err(ConfigError::InsecureSkipVerify(text)),
-            },
+            Some(text) => parse_bool(&text).ok_or(ConfigError::InsecureSkipVerify(text))?,
             None => false,
         };
         let mut actions = match file {
@@ -394,11 +386,7 @@ impl Config {
             None => ActionSettings::default(),
         };
         if let Some(text) = raw.nested("actions", "allow_power")? {
-            actions.allow_power = match text.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => return Err(ConfigError::AllowPower(text)),
-            };
+            actions.allow_power = parse_bool(&text).ok_or(ConfigError::AllowPower(text))?;
         }
 
         Ok(Self {
@@ -450,7 +438,7 @@ struct Raw<'a> {
 impl Raw<'_> {
     /// `PIVITALS_{KEY}`, else `key` of the file.
     fn string(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
-        let var = format!("PIVITALS_{}", key.to_ascii_uppercase());
+        let var = variable_name(key);
         if let Some(value) = self.variable(&var) {
             return Ok(Some(value));
         }
@@ -478,7 +466,7 @@ impl Raw<'_> {
             return Ok(None);
         };
         let section = section.as_table().ok_or_else(|| ConfigError::Type {
-            var: format!("PIVITALS_{}", table.to_ascii_uppercase()),
+            var: variable_name(table),
             key: table,
             reason: format!("expected a table, found {}", section.type_str()),
         })?;
@@ -505,7 +493,7 @@ impl Raw<'_> {
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         };
-        let var = format!("PIVITALS_{}", key.to_ascii_uppercase());
+        let var = variable_name(key);
         if let Some(text) = self.variable(&var) {
             return Ok(Some(split(&text)));
         }
@@ -699,9 +687,14 @@ fn scalar(value: &toml::Value) -> Option<String> {
     }
 }
 
+/// `PIVITALS_{KEY}`, the variable of the file's `key`.
+fn variable_name(key: &str) -> String {
+    format!("PIVITALS_{}", key.to_ascii_uppercase())
+}
+
 fn type_error(key: &'static str, found: &toml::Value) -> ConfigError {
     ConfigError::Type {
-        var: format!("PIVITALS_{}", key.to_ascii_uppercase()),
+        var: variable_name(key),
         key,
         reason: format!("expected a value, found {}", found.type_str()),
     }
@@ -739,11 +732,7 @@ fn parse_sample_every(text: &str, interval: Duration) -> Result<Duration, Config
         interval: humantime::format_duration(interval).to_string(),
         reason,
     };
-    let trimmed = text.trim();
-    let every = match trimmed.parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => humantime::parse_duration(trimmed).map_err(|e| error(e.to_string()))?,
-    };
+    let every = parse_duration(text).map_err(error)?;
     if every < MIN_INTERVAL {
         return Err(error("shorter than 1s".into()));
     }
@@ -753,17 +742,31 @@ fn parse_sample_every(text: &str, interval: Duration) -> Result<Duration, Config
     Ok(every)
 }
 
+/// A duration (`60s`, `500ms`, `2m`) or, as TOML `interval = 30` gives, a bare number of
+/// seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    match trimmed.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(trimmed).map_err(|e| e.to_string()),
+    }
+}
+
+/// `true`, `1` or `yes`; `false`, `0` or `no`; any case, spaces around ignored.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
 fn parse_interval(text: &str) -> Result<Duration, ConfigError> {
     let error = |reason: String| ConfigError::Interval {
         value: text.to_owned(),
         reason,
     };
-    let trimmed = text.trim();
-    // A bare number (as TOML `interval = 30` gives) means seconds.
-    let interval = match trimmed.parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => humantime::parse_duration(trimmed).map_err(|e| error(e.to_string()))?,
-    };
+    let interval = parse_duration(text).map_err(error)?;
     if interval < MIN_INTERVAL {
         return Err(error("shorter than 1s".into()));
     }

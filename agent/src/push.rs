@@ -137,8 +137,11 @@ impl Sender {
             return Ok(Step::Idle);
         }
         let count = batch.len();
-        let current = lock_info(&self.info).clone();
-        let info = (self.known_info.as_ref() != Some(&current)).then_some(current);
+        // Compared under the lock and cloned only when changed: most pushes carry no facts.
+        let info = {
+            let current = lock_info(&self.info);
+            (self.known_info.as_ref() != Some(&*current)).then(|| current.clone())
+        };
         let push = VitalsPush {
             samples: std::mem::take(&mut batch.samples),
             info,

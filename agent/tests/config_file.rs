@@ -3,9 +3,9 @@
 
 use std::path::Path;
 use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use pivitals_testkit::harness::{command, wait_for_stderr_line};
-use std::time::Duration;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_pivitals-agent");
 
@@ -72,13 +72,6 @@ fn the_same_file_without_the_typo_starts() {
         "pivitals-agent started",
         Duration::from_secs(30),
     ) {
-        panic!(
-            "no \"pivitals-agent started\" in:
-{}",
-            log.join(
-                "
-"
-            )
-        );
+        panic!("no \"pivitals-agent started\" in:\n{}", log.join("\n"));
     }
 }

@@ -3,11 +3,12 @@
 //! (virtual machines), the `cpu MHz` lines of `ROOT/proc/cpuinfo`, read once a sample (sysinfo
 //! would read the whole of `/proc/cpuinfo` once per core).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pivitals_common::CpuVitals;
 use sysinfo::{CpuRefreshKind, System};
 
+use super::disks::RELIST_EVERY;
 use super::files::{numbered_entries, read_parsed};
 use super::warn_once::WarnOnce;
 
@@ -16,9 +17,15 @@ fn refresh_kind() -> CpuRefreshKind {
     CpuRefreshKind::nothing().with_usage()
 }
 
-/// Samples the CPUs. Usage is measured between two refreshes, so this keeps its `System`.
+/// Samples the CPUs. Usage is measured between two refreshes, so this keeps its `System`; the
+/// cpufreq files are listed again only every [`RELIST_EVERY`] samples (a sample runs on every
+/// tick).
 pub(crate) struct CpuCollector {
     system: Option<System>,
+    /// Each core's `scaling_cur_freq`; None until listed under the sample's root.
+    cpufreq_files: Option<Vec<PathBuf>>,
+    /// Samples taken since the cpufreq files were last listed.
+    since_listed: u32,
     warn: WarnOnce,
 }
 
@@ -30,7 +37,12 @@ impl CpuCollector {
             system.refresh_cpu_list(refresh_kind());
             system
         });
-        Self { system, warn }
+        Self {
+            system,
+            cpufreq_files: None,
+            since_listed: 0,
+            warn,
+        }
     }
 
     pub(crate) fn sample(&mut self, root: &Path) -> Option<CpuVitals> {
@@ -48,7 +60,13 @@ impl CpuCollector {
         } else {
             0.0
         };
-        let frequency_mhz = read_cpufreq_mhz(root).or_else(|| read_cpuinfo_mhz(root));
+        if self.since_listed >= RELIST_EVERY || self.cpufreq_files.is_none() {
+            self.cpufreq_files = Some(list_cpufreq_files(root));
+            self.since_listed = 0;
+        }
+        self.since_listed += 1;
+        let files = self.cpufreq_files.as_deref().unwrap_or_default();
+        let frequency_mhz = average_cpufreq_mhz(files).or_else(|| read_cpuinfo_mhz(root));
         Some(CpuVitals {
             usage_percent,
             frequency_mhz,
@@ -78,15 +96,24 @@ fn count_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// The current frequency in MHz averaged over the cores that report one in
-/// `ROOT/sys/devices/system/cpu/cpuN/cpufreq/scaling_cur_freq` (kHz); None if none does.
-pub(crate) fn read_cpufreq_mhz(root: &Path) -> Option<u64> {
-    let cpus = numbered_entries(&root.join("sys/devices/system/cpu"), "cpu").ok()?;
-    let khz: Vec<u64> = cpus
-        .iter()
-        .filter_map(|(_, cpu)| {
-            read_parsed(&cpu.join("cpufreq/scaling_cur_freq"), |c| c.parse().ok()).ok()
+/// Each core's `ROOT/sys/devices/system/cpu/cpuN/cpufreq/scaling_cur_freq`, whether or not it
+/// exists; none without that directory.
+fn list_cpufreq_files(root: &Path) -> Vec<PathBuf> {
+    numbered_entries(&root.join("sys/devices/system/cpu"), "cpu")
+        .map(|cpus| {
+            cpus.into_iter()
+                .map(|(_, cpu)| cpu.join("cpufreq/scaling_cur_freq"))
+                .collect()
         })
+        .unwrap_or_default()
+}
+
+/// The current frequency in MHz averaged over the cores whose `scaling_cur_freq` (kHz) of
+/// `files` can be read; None if none can.
+fn average_cpufreq_mhz(files: &[PathBuf]) -> Option<u64> {
+    let khz: Vec<u64> = files
+        .iter()
+        .filter_map(|file| read_parsed(file, |c| c.parse().ok()).ok())
         .collect();
     if khz.is_empty() {
         return None;
@@ -116,6 +143,10 @@ pub(crate) fn read_cpuinfo_mhz(root: &Path) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::test_fixtures::Tree;
+
+    fn read_cpufreq_mhz(root: &Path) -> Option<u64> {
+        average_cpufreq_mhz(&list_cpufreq_files(root))
+    }
 
     #[test]
     fn a_pi4_runs_at_1500_mhz() {

@@ -114,13 +114,7 @@ fn is_virtual(name: &str) -> bool {
 }
 
 fn never_used(d: &DiskIoVitals) -> bool {
-    [
-        d.reads,
-        d.writes,
-        d.read_bytes,
-        d.written_bytes,
-        d.io_time_ms,
-    ] == [0; 5]
+    counters(d).1 == [0; 5]
 }
 
 /// A device's counters in the order [`rates_of`] reads them back.

@@ -1,7 +1,7 @@
 //! Temperatures in °C: the kernel's thermal zones under `ROOT/sys/class/thermal`, plus the
 //! hwmon sensors sysinfo finds that no thermal zone already covers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pivitals_common::TemperatureVitals;
 use sysinfo::Components;
@@ -10,21 +10,24 @@ use super::disks::RELIST_EVERY;
 use super::files::{ReadError, numbered_entries, read_parsed, read_trimmed};
 use super::warn_once::WarnOnce;
 
-/// Every readable `thermal_zoneN` in zone order, named by its `type` file (e.g.
-/// `cpu-thermal`, or the directory name when it has none). A zone whose `temp` cannot be read
-/// or is not finite (a sensor that is off) is left out; no thermal class at all is no zone.
-pub(crate) fn read_thermal_zones(root: &Path) -> Result<Vec<TemperatureVitals>, ReadError> {
+/// The `thermal_zoneN` directories under `ROOT/sys/class/thermal`, in zone order; none
+/// without a thermal class.
+fn list_thermal_zones(root: &Path) -> Result<Vec<(u64, PathBuf)>, ReadError> {
     let class = root.join("sys/class/thermal");
-    let zones = match numbered_entries(&class, "thermal_zone") {
-        Ok(zones) => zones,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(ReadError::Io {
-                path: class,
-                source,
-            });
-        }
-    };
+    match numbered_entries(&class, "thermal_zone") {
+        Ok(zones) => Ok(zones),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(ReadError::Io {
+            path: class,
+            source,
+        }),
+    }
+}
+
+/// Every readable zone of `zones` in zone order, named by its `type` file (e.g.
+/// `cpu-thermal`, or the directory name when it has none). A zone whose `temp` cannot be read
+/// or is not finite (a sensor that is off) is left out.
+fn read_zones(zones: &[(u64, PathBuf)]) -> Vec<TemperatureVitals> {
     let mut temperatures = Vec::with_capacity(zones.len());
     for (number, zone) in zones {
         let millidegrees = read_parsed(&zone.join("temp"), |c| c.parse::<f64>().ok());
@@ -46,7 +49,7 @@ pub(crate) fn read_thermal_zones(root: &Path) -> Result<Vec<TemperatureVitals>, 
             ..Default::default()
         });
     }
-    Ok(temperatures)
+    temperatures
 }
 
 /// Whether a hwmon sensor (sysinfo label `<chip> <channel>`, e.g. `cpu_thermal temp1`) is a
@@ -79,10 +82,12 @@ fn is_zone(component: &sysinfo::Component) -> bool {
         .is_some_and(|id| id.starts_with("thermal_zone"))
 }
 
-/// Samples temperatures; keeps the sysinfo component list between samples and lists the
-/// hwmon sensors again only every [`RELIST_EVERY`] samples (in between, each known sensor's
-/// one file is read).
+/// Samples temperatures on every tick; keeps the thermal zones and the sysinfo component list
+/// between samples and lists both again only every [`RELIST_EVERY`] samples (in between, each
+/// known sensor's files are read, without listing a directory).
 pub(crate) struct TemperatureCollector {
+    /// The `thermal_zoneN` directories; None until listed under the sample's root.
+    zones: Option<Vec<(u64, PathBuf)>>,
     components: Option<Components>,
     /// Samples taken since the sensors were last listed.
     since_listed: u32,
@@ -94,6 +99,7 @@ impl TemperatureCollector {
         let mut warn = WarnOnce::default();
         let components = warn.ok("temperatures", Components::new_with_refreshed_list());
         Self {
+            zones: None,
             components,
             since_listed: 0,
             warn,
@@ -101,20 +107,24 @@ impl TemperatureCollector {
     }
 
     pub(crate) fn sample(&mut self, root: &Path) -> Vec<TemperatureVitals> {
-        let mut temps = self
-            .warn
-            .ok("temperatures", read_thermal_zones(root))
-            .unwrap_or_default();
+        let relist = self.since_listed >= RELIST_EVERY;
+        if relist {
+            self.since_listed = 0;
+        }
+        self.since_listed += 1;
+        if relist || self.zones.is_none() {
+            let zones = self.warn.ok("temperatures", list_thermal_zones(root));
+            self.zones = Some(zones.unwrap_or_default());
+        }
+        let mut temps = read_zones(self.zones.as_deref().unwrap_or_default());
         if let Some(components) = self.components.as_mut() {
-            if self.since_listed >= RELIST_EVERY {
+            if relist {
                 components.refresh(true);
-                self.since_listed = 0;
             } else {
                 for component in components.iter_mut().filter(|c| !is_zone(c)) {
                     component.refresh();
                 }
             }
-            self.since_listed += 1;
             let hwmon = components
                 .iter()
                 .filter(|c| !is_zone(c))
@@ -140,6 +150,10 @@ impl TemperatureCollector {
 mod tests {
     use super::*;
     use crate::test_fixtures::Tree;
+
+    fn read_thermal_zones(root: &Path) -> Result<Vec<TemperatureVitals>, ReadError> {
+        Ok(read_zones(&list_thermal_zones(root)?))
+    }
 
     fn temp(sensor: &str, celsius: f64) -> TemperatureVitals {
         TemperatureVitals {

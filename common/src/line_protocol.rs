@@ -427,6 +427,7 @@ pub fn visit_points(sample: &VitalsPayload, mut visit: impl FnMut(Point<'_>)) {
             continue;
         };
         let rates = io.rates.as_ref();
+        let rate = |f: fn(&crate::vitals::DiskIoRates) -> f64| rates.map(|r| Value::Float(f(r)));
         emit(
             &mut visit,
             DISKIO,
@@ -437,23 +438,11 @@ pub fn visit_points(sample: &VitalsPayload, mut visit: impl FnMut(Point<'_>)) {
                 ("read_bytes", Some(int(io.read_bytes))),
                 ("written_bytes", Some(int(io.written_bytes))),
                 ("io_time_ms", Some(int(io.io_time_ms))),
-                (
-                    "reads_per_second",
-                    rates.map(|r| Value::Float(r.reads_per_second)),
-                ),
-                (
-                    "writes_per_second",
-                    rates.map(|r| Value::Float(r.writes_per_second)),
-                ),
-                (
-                    "read_bytes_per_second",
-                    rates.map(|r| Value::Float(r.read_bytes_per_second)),
-                ),
-                (
-                    "write_bytes_per_second",
-                    rates.map(|r| Value::Float(r.write_bytes_per_second)),
-                ),
-                ("busy_percent", rates.map(|r| Value::Float(r.busy_percent))),
+                ("reads_per_second", rate(|r| r.reads_per_second)),
+                ("writes_per_second", rate(|r| r.writes_per_second)),
+                ("read_bytes_per_second", rate(|r| r.read_bytes_per_second)),
+                ("write_bytes_per_second", rate(|r| r.write_bytes_per_second)),
+                ("busy_percent", rate(|r| r.busy_percent)),
             ],
         );
     }
@@ -616,10 +605,7 @@ pub fn encode_sample(
     sample: &VitalsPayload,
     out: &mut Vec<u8>,
 ) -> Result<usize, EncodeError> {
-    let ts = sample
-        .timestamp_ms
-        .checked_mul(1_000_000)
-        .ok_or(EncodeError::TimestampOutOfRange(sample.timestamp_ms))?;
+    let ts = nanos(sample.timestamp_ms)?;
     let mut lines = Lines {
         node,
         labels,
@@ -643,18 +629,8 @@ pub fn encode_status(
     ts_ms: i64,
     out: &mut Vec<u8>,
 ) -> Result<usize, EncodeError> {
-    let ts = ts_ms
-        .checked_mul(1_000_000)
-        .ok_or(EncodeError::TimestampOutOfRange(ts_ms))?;
-    let mut tags: Vec<(&str, &str)> = Vec::with_capacity(1 + labels.len());
-    tags.push(("node", node));
-    tags.extend(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    tags.sort_unstable_by_key(|(key, _)| *key);
-    let mut builder = LineProtocolBuilder::new_with(std::mem::take(out)).measurement("node_status");
-    for (key, value) in tags {
-        builder = builder.tag(key, value);
-    }
-    *out = builder
+    let ts = nanos(ts_ms)?;
+    *out = tagged_line(out, "node_status", node, labels, [])
         .field("status", status)
         .field("up", i64::from(up))
         .timestamp(ts)
@@ -679,33 +655,56 @@ pub fn encode_alert(
     ts_ms: i64,
     out: &mut Vec<u8>,
 ) -> Result<usize, EncodeError> {
-    let ts = ts_ms
-        .checked_mul(1_000_000)
-        .ok_or(EncodeError::TimestampOutOfRange(ts_ms))?;
+    let ts = nanos(ts_ms)?;
     let rule = clean_tag_value(rule);
     let series: Vec<(&str, Cow<'_, str>)> = series
         .iter()
         .filter_map(|(k, v)| clean_tag_value(v).map(|v| (*k, v)))
         .collect();
-    let mut tags: Vec<(&str, &str)> = Vec::with_capacity(2 + labels.len() + series.len());
-    tags.push(("node", node));
-    tags.extend(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    if let Some(rule) = &rule {
-        tags.push(("rule", rule));
-    }
-    tags.extend(series.iter().map(|(k, v)| (*k, &**v)));
-    tags.sort_unstable_by_key(|(key, _)| *key);
-    let mut builder = LineProtocolBuilder::new_with(std::mem::take(out)).measurement("alert");
-    for (key, value) in tags {
-        builder = builder.tag(key, value);
-    }
-    let builder = builder.field("state", state);
+    let extra = rule
+        .as_deref()
+        .map(|rule| ("rule", rule))
+        .into_iter()
+        .chain(series.iter().map(|(k, v)| (*k, &**v)));
+    let builder = tagged_line(out, "alert", node, labels, extra).field("state", state);
     let builder = match value.filter(|v| v.is_finite()) {
         Some(v) => builder.field("value", v),
         None => builder,
     };
     *out = builder.timestamp(ts).close_line().build();
     Ok(1)
+}
+
+/// A timestamp in milliseconds as line protocol's nanoseconds.
+fn nanos(ts_ms: i64) -> Result<i64, EncodeError> {
+    ts_ms
+        .checked_mul(1_000_000)
+        .ok_or(EncodeError::TimestampOutOfRange(ts_ms))
+}
+
+/// Starts a line of `measurement` on the bytes of `out` (taken; the caller puts the built line
+/// back), tagged with `node`, its `labels` and `extra`, sorted by key as InfluxDB prefers.
+fn tagged_line<'a, 'k: 'a>(
+    out: &mut Vec<u8>,
+    measurement: &str,
+    node: &'a str,
+    labels: &'a Labels,
+    extra: impl IntoIterator<Item = (&'k str, &'a str)>,
+) -> LineProtocolBuilder<Vec<u8>, AfterMeasurement> {
+    let mut tags: Vec<(&str, &str)> = Vec::with_capacity(1 + labels.len() + 3);
+    tags.push(("node", node));
+    tags.extend(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    tags.extend(
+        extra
+            .into_iter()
+            .map(|(k, v)| -> (&'a str, &'a str) { (k, v) }),
+    );
+    tags.sort_unstable_by_key(|(key, _)| *key);
+    let mut builder = LineProtocolBuilder::new_with(std::mem::take(out)).measurement(measurement);
+    for (key, value) in tags {
+        builder = builder.tag(key, value);
+    }
+    builder
 }
 
 /// Writes points that share a node, its labels and a timestamp.
@@ -723,20 +722,13 @@ impl Lines<'_> {
         let Some(first) = fields.next() else {
             return;
         };
-
-        let mut tags: Vec<(&str, &str)> = Vec::with_capacity(1 + self.labels.len() + 3);
-        tags.push(("node", self.node));
-        tags.extend(self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        for (key, value) in point.tags() {
-            tags.push((key, value));
-        }
-        tags.sort_unstable_by_key(|(key, _)| *key);
-
-        let buf = std::mem::take(self.out);
-        let mut builder = LineProtocolBuilder::new_with(buf).measurement(point.measurement());
-        for (key, value) in tags {
-            builder = builder.tag(key, value);
-        }
+        let builder = tagged_line(
+            self.out,
+            point.measurement(),
+            self.node,
+            self.labels,
+            point.tags(),
+        );
         let mut builder = first_field(builder, first);
         for (key, value) in fields {
             builder = match value {

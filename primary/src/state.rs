@@ -4,7 +4,7 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-use pivitals_common::VitalsPayload;
+use pivitals_common::{NodeInfo, VitalsPayload};
 
 use crate::actions::Actions;
 use crate::alerts::runtime::AlertRuntime;
@@ -14,7 +14,7 @@ use crate::config::PrimaryConfig;
 use crate::metrics::Metrics;
 use crate::nodes::enroll::EnrollToken;
 use crate::nodes::history::Summary;
-use crate::nodes::registry::Registry;
+use crate::nodes::registry::{Registry, RegistryError};
 use crate::nodes::table::Nodes;
 use crate::storage::spool::Spool;
 
@@ -45,6 +45,26 @@ impl Shared {
 
     pub fn nodes_mut(&self) -> RwLockWriteGuard<'_, Nodes> {
         self.nodes.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores node `name`'s new info in the registry (durable) and then in the live table,
+    /// unless the node was deleted, or deleted and registered again with another token hash
+    /// than `token_hash`, meanwhile; returns whether it was stored.
+    pub async fn update_info(
+        &self,
+        name: &str,
+        token_hash: Option<String>,
+        info: NodeInfo,
+    ) -> Result<bool, RegistryError> {
+        let (key, hash) = (name.to_owned(), token_hash.clone());
+        let updated = self
+            .registry
+            .blocking(move |registry| registry.update_info(&key, hash.as_deref(), &info))
+            .await?;
+        Ok(updated.is_some_and(|record| {
+            self.nodes_mut()
+                .set_info(name, token_hash.as_deref(), record.info)
+        }))
     }
 
     /// Notes an accepted push (or self-sample): the node is seen now, every sample joins its

@@ -365,6 +365,18 @@ impl Engine {
             .collect()
     }
 
+    /// How many series are firing and how many pending, without copying them.
+    pub fn counts(&self) -> (usize, usize) {
+        let (mut firing, mut pending) = (0, 0);
+        for series in self.nodes.values().flat_map(|state| &state.series) {
+            match series.state {
+                State::Firing { .. } => firing += 1,
+                State::Pending { .. } => pending += 1,
+            }
+        }
+        (firing, pending)
+    }
+
     /// Every pending and firing series, by node, then rule (in rule order), then series.
     pub fn active(&self) -> Vec<Active> {
         let rules = self.rules.as_slice();

@@ -243,9 +243,7 @@ impl AlertRuntime {
 
     /// How many alerts are firing and pending now.
     pub fn counts(&self) -> (usize, usize) {
-        let active = lock(&self.engine).active();
-        let firing = active.iter().filter(|a| a.firing).count();
-        (firing, active.len() - firing)
+        lock(&self.engine).counts()
     }
 
     fn dispatch(&self, labels: &Labels, events: Vec<Event>) {
@@ -339,11 +337,7 @@ fn state_of(kind: EventKind) -> &'static str {
 
 /// RFC 3339 UTC with milliseconds; empty for a time out of range.
 pub fn rfc3339(ms: i64) -> String {
-    u64::try_from(ms)
-        .ok()
-        .and_then(|ms| std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
-        .map(|t| humantime::format_rfc3339_millis(t).to_string())
-        .unwrap_or_default()
+    crate::clock::rfc3339(ms).unwrap_or_default()
 }
 
 /// The series' tags as a JSON object.

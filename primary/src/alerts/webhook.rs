@@ -18,6 +18,7 @@ use pivitals_common::{Backoff, Labels};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+use super::channels;
 use super::queue::deliver_in_order;
 use crate::nodes::status::{Status, Transition};
 
@@ -46,16 +47,11 @@ pub struct Alert {
 
 impl Alert {
     pub fn of(change: &Transition) -> Self {
-        let at = u64::try_from(change.at_ms)
-            .ok()
-            .and_then(|ms| std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
-            .map(|t| humantime::format_rfc3339_millis(t).to_string())
-            .unwrap_or_default();
         Self {
             node: change.node.clone(),
             status: change.to.as_str(),
             previous: change.from.map(Status::as_str),
-            at,
+            at: super::runtime::rfc3339(change.at_ms),
             labels: change.labels.clone(),
         }
     }
@@ -137,7 +133,7 @@ pub enum Outcome {
 pub fn classify(status: u16, retry_after: Option<Duration>) -> Outcome {
     match status {
         200..=299 => Outcome::Delivered,
-        408 | 429 | 500..=599 => Outcome::Retry {
+        _ if channels::is_retriable(status) => Outcome::Retry {
             reason: format!("answered {status}"),
             retry_after,
         },
@@ -147,15 +143,10 @@ pub fn classify(status: u16, retry_after: Option<Duration>) -> Outcome {
 
 async fn attempt(http: &reqwest::Client, url: &url::Url, alert: &Alert) -> Outcome {
     match http.post(url.clone()).json(alert).send().await {
-        Ok(response) => {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            classify(response.status().as_u16(), retry_after)
-        }
+        Ok(response) => classify(
+            response.status().as_u16(),
+            channels::retry_after(response.headers()),
+        ),
         Err(e) => Outcome::Retry {
             reason: e.to_string(),
             retry_after: None,

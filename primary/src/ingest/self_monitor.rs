@@ -53,12 +53,13 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
         token_hash: None,
         registered_at_ms: crate::clock::now_ms(),
     };
-    let registry = state.registry.clone();
     let stored = record.clone();
-    match tokio::task::spawn_blocking(move || registry.put(&stored)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not store the primary's own node"),
-        Err(e) => tracing::warn!(error = %e, "could not store the primary's own node"),
+    if let Err(e) = state
+        .registry
+        .blocking(move |registry| registry.put(&stored))
+        .await
+    {
+        tracing::warn!(error = %e, "could not store the primary's own node");
     }
     state.nodes_mut().insert(record);
     tracing::info!(node = %name, ?interval, "self-monitoring started");
@@ -113,14 +114,8 @@ const INFO_EVERY: Duration = Duration::from_secs(60);
 
 /// Stores the primary's new facts in the registry and the live table.
 async fn update_info(state: &AppState, name: &str, info: &pivitals_common::NodeInfo) {
-    let registry = state.registry.clone();
-    let (key, stored) = (name.to_owned(), info.clone());
-    match tokio::task::spawn_blocking(move || registry.update_info(&key, None, &stored)).await {
-        Ok(Ok(_)) => {
-            state.nodes_mut().set_info(name, None, info.clone());
-            tracing::info!(node = %name, "the primary's own node info updated");
-        }
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not store the primary's own node info"),
+    match state.update_info(name, None, info.clone()).await {
+        Ok(_) => tracing::info!(node = %name, "the primary's own node info updated"),
         Err(e) => tracing::warn!(error = %e, "could not store the primary's own node info"),
     }
 }

@@ -27,6 +27,8 @@ pub enum RegistryError {
         name: String,
         source: serde_json::Error,
     },
+    #[error("registry task: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 crate::redb_error::from_redb_errors!(RegistryError);
@@ -60,6 +62,15 @@ impl Registry {
         txn.open_table(NODES)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs `call` on the blocking pool, as every registry call from async code must.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Registry) -> Result<T, RegistryError> + Send + 'static,
+    ) -> Result<T, RegistryError> {
+        let registry = self.clone();
+        tokio::task::spawn_blocking(move || call(&registry)).await?
     }
 
     pub fn load_all(&self) -> Result<Vec<NodeRecord>, RegistryError> {

@@ -126,6 +126,12 @@ impl Nodes {
         self.get(name)
     }
 
+    /// The node a node token belongs to, to change.
+    pub fn by_token_mut(&mut self, token: &str) -> Option<&mut LiveNode> {
+        let name = self.by_token.get(&token::hash_token(token))?;
+        self.by_name.get_mut(name).map(|node| &mut **node)
+    }
+
     pub fn get(&self, name: &str) -> Option<&LiveNode> {
         self.by_name.get(name).map(|node| &**node)
     }

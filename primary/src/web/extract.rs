@@ -43,6 +43,20 @@ fn json_error(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// A query string; one of the wrong shape is 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
+        }
+    }
+}
+
 /// The node whose token authorised the request.
 pub struct NodeAuth {
     pub name: String,
@@ -77,15 +91,10 @@ impl FromRequestParts<AppState> for PushAuth {
         let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized("missing bearer token"))?;
         let limits = &state.config.limits;
         let mut nodes = state.nodes_mut();
-        let name = nodes
-            .by_token(token)
-            .ok_or(ApiError::Unauthorized("unknown node token; register again"))?
-            .record
-            .name
-            .clone();
         let node = nodes
-            .get_mut(&name)
+            .by_token_mut(token)
             .ok_or(ApiError::Unauthorized("unknown node token; register again"))?;
+        let name = node.record.name.clone();
         match node
             .push_bucket
             .take(Instant::now(), limits.push_burst, limits.push_refill)

@@ -10,7 +10,7 @@ use std::fmt;
 use pivitals_common::Secret;
 use url::Url;
 
-use super::url_parts::{Query, authority, join, path_segments};
+use super::url_parts::{Query, authority, join, path_segments, server_base, server_display};
 use super::{ChannelError, Message, Priority, SendError, http};
 
 const SERVICE: &str = "gotify";
@@ -38,9 +38,7 @@ impl Gotify {
             )
         })?;
         let scheme = if plain { "http" } else { "https" };
-        let prefix: String = segments.iter().map(|s| format!("/{s}")).collect();
-        let base = Url::parse(&format!("{scheme}://{host}{prefix}"))
-            .map_err(|e| ChannelError::invalid(SERVICE, format!("bad server address: {e}")))?;
+        let base = server_base(SERVICE, scheme, &host, &segments)?;
         Ok(Self {
             base,
             token: Secret::new(token),
@@ -77,14 +75,8 @@ pub(crate) fn priority(priority: Priority) -> u8 {
 
 impl fmt::Display for Gotify {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = self.base.host_str().unwrap_or_default();
-        let port = self
-            .base
-            .port()
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default();
-        let prefix = self.base.path().trim_end_matches('/');
-        write!(f, "gotify://{host}{port}{prefix}/***")?;
+        let server = server_display(&self.base);
+        write!(f, "gotify://{server}/***")?;
         if self.base.scheme() == "http" {
             write!(f, "?disabletls=yes")?;
         }

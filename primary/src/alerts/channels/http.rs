@@ -33,26 +33,36 @@ pub(crate) async fn deliver(
     if (200..300).contains(&status) {
         return Ok(());
     }
-    let header_wait = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let header_wait = retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
     let body_wait = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v["parameters"]["retry_after"].as_u64())
         .map(Duration::from_secs);
     let reason = answered(status, &body);
-    match status {
-        408 | 429 | 500..=599 => Err(SendError::Retriable {
+    if is_retriable(status) {
+        Err(SendError::Retriable {
             service,
             reason,
             retry_after: header_wait.or(body_wait),
-        }),
-        _ => Err(SendError::Refused { service, reason }),
+        })
+    } else {
+        Err(SendError::Refused { service, reason })
     }
+}
+
+/// Whether an HTTP answer that is not 2xx is worth another try: 408, 429 and 5xx.
+pub(crate) fn is_retriable(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
+/// The `Retry-After` header, when it is in seconds.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// `answered 404: {"message":"…"}`, on one line and cut short.

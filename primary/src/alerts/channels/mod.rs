@@ -72,4 +72,5 @@ mod url_parts;
 pub use channel::Channel;
 pub use error::{ChannelError, SendError};
 pub use http::SEND_TIMEOUT;
+pub(crate) use http::{is_retriable, retry_after};
 pub use message::{Message, Priority};

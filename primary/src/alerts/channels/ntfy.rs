@@ -11,7 +11,9 @@ use std::fmt;
 use pivitals_common::Secret;
 use url::Url;
 
-use super::url_parts::{Query, authority, join, path_segments, userinfo};
+use super::url_parts::{
+    Query, authority, join, path_segments, server_base, server_display, userinfo,
+};
 use super::{ChannelError, Message, Priority, SendError, http};
 
 const SERVICE: &str = "ntfy";
@@ -57,9 +59,7 @@ impl Ntfy {
                 "a topic is 1 to 64 letters, digits, `-` or `_`",
             ));
         }
-        let prefix: String = segments.iter().map(|s| format!("/{s}")).collect();
-        let base = Url::parse(&format!("{scheme}://{host}{prefix}"))
-            .map_err(|e| ChannelError::invalid(SERVICE, format!("bad server address: {e}")))?;
+        let base = server_base(SERVICE, &scheme, &host, &segments)?;
         let (user, pass) = userinfo(url);
         let auth = (!user.is_empty() || !pass.is_empty()).then(|| (user, Secret::new(pass)));
         Ok(Self {
@@ -145,18 +145,12 @@ fn base64(bytes: &[u8]) -> String {
 
 impl fmt::Display for Ntfy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = self.base.host_str().unwrap_or_default();
-        let port = self
-            .base
-            .port()
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default();
-        let prefix = self.base.path().trim_end_matches('/');
+        let server = server_display(&self.base);
         write!(f, "ntfy://")?;
         if let Some((user, _)) = &self.auth {
             write!(f, "{user}:***@")?;
         }
-        write!(f, "{host}{port}{prefix}/{}", self.topic)?;
+        write!(f, "{server}/{}", self.topic)?;
         let mut query = Vec::new();
         if self.base.scheme() == "http" {
             query.push("scheme=http".to_owned());

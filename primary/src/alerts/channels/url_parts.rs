@@ -108,6 +108,26 @@ pub(crate) fn authority(url: &Url) -> Option<String> {
     })
 }
 
+/// `scheme://host[:port][/prefix]` of a self-hosted service, the prefix being `segments`.
+pub(crate) fn server_base(
+    service: &'static str,
+    scheme: &str,
+    host: &str,
+    segments: &[String],
+) -> Result<Url, ChannelError> {
+    let prefix: String = segments.iter().map(|s| format!("/{s}")).collect();
+    Url::parse(&format!("{scheme}://{host}{prefix}"))
+        .map_err(|e| ChannelError::invalid(service, format!("bad server address: {e}")))
+}
+
+/// `host[:port][/prefix]` of a [`server_base`], to print a channel back.
+pub(crate) fn server_display(base: &Url) -> String {
+    let host = base.host_str().unwrap_or_default();
+    let port = base.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let prefix = base.path().trim_end_matches('/');
+    format!("{host}{port}{prefix}")
+}
+
 /// The non-empty, decoded segments of the URL's path.
 pub(crate) fn path_segments(url: &Url) -> Vec<String> {
     url.path()

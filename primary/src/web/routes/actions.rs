@@ -3,11 +3,10 @@
 //! its result `POST /api/v1/agent/actions/{id}`. The rules are in [`crate::actions`].
 
 use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -17,9 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::actions::target::{self, Selector, TargetError};
 use crate::actions::{ActionError, ActionSummary, ActionView, TargetState, TargetView};
+use crate::clock::rfc3339;
 use crate::state::AppState;
 use crate::web::error::ApiError;
-use crate::web::extract::{AdminAuth, ApiJson, NodeAuth, bearer};
+use crate::web::extract::{AdminAuth, ApiJson, ApiQuery, NodeAuth, bearer};
 
 /// The longest long poll an agent may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -170,12 +170,6 @@ impl From<ActionSummary> for SummaryJson {
     }
 }
 
-fn rfc3339(ms: i64) -> Option<String> {
-    let ms = u64::try_from(ms).ok()?;
-    let time = UNIX_EPOCH.checked_add(Duration::from_millis(ms))?;
-    Some(humantime::format_rfc3339_millis(time).to_string())
-}
-
 pub async fn show(
     State(state): State<AppState>,
     _admin: ActionsAdmin,
@@ -199,9 +193,8 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     _admin: ActionsAdmin,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<SummaryJson>>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let listed = state.actions.list(query.node.as_deref());
     Ok(Json(listed.into_iter().map(SummaryJson::from).collect()))
 }
@@ -218,9 +211,8 @@ pub struct WaitQuery {
 pub async fn poll(
     State(state): State<AppState>,
     node: NodeAuth,
-    query: Result<Query<WaitQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let wait = match query.wait.as_deref().map(str::trim) {
         None => DEFAULT_WAIT,
         Some(text) => humantime::parse_duration(text).map_err(|e| {

@@ -8,9 +8,7 @@ use axum::http::header::CONNECTION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pivitals_common::limits::MAX_SAMPLES_PER_PUSH;
-use pivitals_common::{
-    Goodbye, NodeInfo, PushReply, RegisterReply, RegisterRequest, VitalsPush, validate,
-};
+use pivitals_common::{Goodbye, PushReply, RegisterReply, RegisterRequest, VitalsPush, validate};
 
 use crate::ingest::{IngestError, ingest};
 use crate::limits;
@@ -105,11 +103,11 @@ pub async fn register(
         token_hash: Some(token::to_hex(&token::hash_token(&token))),
         registered_at_ms: crate::clock::now_ms(),
     };
-    let registry = state.registry.clone();
     let stored = record.clone();
-    tokio::task::spawn_blocking(move || registry.put(&stored))
+    state
+        .registry
+        .blocking(move |registry| registry.put(&stored))
         .await
-        .map_err(|e| ApiError::internal("registry task", e))?
         .map_err(|e| ApiError::internal("registry", e))?;
     state.nodes_mut().insert(record);
     Metrics::add(&state.metrics.registrations, 1);
@@ -153,16 +151,17 @@ pub async fn vitals(
         Metrics::add(&state.metrics.pushes_refused, 1);
         return Err(ApiError::Unprocessable(message));
     }
-    let (labels, interval_seconds, token_hash, info) = state
+    let (labels, interval_seconds, info) = state
         .nodes()
         .get(&node.name)
         .map(|n| {
             (
                 n.record.labels.clone(),
                 n.record.interval_seconds,
-                n.record.token_hash.clone(),
                 // Only an info that differs from the stored one is written.
-                push.info.filter(|info| *info != n.record.info),
+                push.info
+                    .filter(|info| *info != n.record.info)
+                    .map(|info| (info, n.record.token_hash.clone())),
             )
         })
         .ok_or(ApiError::Unauthorized("node was removed; register again"))?;
@@ -177,8 +176,13 @@ pub async fn vitals(
             };
             Metrics::add(counter, 1);
         })?;
-    if let Some(info) = info {
-        store_info(&state, &node.name, token_hash, info).await?;
+    if let Some((info, token_hash)) = info
+        && state
+            .update_info(&node.name, token_hash, info)
+            .await
+            .map_err(|e| ApiError::internal("registry", e))?
+    {
+        tracing::info!(node = %node.name, "node info updated");
     }
     let accepted = push.samples.len();
     // The samples are durable: the alert rules judge them, then the live table takes them.
@@ -192,33 +196,6 @@ pub async fn vitals(
         points: points as u64,
     });
     Ok(for_interval(reply.into_response(), interval_seconds))
-}
-
-/// Writes a node's new info to the registry, then to the live table, unless the node was
-/// deleted (or deleted and registered again with another token) meanwhile.
-async fn store_info(
-    state: &AppState,
-    name: &str,
-    token_hash: Option<String>,
-    info: NodeInfo,
-) -> Result<(), ApiError> {
-    let registry = state.registry.clone();
-    let key = name.to_owned();
-    let hash = token_hash.clone();
-    let updated =
-        tokio::task::spawn_blocking(move || registry.update_info(&key, hash.as_deref(), &info))
-            .await
-            .map_err(|e| ApiError::internal("registry task", e))?
-            .map_err(|e| ApiError::internal("registry", e))?;
-    if let Some(record) = updated {
-        let set = state
-            .nodes_mut()
-            .set_info(name, token_hash.as_deref(), record.info);
-        if set {
-            tracing::info!(node = %name, "node info updated");
-        }
-    }
-    Ok(())
 }
 
 pub async fn goodbye(

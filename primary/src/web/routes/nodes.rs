@@ -1,22 +1,21 @@
 //! Reading and removing nodes: `GET /api/v1/nodes`, `GET|DELETE /api/v1/nodes/{name}`, and a
 //! node's last hour: `GET /api/v1/nodes/{name}/history`.
 
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use pivitals_common::{Labels, NodeInfo, VitalsPayload};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::now_ms;
+use crate::clock::{now_ms, rfc3339};
 use crate::nodes::history::{self, HistoryPoint};
 use crate::nodes::status::Status;
 use crate::nodes::table::LiveNode;
 use crate::state::AppState;
 use crate::web::error::ApiError;
-use crate::web::extract::AdminAuth;
+use crate::web::extract::{AdminAuth, ApiQuery};
 
 /// A node as the API shows it.
 #[derive(Debug, Serialize)]
@@ -35,12 +34,6 @@ pub struct NodeView {
     pub interval_seconds: u64,
     pub registered_at: Option<String>,
     pub latest: Option<VitalsPayload>,
-}
-
-fn rfc3339(ms: i64) -> Option<String> {
-    let ms = u64::try_from(ms).ok()?;
-    let time = UNIX_EPOCH.checked_add(Duration::from_millis(ms))?;
-    Some(humantime::format_rfc3339_millis(time).to_string())
 }
 
 impl NodeView {
@@ -102,9 +95,8 @@ pub struct HistoryView {
 pub async fn history(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    query: Result<Query<HistoryQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<HistoryView>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let nodes = state.nodes();
     let node = nodes
         .get(&name)
@@ -126,11 +118,11 @@ pub async fn remove(
     let Some(labels) = state.nodes().get(&name).map(|n| n.record.labels.clone()) else {
         return Err(ApiError::NotFound(format!("no node named {name:?}")));
     };
-    let registry = state.registry.clone();
     let key = name.clone();
-    tokio::task::spawn_blocking(move || registry.remove(&key))
+    state
+        .registry
+        .blocking(move |registry| registry.remove(&key))
         .await
-        .map_err(|e| ApiError::internal("registry task", e))?
         .map_err(|e| ApiError::internal("registry", e))?;
     state.nodes_mut().remove(&name);
     state.alerting.node_gone(&name, &labels, now_ms());
