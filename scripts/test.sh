@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. The integration tests start real servers on free loopback
-# ports: InfluxDB 1.x (Debian package influxdb) and VictoriaMetrics (Debian package
-# victoria-metrics), and drive the dashboard in a headless Chromium through chromedriver
-# (Debian packages chromium and chromium-driver). The storage-side tests run docker-compose
+# ports: InfluxDB 1.x (Debian package influxdb), VictoriaMetrics (Debian package
+# victoria-metrics) and Prometheus (Debian package prometheus), and drive the dashboard in a
+# headless Chromium through chromedriver (Debian packages chromium and chromium-driver). The storage-side tests run docker-compose
 # (config only, no Docker engine needed), curl and Python's yaml module. They are installed here
 # when missing (as root, or with sudo).
 set -euo pipefail
@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
