@@ -3,7 +3,7 @@
 #
 #   bash bench/run.sh                  # all phases, about 10 minutes after the builds
 #   BENCH_PROFILE=1 bash bench/run.sh  # also profile the primary with perf (one more build)
-#   BENCH_PHASES=a bash bench/run.sh   # only the phases named (a, b, c; default abc)
+#   BENCH_PHASES=a bash bench/run.sh   # only the phases named (a, b, c, r, l; default abc)
 #
 # a. The agent at a 1 s interval for BENCH_WINDOW (60) s beside collectd (cpu, memory, swap, df,
 #    interface, load, uptime, thermal; network plugin sending every 1 s to a second collectd on
@@ -19,6 +19,16 @@
 # r. Alert rules: BENCH_NODES (2000) nodes at 1 s for BENCH_DURATION (30) s into the archive,
 #    once with no rule and once with 10 (bench/alert-rules.toml), primary CPU per push each
 #    (schedstat) and the ratio. Not in the default phases: BENCH_PHASES=r.
+# l. Action long polls: BENCH_LP_NODES (2000) nodes pushing every BENCH_LP_INTERVAL (10) s for
+#    BENCH_LP_DURATION (60) s into the archive, twice, each run with a primary of its own: once
+#    pushing only, once with every node also holding the action long poll open
+#    (`GET /api/v1/agent/actions?wait=25s` with its node token, polled again as soon as it is
+#    answered; `pivitals-simulate --poll-actions`), where an admin asks `ping` of all nodes
+#    halfway (`--ask-action`). Primary RSS (the highest VmRSS seen while the nodes push, and
+#    VmHWM) and CPU (schedstat, over the pushing) of both runs; how long from the ask until each
+#    node's poll answered (p50/p99/max) and how many nodes got it; pushes accepted and failed,
+#    `cpu` lines in the archive against pushes accepted, and the `action` lines stored. Not in
+#    the default phases: BENCH_PHASES=l.
 #
 # Installs what it needs with apt-get (root). Prints a table and writes it to
 # bench/results/latest.txt. Every server it starts listens on 127.0.0.1 and is stopped at the
@@ -34,6 +44,10 @@ DURATION=${BENCH_DURATION:-30}
 SAT_NODES=${BENCH_SAT_NODES:-1000}
 SAT_DURATION=${BENCH_SAT_DURATION:-20}
 BIG_NODES=${BENCH_BIG_NODES:-10000}
+LP_NODES=${BENCH_LP_NODES:-2000}
+LP_INTERVAL=${BENCH_LP_INTERVAL:-10}
+LP_DURATION=${BENCH_LP_DURATION:-60}
+ADMIN_TOKEN=bench-admin-token-0000000000000001
 PROFILE=${BENCH_PROFILE:-0}
 PHASES=${BENCH_PHASES:-abc}
 TOKEN=bench-enrollment-token-000001
@@ -747,6 +761,18 @@ c. primary memory with $BIG_NODES nodes registered, pushing every 60 s (the defa
     peak RSS $C2_HWM_MIB MiB
 EOF
     fi
+    if has_phase l; then
+        echo
+        cat <<EOF
+l. action long polls: $LP_NODES nodes pushing every $LP_INTERVAL s for $LP_DURATION s into the archive
+  pushes only:                    $L0_LINE
+    primary RSS max $(calc '%.1f' "$L0_MAX_RSS / 1024") MiB (VmHWM $(calc '%.1f' "$L0_HWM / 1024") MiB); CPU $L0_CPU_MS ms over the pushing; cpu lines archived $L0_CPU_LINES of $(field "$L0_LINE" accepted) pushes accepted
+  pushes and $LP_NODES polls held: $L1_LINE
+    primary RSS max $(calc '%.1f' "$L1_MAX_RSS / 1024") MiB (VmHWM $(calc '%.1f' "$L1_HWM / 1024") MiB); CPU $L1_CPU_MS ms over the pushing; cpu lines archived $L1_CPU_LINES of $(field "$L1_LINE" accepted) pushes accepted
+    ping asked of all: received by $(field "$L1_LINE" received) of $(field "$L1_LINE" asked) nodes; from the ask to each poll's answer p50 $(field "$L1_LINE" deliver_p50) ms, p99 $(field "$L1_LINE" deliver_p99) ms, max $(field "$L1_LINE" deliver_max) ms; action lines archived $L1_ACTION_LINES
+  polls / pushes only: RSS max +$(calc '%.1f' "($L1_MAX_RSS - $L0_MAX_RSS) / 1024") MiB ($(calc '%.2f' "$L1_MAX_RSS / $L0_MAX_RSS")x), CPU $(calc '%.2f' "$L1_CPU_MS / ($L0_CPU_MS > 0 ? $L0_CPU_MS : 1)")x
+EOF
+    fi
     echo
     echo targets
     if has_phase a; then
@@ -770,6 +796,10 @@ EOF
     if has_phase r; then
         echo "  10 alert rules add <= 10 % CPU per push:    $(verdict "$R_RATIO <= 1.10") ($R_TEN_US vs $R_NONE_US µs a push, ${R_RATIO}x; $NODES nodes at 1 s)"
     fi
+    if has_phase l; then
+        echo "  an action reaches all $LP_NODES polling nodes within 2 s: $(verdict "$(field "$L1_LINE" received) == $LP_NODES && $(field "$L1_LINE" deliver_max) <= 2000") ($(field "$L1_LINE" received) received, max $(field "$L1_LINE" deliver_max) ms)"
+        echo "  every push lands with the polls held:       $(verdict "$(field "$L1_LINE" failed) == 0 && $L1_CPU_LINES == $(field "$L1_LINE" accepted)") ($(field "$L1_LINE" failed) failed, $L1_CPU_LINES of $(field "$L1_LINE" accepted) archived)"
+    fi
     if [[ $PROFILE == 1 ]]; then
         echo
         echo "profile of the primary (perf, $NODES nodes at 1 s, 20 s): $PROFILE_LINE"
@@ -778,6 +808,57 @@ EOF
         echo "  self time, top symbols:"
         sed 's/^/  /' "$WORK/profile-top.txt"
     fi
+}
+
+# --- l. action long polls ------------------------------------------------------------------------
+
+# archived NAME PREFIX: the lines starting with PREFIX in the archive of the primary NAME.
+archived() {
+    cat "$WORK/$1/data/archive/"*.lp 2>/dev/null | grep -c "^$2" || true
+}
+
+# longpoll_run NAME [SIMULATE ARGS...]: $LP_NODES nodes pushing every $LP_INTERVAL s for
+# $LP_DURATION s into a fresh primary NAME writing the archive, with the extra arguments. Sets
+# LP_LINE (the summary line), LP_MAX_RSS (KiB, the highest VmRSS seen while pushing), LP_HWM
+# (KiB), LP_CPU_MS (primary CPU over the pushing, schedstat), LP_CPU_LINES and LP_ACTION_LINES
+# (archived after the primary stopped, so everything it accepted is written).
+longpoll_run() {
+    local name=$1 port url ns0 ns1 rss
+    shift
+    port=$(free_port)
+    url=http://127.0.0.1:$port
+    start_primary "$name" "$port" PIVITALS_ADMIN_TOKEN="$ADMIN_TOKEN" \
+        PIVITALS_BATCH__FLUSH_INTERVAL=1s
+    simulate "$WORK/$name" --nodes "$LP_NODES" --interval "${LP_INTERVAL}s" \
+        --duration "${LP_DURATION}s" --threads 2 --primary-url "$url" "$@"
+    wait_pushing "$WORK/$name" 600
+    ns0=$(cpu_ns "$PRIMARY_PID")
+    LP_MAX_RSS=0
+    while kill -0 "$SIM_PID" 2>/dev/null && [[ $(ps -o stat= -p "$SIM_PID" 2>/dev/null || true) != Z* ]]; do
+        rss=$(rss_kib "$PRIMARY_PID")
+        ((rss > LP_MAX_RSS)) && LP_MAX_RSS=$rss
+        sleep 0.5
+    done
+    ns1=$(cpu_ns "$PRIMARY_PID")
+    wait_sim 60 || die "simulate failed: $(tail -5 "$WORK/$name.err")"
+    LP_LINE=$(grep '^simulate:' "$WORK/$name.out") || die "no summary line"
+    LP_HWM=$(hwm_kib "$PRIMARY_PID")
+    LP_CPU_MS=$(calc '%.0f' "($ns1 - $ns0) / 1000000")
+    stop "$PRIMARY_PID"
+    LP_CPU_LINES=$(archived "$name" 'cpu,')
+    LP_ACTION_LINES=$(archived "$name" 'action,action=ping,')
+}
+
+phase_longpoll() {
+    log "l. $LP_NODES nodes pushing every $LP_INTERVAL s for $LP_DURATION s: without action polls"
+    longpoll_run l-push
+    L0_LINE=$LP_LINE L0_MAX_RSS=$LP_MAX_RSS L0_HWM=$LP_HWM L0_CPU_MS=$LP_CPU_MS
+    L0_CPU_LINES=$LP_CPU_LINES
+    log "l. the same with every node holding the action long poll, ping asked of all halfway"
+    longpoll_run l-poll --poll-actions --ask-action ping --admin-token "$ADMIN_TOKEN" \
+        --ask-after "$((LP_DURATION / 2))s"
+    L1_LINE=$LP_LINE L1_MAX_RSS=$LP_MAX_RSS L1_HWM=$LP_HWM L1_CPU_MS=$LP_CPU_MS
+    L1_CPU_LINES=$LP_CPU_LINES L1_ACTION_LINES=$LP_ACTION_LINES
 }
 
 # --- r. the cost of alert rules ------------------------------------------------------------------
@@ -819,6 +900,7 @@ main() {
     if has_phase b; then phase_primary; fi
     if has_phase c; then phase_memory; fi
     if has_phase r; then phase_rules; fi
+    if has_phase l; then phase_longpoll; fi
     mkdir -p "$RESULTS_DIR"
     # Only a run of every phase replaces the committed figures.
     local out=$RESULTS_DIR/latest.txt

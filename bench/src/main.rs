@@ -4,6 +4,7 @@
 //! ```text
 //! pivitals-simulate --primary-url URL --enroll-token TOKEN [--nodes N] [--interval DURATION]
 //!     [--duration DURATION] [--threads N] [--first N]
+//!     [--poll-actions [--ask-action NAME --admin-token TOKEN [--ask-after DURATION]]]
 //! ```
 //!
 //! The nodes are named `sim-00000`, `sim-00001`, … and labelled `role=sim`, `stack=<i % 16>`.
@@ -25,6 +26,19 @@
 //! simulate: nodes=5 registered=5 interval=1s duration=3s sent=15 accepted=15 failed=0 elapsed=3.01s pushes/s=4.98 p50=1.92ms p99=4.31ms max=4.31ms
 //! ```
 //!
+//! With `--poll-actions` every node also holds the agent's long poll for actions open
+//! (`GET /api/v1/agent/actions?wait=25s` with its node token, through the same client as its
+//! pushes, as the real agent does), polls again as soon as one is answered, and answers each
+//! action it gets with a `done` result; the polls end with the pushing. With `--ask-action`,
+//! `--ask-after` (default 10 s) after the pushing started, one admin request asks that action of
+//! all nodes (`"all": true`, `"by": "bench"`), and the summary line adds, for that action: how
+//! many nodes received it, and the time from just before the request was sent to each node's
+//! poll answer:
+//!
+//! ```text
+//! ... polls=4100 asked=2000 received=2000 results_failed=0 deliver_p50=31.20ms deliver_p99=80.11ms deliver_max=95.02ms
+//! ```
+//!
 //! `failed` counts pushes that got no 200 (any error status or no answer); the exit code is 0
 //! as long as at least one node registered, 2 for a command line that does not parse, 1
 //! otherwise. `PIVITALS_LOG` (or `RUST_LOG`) sets the log level on stderr, default info. A
@@ -41,6 +55,7 @@ use clap::Parser;
 use pivitals_agent::Secret;
 use pivitals_agent::client::{CallError, PrimaryClient};
 use pivitals_collect::Collector;
+use pivitals_common::actions::{ActionResult, ActionState};
 use pivitals_common::{
     Labels, NodeInfo, RegisterRequest, TemperatureVitals, VitalsPayload, VitalsPush,
 };
@@ -81,7 +96,24 @@ pub struct SimulateArgs {
     /// The first node's number (to add nodes beside an earlier run's).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub first: usize,
+    /// Each node also holds the long poll for actions open while it pushes, and answers each
+    /// action it gets with done.
+    #[arg(long)]
+    pub poll_actions: bool,
+    /// Ask this action of all nodes once, `--ask-after` after the pushing started (needs
+    /// `--poll-actions` and `--admin-token`).
+    #[arg(long, value_name = "NAME", requires_all = ["poll_actions", "admin_token"])]
+    pub ask_action: Option<String>,
+    /// The primary's admin token, for `--ask-action`.
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+    /// When to ask `--ask-action`, from the start of the pushing.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ask_after: Duration,
 }
+
+/// How long each action poll may wait for an action, as the agent asks.
+pub const POLL_WAIT: Duration = Duration::from_secs(25);
 
 fn main() -> ExitCode {
     let args = SimulateArgs::parse();
@@ -123,6 +155,14 @@ pub struct Summary {
     pub latencies: Vec<Duration>,
     /// When the last push ended.
     last_push: Option<Instant>,
+    /// Action polls answered (with actions or empty).
+    pub polls: u64,
+    /// Every action each node received: its id and when the poll answered.
+    pub received: Vec<(String, Instant)>,
+    /// Results the primary did not take with 204.
+    pub results_failed: u64,
+    /// The asked action's id and when the request was about to be sent.
+    pub asked: Option<(String, Instant)>,
 }
 
 impl Summary {
@@ -133,6 +173,40 @@ impl Summary {
         self.failed += other.failed;
         self.latencies.extend(other.latencies);
         self.last_push = self.last_push.max(other.last_push);
+        self.polls += other.polls;
+        self.received.extend(other.received);
+        self.results_failed += other.results_failed;
+    }
+
+    /// The action part of the summary line: empty without `--poll-actions`.
+    fn actions_line(&self, args: &SimulateArgs) -> String {
+        if !args.poll_actions {
+            return String::new();
+        }
+        let mut line = format!(" polls={}", self.polls);
+        if args.ask_action.is_some() {
+            let mut delays: Vec<Duration> = match &self.asked {
+                Some((id, at)) => self
+                    .received
+                    .iter()
+                    .filter(|(got, _)| got == id)
+                    .map(|(_, when)| when.saturating_duration_since(*at))
+                    .collect(),
+                None => Vec::new(),
+            };
+            delays.sort_unstable();
+            let ms = |d: Duration| format!("{:.2}ms", d.as_secs_f64() * 1e3);
+            line.push_str(&format!(
+                " asked={} received={} results_failed={} deliver_p50={} deliver_p99={} deliver_max={}",
+                if self.asked.is_some() { self.registered } else { 0 },
+                delays.len(),
+                self.results_failed,
+                ms(percentile(&delays, 0.50)),
+                ms(percentile(&delays, 0.99)),
+                ms(delays.last().copied().unwrap_or_default()),
+            ));
+        }
+        line
     }
 
     /// The `simulate: key=value ...` line.
@@ -147,7 +221,7 @@ impl Summary {
         };
         format!(
             "simulate: nodes={} registered={} interval={} duration={} sent={} accepted={} \
-             failed={} elapsed={seconds:.2}s pushes/s={rate:.1} p50={} p99={} max={}",
+             failed={} elapsed={seconds:.2}s pushes/s={rate:.1} p50={} p99={} max={}{}",
             self.nodes,
             self.registered,
             humantime::format_duration(args.interval),
@@ -158,6 +232,7 @@ impl Summary {
             ms(percentile(&self.latencies, 0.50)),
             ms(percentile(&self.latencies, 0.99)),
             ms(self.latencies.last().copied().unwrap_or_default()),
+            self.actions_line(args),
         )
     }
 }
@@ -181,6 +256,9 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         bail!("--interval must be at least 10ms");
     }
     let base_url = primary_url(&args.primary_url)?;
+    if args.ask_action.is_some() && args.ask_after >= args.duration {
+        bail!("--ask-after must be shorter than --duration");
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let mut collector = Collector::new("/");
@@ -203,7 +281,38 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         nodes: args.nodes,
         ..Summary::default()
     };
+    let asked = std::sync::OnceLock::new();
     thread::scope(|scope| -> anyhow::Result<()> {
+        if let (Some(action), Some(token)) = (&args.ask_action, &args.admin_token) {
+            let (start, asked, url) = (&start, &asked, base_url.clone());
+            let after = args.ask_after;
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let Ok(runtime) = runtime else {
+                    warn!("cannot start the runtime that asks the action");
+                    return;
+                };
+                runtime.block_on(async {
+                    // The pushing starts once every node registered.
+                    let start = loop {
+                        if let Some(start) = start.get() {
+                            break *start;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    };
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(start + after)).await;
+                    match ask(&url, token, action).await {
+                        Ok((id, at)) => {
+                            info!(%id, "asked {action} of all nodes");
+                            let _ = asked.set((id, at));
+                        }
+                        Err(e) => warn!("asking {action} failed: {e:#}"),
+                    }
+                });
+            });
+        }
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let plan = Plan {
@@ -216,6 +325,7 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
                     base_url: base_url.clone(),
                     info: info.clone(),
                     sample: sample.clone(),
+                    poll_actions: args.poll_actions,
                 };
                 let (registered, start) = (&registered, &start);
                 scope.spawn(move || -> anyhow::Result<Summary> {
@@ -235,6 +345,7 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
+    summary.asked = asked.into_inner();
     if let (Some(start), Some(end)) = (start.get(), summary.last_push) {
         // The window is `duration` unless pushes ran past it (a slow primary).
         summary.elapsed = end.saturating_duration_since(*start).max(args.duration);
@@ -244,6 +355,38 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         bail!("no node could register");
     }
     Ok(())
+}
+
+/// Asks `action` of all nodes with the admin token; the action's id and the moment just before
+/// the request went out.
+async fn ask(base: &Url, admin_token: &str, action: &str) -> anyhow::Result<(String, Instant)> {
+    let http = reqwest::Client::builder()
+        .tls_certs_only(Vec::new())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    let url = base.join("api/v1/actions").context("the actions URL")?;
+    let body = format!(r#"{{"action":"{action}","all":true,"by":"bench"}}"#);
+    let at = Instant::now();
+    let response = http
+        .post(url)
+        .bearer_auth(admin_token)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .context("POST /api/v1/actions")?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if status.as_u16() != 202 {
+        bail!("POST /api/v1/actions answered {status}: {text}");
+    }
+    let reply: serde_json::Value =
+        serde_json::from_str(&text).context("the answer to POST /api/v1/actions")?;
+    let id = reply["id"]
+        .as_str()
+        .context("the answer to POST /api/v1/actions has no id")?;
+    Ok((id.to_owned(), at))
 }
 
 /// `text` as a base URL whose path ends with `/`, as [`PrimaryClient::new`] wants it.
@@ -270,9 +413,11 @@ struct Plan {
     base_url: Url,
     info: NodeInfo,
     sample: VitalsPayload,
+    poll_actions: bool,
 }
 
 /// A registered node, ready to push.
+#[derive(Clone)]
 struct Registered {
     index: usize,
     name: String,
@@ -347,8 +492,22 @@ impl Plan {
                 let offset = self.interval.mul_f64(node.index as f64 / self.total as f64);
                 let sim = SimNode::new(&self.sample, node.index, self.interval);
                 let (interval, duration) = (self.interval, self.duration);
+                let polling = self
+                    .poll_actions
+                    .then(|| tokio::spawn(poll_loop(node.clone(), start_at + duration)));
                 tokio::spawn(async move {
-                    push_loop(node, sim, start_at + offset, start_at + duration, interval).await
+                    let mut result =
+                        push_loop(node, sim, start_at + offset, start_at + duration, interval)
+                            .await;
+                    if let Some(polling) = polling
+                        && let Ok(polled) = polling.await
+                    {
+                        result.polls = polled.polls;
+                        result.received = polled.received;
+                        result.results_failed = polled.results_failed;
+                        result.errors.extend(polled.errors);
+                    }
+                    result
                 })
             })
             .collect();
@@ -366,6 +525,9 @@ impl Plan {
             summary.failed += part.failed;
             summary.latencies.extend(part.latencies);
             summary.last_push = summary.last_push.max(part.last);
+            summary.polls += part.polls;
+            summary.received.extend(part.received);
+            summary.results_failed += part.results_failed;
         }
         Ok(summary)
     }
@@ -419,6 +581,59 @@ struct NodeResult {
     errors: Vec<String>,
     /// When the last push ended.
     last: Option<Instant>,
+    polls: u64,
+    received: Vec<(String, Instant)>,
+    results_failed: u64,
+}
+
+/// Holds the action long poll open until `end`, polling again as soon as one is answered
+/// (after a second when it failed), and answers each action with done.
+async fn poll_loop(node: Registered, end: tokio::time::Instant) -> NodeResult {
+    let mut result = NodeResult::default();
+    while tokio::time::Instant::now() < end {
+        let polled = tokio::select! {
+            polled = node.client.poll_actions(&node.token, POLL_WAIT) => polled,
+            _ = tokio::time::sleep_until(end) => break,
+        };
+        match polled {
+            Ok(actions) => {
+                let now = Instant::now();
+                result.polls += 1;
+                for action in actions {
+                    let answer = ActionResult {
+                        id: action.id.clone(),
+                        state: ActionState::Done,
+                        exit_code: Some(0),
+                        output: String::new(),
+                        truncated: false,
+                        duration_ms: 0,
+                        message: None,
+                    };
+                    result.received.push((action.id, now));
+                    if node
+                        .client
+                        .post_action_result(&node.token, &answer)
+                        .await
+                        .is_err()
+                    {
+                        result.results_failed += 1;
+                    }
+                }
+            }
+            Err(e) => {
+                if result.errors.len() < 2 {
+                    result
+                        .errors
+                        .push(format!("{}: action poll failed: {e}", node.name));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep_until(end) => break,
+                }
+            }
+        }
+    }
+    result
 }
 
 /// Pushes one sample at `first` and then every `interval` until `end`; a late push delays the
@@ -671,6 +886,10 @@ mod tests {
             enroll_token: "token".into(),
             threads: 1,
             first: 0,
+            poll_actions: false,
+            ask_action: None,
+            admin_token: None,
+            ask_after: Duration::from_secs(10),
         };
         assert_eq!(defaults, expected);
         let mut args = required.to_vec();

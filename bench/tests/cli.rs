@@ -1,7 +1,7 @@
 //! The `pivitals-simulate` binary's command line, run for real: its help lists the options the
-//! agent's old `simulate` subcommand took, and a command line that does not parse exits 2
-//! without contacting anything. Also makes `cargo test --workspace` build the binary, which
-//! the primary's end-to-end tests run.
+//! agent's old `simulate` subcommand took and those of the action long poll, and a command
+//! line that does not parse exits 2 without contacting anything. Also makes
+//! `cargo test --workspace` build the binary, which the primary's end-to-end tests run.
 
 use std::process::Command;
 
@@ -20,6 +20,10 @@ fn help_lists_every_option() {
         "--enroll-token",
         "--threads",
         "--first",
+        "--poll-actions",
+        "--ask-action",
+        "--admin-token",
+        "--ask-after",
     ] {
         assert!(help.contains(option), "{option} missing from\n{help}");
     }

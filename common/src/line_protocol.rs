@@ -18,7 +18,8 @@
 //!
 //! Besides the samples ([`encode_sample`]), the primary records every change of a node's
 //! status as one `node_status` point ([`encode_status`]) and every transition of an alert as
-//! one `alert` point ([`encode_alert`]).
+//! one `alert` point ([`encode_alert`]), and every target of an action that became final as
+//! one `action` point ([`encode_action`]).
 
 use std::borrow::Cow;
 
@@ -204,6 +205,17 @@ pub const SCHEMA: &[MeasurementSchema] = &[
         name: "alert",
         tags: &["rule", "mount", "device", "fstype", "interface", "sensor"],
         fields: &[("state", Text), ("value", Float)],
+    },
+    MeasurementSchema {
+        name: "action",
+        tags: &["action"],
+        fields: &[
+            ("state", Text),
+            ("exit_code", Integer),
+            ("duration", Float),
+            ("by", Text),
+            ("id", Text),
+        ],
     },
 ];
 
@@ -672,6 +684,56 @@ pub fn encode_alert(
         None => builder,
     };
     *out = builder.timestamp(ts).close_line().build();
+    Ok(1)
+}
+
+/// One target of an action that became final, as [`encode_action`] writes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ActionPoint<'a> {
+    /// The action's name (a tag).
+    pub action: &'a str,
+    /// The final state: `done`, `failed`, `refused`, `accepted`, `timed_out` or `expired`.
+    pub state: &'a str,
+    /// The exit code the node reported, if it reported one.
+    pub exit_code: Option<i32>,
+    /// How long it ran, in seconds, when known.
+    pub duration_seconds: Option<f64>,
+    /// Who asked (`api`, `cli`, `dashboard`, ...).
+    pub by: &'a str,
+    /// The action's id, shared by its targets.
+    pub id: &'a str,
+}
+
+/// Encodes one target of an action that became final as an `action` point onto `out`: tagged
+/// like the node's samples plus `action`, with the string fields `state`, `by` and `id`, the
+/// integer field `exit_code` (left out when `None`) and the float field `duration` in seconds
+/// (left out when `None` or not finite), at `ts_ms` (when the target became final). Returns
+/// the number of points written (1). `node` and `labels` must have passed [`crate::validate`].
+pub fn encode_action(
+    node: &str,
+    labels: &Labels,
+    point: &ActionPoint<'_>,
+    ts_ms: i64,
+    out: &mut Vec<u8>,
+) -> Result<usize, EncodeError> {
+    let ts = nanos(ts_ms)?;
+    let action = clean_tag_value(point.action);
+    let extra = action.as_deref().map(|action| ("action", action));
+    let builder = tagged_line(out, "action", node, labels, extra).field("state", point.state);
+    let builder = match point.exit_code {
+        Some(code) => builder.field("exit_code", i64::from(code)),
+        None => builder,
+    };
+    let builder = match point.duration_seconds.filter(|d| d.is_finite()) {
+        Some(seconds) => builder.field("duration", seconds),
+        None => builder,
+    };
+    *out = builder
+        .field("by", point.by)
+        .field("id", point.id)
+        .timestamp(ts)
+        .close_line()
+        .build();
     Ok(1)
 }
 
@@ -1211,6 +1273,68 @@ mod tests {
                 i64::MIN,
                 &mut Vec::new()
             ),
+            Err(EncodeError::TimestampOutOfRange(i64::MIN))
+        );
+    }
+
+    #[test]
+    fn action_points_parse_back_and_follow_the_schema() {
+        let mut out = Vec::new();
+        let done = ActionPoint {
+            action: "apt-upgrade",
+            state: "done",
+            exit_code: Some(0),
+            duration_seconds: Some(1.25),
+            by: "api",
+            id: "00ab",
+        };
+        let points = encode_action("pi-01", &labels(), &done, TS_MS, &mut out).unwrap();
+        assert_eq!(points, 1);
+        let expired = ActionPoint {
+            action: "hello",
+            state: "expired",
+            exit_code: None,
+            duration_seconds: None,
+            by: "the \"ops\" desk, room 2",
+            id: "00cd",
+        };
+        encode_action("pi-02", &Labels::new(), &expired, TS_MS, &mut out).unwrap();
+        let odd = ActionPoint {
+            duration_seconds: Some(f64::INFINITY),
+            exit_code: Some(-1),
+            state: "failed",
+            ..done
+        };
+        encode_action("pi-03", &Labels::new(), &odd, TS_MS, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            r#"action,action=apt-upgrade,node=pi-01,role=worker,stack=2 state="done",exit_code=0i,duration=1.25,by="api",id="00ab" 1700000000123000000"#
+        );
+        let parsed: Vec<_> = parse_lines(&text).collect::<Result<_, _>>().unwrap();
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(
+            parsed[1].field_value("state"),
+            Some(&FieldValue::String("expired".into()))
+        );
+        assert_eq!(parsed[1].field_value("exit_code"), None);
+        assert_eq!(parsed[1].field_value("duration"), None);
+        assert_eq!(
+            parsed[1].field_value("by"),
+            Some(&FieldValue::String(r#"the "ops" desk, room 2"#.into()))
+        );
+        assert_eq!(
+            parsed[2].field_value("exit_code"),
+            Some(&FieldValue::I64(-1))
+        );
+        assert_eq!(
+            parsed[2].field_value("duration"),
+            None,
+            "infinity is left out"
+        );
+        check_schema(&text);
+        assert_eq!(
+            encode_action("n", &Labels::new(), &done, i64::MIN, &mut Vec::new()),
             Err(EncodeError::TimestampOutOfRange(i64::MIN))
         );
     }

@@ -342,9 +342,7 @@ impl PrimaryConfig {
         if limits.header_timeout < Duration::from_millis(100) {
             return invalid("PIVITALS_LIMITS__HEADER_TIMEOUT must be at least 100ms");
         }
-        if self.actions.expire_after.is_zero() {
-            return invalid("PIVITALS_ACTIONS__EXPIRE_AFTER must be longer than 0s");
-        }
+        self.actions.check().map_err(ConfigError::Invalid)?;
         self.influx
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod nodes;
 mod redb_error;
 mod serde_duration;
+pub mod sessions;
 pub mod shutdown;
 pub mod state;
 pub mod storage;
@@ -141,6 +142,13 @@ pub async fn run(
         )
     };
 
+    let (actions, finished_actions) = Actions::stored(config.actions.expire_after);
+    tokio::spawn(crate::actions::storage::spool_finished(
+        finished_actions,
+        spool.clone(),
+        Arc::clone(&metrics),
+        stop_rx.clone(),
+    ));
     let state: AppState = Arc::new(Shared {
         enroll_token: enroll::EnrollToken::new(enroll_token, origin),
         registry,
@@ -150,9 +158,14 @@ pub async fn run(
         started: Instant::now(),
         alerts,
         alerting,
-        actions: Actions::new(config.actions.expire_after),
+        actions,
+        sessions: Default::default(),
         config,
     });
+
+    let expiring = Arc::clone(&state);
+    let expiry_stop = stop_rx.clone();
+    tokio::spawn(async move { expiring.actions.expire_on_time(expiry_stop).await });
 
     let flusher = Flusher::new(
         sink,
@@ -198,10 +211,13 @@ pub async fn run(
                 ))
             }
         };
+    let closing = Arc::clone(&state);
     let trigger = tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
+        // Agents' action polls end now instead of holding the drain for up to their wait.
+        closing.actions.close();
     });
     server.await;
     trigger.abort();

@@ -288,7 +288,7 @@ async fn action(args: ActionArgs, token: &str) -> anyhow::Result<bool> {
         })
         .unwrap_or_else(|| DEFAULT_URL.to_owned());
     let base = base.trim().trim_end_matches('/').to_owned();
-    let mut body = serde_json::json!({ "action": args.name });
+    let mut body = serde_json::json!({ "action": args.name, "by": "cli" });
     if args.all {
         body["all"] = true.into();
     } else if !args.nodes.is_empty() {

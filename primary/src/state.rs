@@ -16,6 +16,7 @@ use crate::nodes::enroll::EnrollToken;
 use crate::nodes::history::Summary;
 use crate::nodes::registry::{Registry, RegistryError};
 use crate::nodes::table::Nodes;
+use crate::sessions::SessionStore;
 use crate::storage::spool::Spool;
 
 pub type AppState = Arc<Shared>;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub alerting: AlertRuntime,
     /// The actions asked of nodes and their results, in memory.
     pub actions: Actions,
+    /// The dashboard's sign-in sessions, in memory.
+    pub sessions: SessionStore,
 }
 
 impl Shared {

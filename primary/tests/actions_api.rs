@@ -330,3 +330,45 @@ async fn actions_not_taken_or_not_answered_expire() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     primary.stop().await;
 }
+
+#[tokio::test]
+async fn who_asked_is_kept_api_by_default_and_checked() {
+    let (primary, _, _) = cluster(&[]).await;
+    let (unsaid, _) = queue(&primary, json!({"action": "hello", "all": true})).await;
+    let (said, _) = queue(
+        &primary,
+        json!({"action": "hello", "nodes": ["pi-01"], "by": "dashboard"}),
+    )
+    .await;
+    assert_eq!(show(&primary, &unsaid).await["by"], "api");
+    assert_eq!(show(&primary, &said).await["by"], "dashboard");
+    let request = primary
+        .http
+        .get(format!("{}/api/v1/actions?node=pi-01", primary.url))
+        .bearer_auth(ADMIN);
+    let (status, listed) = primary.call(request).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed[0]["by"], "dashboard", "newest first: {listed}");
+    assert_eq!(listed[1]["by"], "api", "{listed}");
+
+    for by in [
+        json!(""),
+        json!("x".repeat(65)),
+        json!("two\nlines"),
+        json!(7),
+    ] {
+        let body = json!({"action": "hello", "all": true, "by": by});
+        let (status, reply) = post_action(&primary, ADMIN, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {reply}");
+        let message = reply["error"].as_str().unwrap();
+        assert!(message.contains("by"), "{body}: {message}");
+    }
+    let (status, reply) = post_action(
+        &primary,
+        ADMIN,
+        json!({"action": "hello", "all": true, "by": "x".repeat(64)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "64 bytes are fine: {reply}");
+    primary.stop().await;
+}

@@ -181,6 +181,23 @@ fn action_prints_each_nodes_result_and_exits_by_the_worst() {
     assert_eq!(row(&stdout, "pi-02")[1], "refused", "{stdout}");
     assert!(stdout.contains("no action \"nope\" here"), "{stdout}");
     assert!(!stdout.contains("pi-01"), "only stack 2: {stdout}");
+
+    // The primary keeps who asked: the CLI says so.
+    let response = http::request(
+        "GET",
+        &format!("{}/api/v1/actions", cluster.url),
+        &[("Authorization", &format!("Bearer {ADMIN}"))],
+        &[],
+    )
+    .expect("GET /api/v1/actions");
+    let listed: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    let by: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(by, ["cli", "cli"], "{listed}");
 }
 
 #[test]

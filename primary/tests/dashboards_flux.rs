@@ -121,7 +121,7 @@ fn chronograf_dashboards() -> Vec<(PathBuf, Value)> {
     let dir = repo_root().join("influx/chronograf");
     let dashboards: Vec<_> = files_under(&dir)
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "dashboard"))
+        .filter(|p| p.extension().is_some_and(|e| e == "dashboard") && p.parent() == Some(&dir))
         .map(|p| {
             let doc = read_json(&p);
             (p, doc)

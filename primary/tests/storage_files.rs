@@ -1,9 +1,11 @@
 //! The deployment files, checked against what pivitals really runs: `docker-compose config`
-//! accepts docker-compose.yml with `.env.example` as `.env`; every JSON and YAML file in
-//! influx/ and deploy/ parses (YAML with Python's `yaml` module, Debian `python3-yaml`); the
-//! systemd units are hardened and pass `systemd-analyze verify`; the Ansible playbook and the
-//! Dockerfile install what the repository ships; README's "Schema" section documents every
-//! measurement, tag and field of `pivitals_common::line_protocol::SCHEMA` with its type.
+//! accepts docker-compose.yml with `.env.example` as `.env`, for every profile alone and all
+//! together, and the `influxdb3` profile is wired as InfluxDB 3 Core's docs start it; every
+//! JSON and YAML file in influx/ and deploy/ parses (YAML with Python's `yaml` module, Debian
+//! `python3-yaml`); the systemd units are hardened and pass `systemd-analyze verify`; the
+//! Ansible playbook and the Dockerfile install what the repository ships; README's "Schema"
+//! section documents every measurement, tag and field of
+//! `pivitals_common::line_protocol::SCHEMA` with its type.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -58,7 +60,26 @@ fn docker_compose_config_is_valid_with_the_example_env() {
     let dir = tempfile::tempdir().unwrap();
     let env = dir.path().join(".env");
     std::fs::write(&env, &example).unwrap();
-    let profiles = ["--profile", "grafana", "--profile", "pivitals"];
+    // Every profile alone, then all of them together (the resolved file checked below).
+    let names = compose_profiles();
+    for must in ["grafana", "pivitals", "influxdb3"] {
+        assert!(
+            names.iter().any(|p| p == must),
+            "no profile {must}: {names:?}"
+        );
+    }
+    for name in &names {
+        let alone = docker_compose(&env, &["--profile", name, "config", "-q"]);
+        assert!(
+            alone.status.success(),
+            "docker-compose --profile {name} config -q: {}",
+            String::from_utf8_lossy(&alone.stderr)
+        );
+    }
+    let profiles: Vec<&str> = names
+        .iter()
+        .flat_map(|name| ["--profile", name.as_str()])
+        .collect();
 
     let quiet = docker_compose(&env, &[&profiles[..], &["config", "-q"]].concat());
     assert!(
@@ -107,6 +128,8 @@ fn docker_compose_config_is_valid_with_the_example_env() {
         primary["environment"]["PIVITALS_INFLUX__BUCKET"],
         "node_vitals"
     );
+
+    check_influxdb3_profile(services);
 
     // Every bind-mounted host path exists (compose itself does not check).
     let mut binds = 0;
@@ -159,6 +182,110 @@ fn docker_compose_config_is_valid_with_the_example_env() {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("INFLUXDB_"), "{stderr}");
+}
+
+/// The profiles the compose file's services name, sorted.
+fn compose_profiles() -> Vec<String> {
+    let compose = yaml_documents(&[repo_root().join("docker-compose.yml")])[0][0].clone();
+    let mut names: Vec<String> = compose["services"]
+        .as_object()
+        .expect("services")
+        .values()
+        .flat_map(|service| service["profiles"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The `influxdb3` profile: InfluxDB 3 Core as its docs start it, a primary writing to it with
+/// the v3 API, and Grafana with an InfluxQL data source on it and the InfluxQL dashboard.
+fn check_influxdb3_profile(services: &Value) {
+    let influxdb3 = &services["influxdb3"];
+    assert_eq!(influxdb3["image"], "influxdb:3-core");
+    assert_eq!(influxdb3["profiles"], serde_json::json!(["influxdb3"]));
+    let command: Vec<&str> = influxdb3["command"]
+        .as_array()
+        .expect("command as a list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(command[..2], ["influxdb3", "serve"], "{command:?}");
+    for flag in [
+        "--node-id=",
+        "--object-store=file",
+        "--data-dir=/var/lib/influxdb3/data",
+        "--without-auth",
+    ] {
+        assert!(
+            command.iter().any(|c| c.starts_with(flag)),
+            "{flag} missing: {command:?}"
+        );
+    }
+    let data_volume = influxdb3["volumes"].as_array().unwrap().iter().any(|v| {
+        v.as_str()
+            .is_some_and(|s| s.contains(":/var/lib/influxdb3/data"))
+            || v["target"] == "/var/lib/influxdb3/data"
+    });
+    assert!(data_volume, "the data dir is not a volume: {influxdb3}");
+    let published = influxdb3["ports"].to_string();
+    assert!(
+        published.contains("127.0.0.1") && published.contains("8181"),
+        "without auth the port stays on loopback: {published}"
+    );
+
+    let primary = &services["primary-influxdb3"];
+    assert_eq!(primary["profiles"], serde_json::json!(["influxdb3"]));
+    let env = &primary["environment"];
+    assert_eq!(env["PIVITALS_INFLUX__API"], "v3");
+    assert_eq!(env["PIVITALS_INFLUX__URL"], "http://influxdb3:8181");
+    assert_eq!(env["PIVITALS_INFLUX__DATABASE"], "pivitals");
+    assert!(env.get("PIVITALS_INFLUX__TOKEN").is_none(), "{env}");
+
+    let grafana = &services["grafana-influxdb3"];
+    assert_eq!(grafana["profiles"], serde_json::json!(["influxdb3"]));
+    let mounts = grafana["volumes"].to_string();
+    for dir in [
+        "influx/grafana/provisioning-influxdb3",
+        "influx/grafana/dashboards-influxql",
+    ] {
+        assert!(mounts.contains(dir), "{dir} not mounted: {mounts}");
+    }
+    let home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+        .as_str()
+        .unwrap();
+    assert!(
+        home.ends_with("/pivitals-influxql/pivitals-influxql.json"),
+        "{home}"
+    );
+
+    // The provisioned data source is the one the InfluxQL dashboard names, on InfluxDB 3.
+    let root = repo_root();
+    let provisioning = root.join("influx/grafana/provisioning-influxdb3");
+    let sources = yaml_documents(&[provisioning.join("datasources/influxdb3-influxql.yaml")]);
+    let source = &sources[0][0]["datasources"][0];
+    assert_eq!(source["type"], "influxdb");
+    assert_eq!(source["url"], "http://influxdb3:8181");
+    assert_eq!(source["jsonData"]["version"], "InfluxQL");
+    assert_eq!(
+        source["jsonData"]["dbName"],
+        env["PIVITALS_INFLUX__DATABASE"]
+    );
+    let providers = yaml_documents(&[provisioning.join("dashboards/pivitals-influxql.yaml")]);
+    let path = providers[0][0]["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(home.starts_with(&path), "{home} is not under {path}");
+    let dashboard = root.join("influx/grafana/dashboards-influxql/pivitals-influxql.json");
+    let text = read(&dashboard);
+    assert!(
+        text.contains(&format!("\"uid\": \"{}\"", source["uid"].as_str().unwrap()))
+            || text.contains(&format!("\"uid\":\"{}\"", source["uid"].as_str().unwrap())),
+        "the InfluxQL dashboard does not use the data source {}",
+        source["uid"]
+    );
 }
 
 #[test]

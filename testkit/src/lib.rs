@@ -3,6 +3,9 @@
 //!
 //! - [`InfluxV1`] runs the Debian `influxdb` package's `influxd` (1.x) in a temporary directory.
 //! - [`VictoriaMetrics`] runs the Debian `victoria-metrics` package's single-node server.
+//! - [`influx3_receiver`] is a local receiver of the InfluxDB 3 HTTP API (not a real server:
+//!   none can run here) that checks each request as the API reference documents it.
+//! - [`Prometheus`] runs the Debian `prometheus` package's server, scraping what a test names.
 //! - [`smtp::SmtpServer`] runs Python's `aiosmtpd` (PyPI), filing received mail in a Maildir.
 //! - [`http`] is a tiny blocking HTTP/1.1 client for poking at those servers from tests.
 //! - [`harness`] starts the primary (as its binary, or in-process on port 0) and agent binaries.
@@ -21,10 +24,13 @@
 //! depends on `pivitals-primary` (a normal dependency here, while the primary has this crate as
 //! a dev-dependency: cargo allows that), never the other way round.
 
+pub mod browser;
 pub mod harness;
 pub mod http;
+pub mod influx3_receiver;
 mod influx_v1;
 mod process;
+pub mod prometheus;
 pub mod query_text;
 pub mod repo_files;
 pub mod samples;
@@ -33,6 +39,7 @@ mod victoria;
 
 pub use http::HttpResponse;
 pub use influx_v1::InfluxV1;
+pub use prometheus::Prometheus;
 pub use victoria::VictoriaMetrics;
 
 /// Returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use pivitals_common::Labels;
 use thiserror::Error;
 
+use super::store::NewTarget;
 use crate::nodes::table::Nodes;
 
 /// Exactly one way to choose nodes.
@@ -76,4 +77,19 @@ pub fn resolve(selector: &Selector, nodes: &Nodes) -> Result<Vec<String>, Target
         return Err(TargetError::NoTarget);
     }
     Ok(chosen.into_iter().collect())
+}
+
+/// `names` (as [`resolve`] chose them) with each node's labels, which its `action` points
+/// carry like every other point of the node.
+pub fn with_labels(names: &[String], nodes: &Nodes) -> Vec<NewTarget> {
+    names
+        .iter()
+        .map(|name| NewTarget {
+            node: name.clone(),
+            labels: nodes
+                .get(name)
+                .map(|n| n.record.labels.clone())
+                .unwrap_or_default(),
+        })
+        .collect()
 }

@@ -87,9 +87,9 @@ impl Metric {
     /// Resolves `measurement.field`; `None` when the schema has no such numeric field.
     pub fn parse(text: &str) -> Option<Self> {
         let (measurement, field) = text.split_once('.')?;
-        let m = SCHEMA
-            .iter()
-            .position(|m| m.name == measurement && m.name != NODE_STATUS && m.name != ALERT)?;
+        let m = SCHEMA.iter().position(|m| {
+            m.name == measurement && m.name != NODE_STATUS && m.name != ALERT && m.name != ACTION
+        })?;
         let f = SCHEMA[m].fields.iter().position(|(name, ty)| {
             *name == field && matches!(ty, FieldType::Float | FieldType::Integer)
         })?;
@@ -203,6 +203,9 @@ pub const NODE_STATUS: &str = "node_status";
 
 /// The measurement alert transitions are written to; no rule watches it.
 pub const ALERT: &str = "alert";
+
+/// The measurement actions' final states are written to; no rule watches it either.
+pub const ACTION: &str = "action";
 
 /// A mistake in one rule; its text is one line naming the rule and the key.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -366,7 +369,7 @@ fn resolve_metric(rule: &str, text: &str) -> Result<Metric, RuleError> {
     };
     let Some(schema) = SCHEMA
         .iter()
-        .find(|m| m.name == measurement && m.name != ALERT)
+        .find(|m| m.name == measurement && m.name != ALERT && m.name != ACTION)
     else {
         return Err(RuleError::UnknownMeasurement {
             rule,
@@ -374,7 +377,7 @@ fn resolve_metric(rule: &str, text: &str) -> Result<Metric, RuleError> {
             known: SCHEMA
                 .iter()
                 .map(|m| m.name)
-                .filter(|name| *name != NODE_STATUS && *name != ALERT)
+                .filter(|name| *name != NODE_STATUS && *name != ALERT && *name != ACTION)
                 .collect::<Vec<_>>()
                 .join(", "),
         });

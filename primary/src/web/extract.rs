@@ -5,10 +5,11 @@ use std::time::Instant;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::session;
 use pivitals_common::limits::MAX_BODY_BYTES;
 
 use crate::metrics::Metrics;
@@ -132,27 +133,56 @@ impl FromRequestParts<AppState> for EnrollAuth {
     }
 }
 
-/// The request carried the admin token.
+/// The request carried the admin token as a bearer token, or the cookie of a live dashboard
+/// session ([`crate::web::session`]). A bearer token, when there is one, decides alone. A
+/// session cookie authorises a request that changes something (any method but `GET` and
+/// `HEAD`) only together with the header `X-Pivitals-Session: 1`, else 403.
 pub struct AdminAuth;
 
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let expected = state
-            .config
-            .admin_token
-            .as_deref()
-            .ok_or(ApiError::Forbidden(
-                "admin API disabled: set PIVITALS_ADMIN_TOKEN on the primary",
-            ))?;
-        let token =
-            bearer(&parts.headers).ok_or(ApiError::Unauthorized("missing bearer admin token"))?;
-        if token::tokens_match(token, expected) {
+        if let Some(token) = bearer(&parts.headers) {
+            return check_admin_token(state, token).map(|()| Self);
+        }
+        admin_enabled(state)?;
+        let Some(id) = session::session_id(&parts.headers) else {
+            return Err(ApiError::Unauthorized("missing bearer admin token"));
+        };
+        if !state.sessions.is_valid(id, Instant::now()) {
+            return Err(ApiError::Unauthorized(
+                "the session has ended or expired; sign in again",
+            ));
+        }
+        let reads_only = matches!(parts.method, Method::GET | Method::HEAD);
+        if reads_only || session::has_session_header(&parts.headers) {
             Ok(Self)
         } else {
-            Err(ApiError::Unauthorized("wrong admin token"))
+            Err(ApiError::Forbidden(
+                "a request signed in by cookie that changes something must carry the header X-Pivitals-Session: 1",
+            ))
         }
+    }
+}
+
+/// The admin token the primary was given; 403 when it has none (the admin API is off).
+fn admin_enabled(state: &AppState) -> Result<&str, ApiError> {
+    state
+        .config
+        .admin_token
+        .as_deref()
+        .ok_or(ApiError::Forbidden(
+            "admin API disabled: set PIVITALS_ADMIN_TOKEN on the primary",
+        ))
+}
+
+/// Whether `token` is the admin token: 403 when the admin API is off, 401 when it is wrong.
+pub fn check_admin_token(state: &AppState, token: &str) -> Result<(), ApiError> {
+    if token::tokens_match(token, admin_enabled(state)?) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized("wrong admin token"))
     }
 }
 

@@ -8,9 +8,11 @@
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod node_metrics;
 pub(crate) mod prometheus;
 pub mod routes;
 pub mod serve;
+pub mod session;
 pub mod tls;
 
 pub use routes::app;

@@ -14,6 +14,8 @@ pub enum Tok {
     Number,
     /// A Chronograf template variable, `:name:`.
     Var(String),
+    /// A regular expression literal after `=~` or `!~`, `/.../`: its text, never names.
+    Regex(String),
     Punct(char),
 }
 
@@ -40,6 +42,18 @@ pub fn tokens(statement: &str) -> Result<Vec<Tok>, String> {
         } else if c == '\'' {
             i = take_until(i, '\'')?.1;
             tokens.push(Tok::Str);
+        } else if c == '/' && tokens.last() == Some(&Tok::Punct('~')) {
+            // `/` also divides, so a regex is only read where a match operator wants one.
+            let start = i + 1;
+            let mut end = start;
+            while end < chars.len() && chars[end] != '/' {
+                end += if chars[end] == '\\' { 2 } else { 1 };
+            }
+            if end >= chars.len() {
+                return Err(format!("unterminated regex in {statement}"));
+            }
+            tokens.push(Tok::Regex(chars[start..end].iter().collect()));
+            i = end + 1;
         } else if c == ':' && chars.get(i + 1).is_some_and(|c| c.is_ascii_alphabetic()) {
             let (name, next) = take_until(i, ':')?;
             tokens.push(Tok::Var(name));
@@ -74,13 +88,15 @@ enum Clause {
     From,
     Where,
     GroupBy,
+    /// `SHOW TAG VALUES ... WITH KEY = "tag"`.
+    WithKey,
 }
 
 /// The names an InfluxQL statement refers to.
 pub fn refs(statement: &str) -> Result<Refs, String> {
     const KEYWORDS: &[&str] = &[
-        "and", "as", "asc", "by", "desc", "from", "group", "limit", "not", "offset", "or", "order",
-        "select", "slimit", "soffset", "tz", "where",
+        "and", "as", "asc", "by", "desc", "from", "group", "key", "limit", "not", "offset", "or",
+        "order", "select", "show", "slimit", "soffset", "tag", "tz", "values", "where", "with",
     ];
     let tokens = tokens(statement)?;
     let mut refs = Refs::default();
@@ -100,7 +116,8 @@ pub fn refs(statement: &str) -> Result<Refs, String> {
                 "from" => Clause::From,
                 "where" => Clause::Where,
                 "group" => Clause::GroupBy,
-                "order" | "limit" | "offset" | "slimit" | "soffset" | "tz" => Clause::None,
+                "with" => Clause::WithKey,
+                "order" | "limit" | "offset" | "slimit" | "soffset" | "tz" | "show" => Clause::None,
                 _ => clause,
             };
             i += 1;
@@ -144,7 +161,7 @@ pub fn refs(statement: &str) -> Result<Refs, String> {
                 Clause::Where => {
                     refs.columns.insert(name.clone());
                 }
-                Clause::GroupBy => {
+                Clause::GroupBy | Clause::WithKey => {
                     refs.tags.insert(name.clone());
                 }
                 Clause::From | Clause::None => {}
@@ -178,5 +195,26 @@ mod tests {
             .collect();
         assert_eq!(variables, ["node", "dashboardTime", "interval"]);
         assert!(tokens("SELECT \"open").is_err());
+    }
+
+    #[test]
+    fn reads_regex_literals_and_show_tag_values() {
+        let statement = r#"SELECT last("up") / 2 FROM "node_status" WHERE "node" =~ /^(a\/b|c-d)$/ AND "stack" !~ /^x$/ GROUP BY "node""#;
+        let found = refs(statement).unwrap();
+        assert_eq!(found.columns, ["node", "stack"].map(String::from).into());
+        assert_eq!(found.tags, ["node"].map(String::from).into());
+        assert!(
+            tokens(statement)
+                .unwrap()
+                .contains(&Tok::Regex(r"^(a\/b|c-d)$".to_owned()))
+        );
+        assert!(tokens(r#"SELECT "a" FROM "b" WHERE "c" =~ /open"#).is_err());
+
+        let show = r#"SHOW TAG VALUES FROM "cpu" WITH KEY = "node" WHERE "stack" =~ /^1$/"#;
+        let found = refs(show).unwrap();
+        assert_eq!(found.measurements, ["cpu"].map(String::from).into());
+        assert_eq!(found.tags, ["node"].map(String::from).into());
+        assert_eq!(found.columns, ["stack"].map(String::from).into());
+        assert!(found.fields.is_empty());
     }
 }

@@ -15,4 +15,4 @@ pub mod influxql;
 pub mod names;
 pub mod refs;
 
-pub use refs::{Refs, schema_errors};
+pub use refs::{Refs, schema_errors, schema_errors_with_labels};

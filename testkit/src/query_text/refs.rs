@@ -35,6 +35,12 @@ fn is_field_of(schema: &MeasurementSchema, name: &str) -> bool {
 
 /// What is wrong with `refs` against `SCHEMA`; empty when everything is written by pivitals.
 pub fn schema_errors(refs: &Refs) -> Vec<String> {
+    schema_errors_with_labels(refs, &[])
+}
+
+/// [`schema_errors`] where the node label keys `labels` (tags on every point of a labelled
+/// node, such as `stack`) are tags of every measurement too.
+pub fn schema_errors_with_labels(refs: &Refs, labels: &[&str]) -> Vec<String> {
     let mut errors = refs.unreadable.clone();
     if refs.measurements.is_empty() {
         errors.push("names no measurement".to_owned());
@@ -47,7 +53,9 @@ pub fn schema_errors(refs: &Refs) -> Vec<String> {
         }
     }
     let measurements = &refs.measurements;
-    let is_tag = |name: &str| name == "node" || known.iter().any(|m| m.tags.contains(&name));
+    let is_tag = |name: &str| {
+        name == "node" || labels.contains(&name) || known.iter().any(|m| m.tags.contains(&name))
+    };
     let is_field = |name: &str| known.iter().any(|m| is_field_of(m, name));
     for field in &refs.fields {
         if !is_field(field) && !refs.aliases.contains(field) {

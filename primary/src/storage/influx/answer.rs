@@ -4,6 +4,11 @@
 //! output: partial writes and parse errors are not retried, 413 means split, 401/403/404 keep
 //! the batch, 429/5xx back off with `Retry-After`. An answer we do not know (another 4xx, a
 //! 3xx) keeps the batch too: it points at a wrong URL, which an operator can fix.
+//!
+//! InfluxDB 3's `/api/v3/write_lp` answers fit the same table: 400 `partial write of line
+//! protocol occurred` (some lines refused, the rest written) is a partial write, another 400
+//! (`parsing failed …`) is malformed, 401/403/404 keep the batch, 413 splits, 422 drops,
+//! 429/5xx back off.
 
 use std::time::Duration;
 
@@ -191,6 +196,25 @@ mod tests {
             let refused = classify_write(answer(status, "no")).unwrap_err();
             assert!(matches!(refused, WriteError::Refused { .. }), "{status}");
         }
+    }
+
+    #[test]
+    fn v3_answers() {
+        let partial = r#"{"error":"partial write of line protocol occurred","data":[]}"#;
+        assert!(matches!(
+            classify_write(answer(400, partial)),
+            Err(WriteError::PartiallyWritten { status: 400, .. })
+        ));
+        let atomic = r#"{"error":"parsing failed for write_lp endpoint","data":{}}"#;
+        assert!(matches!(
+            classify_write(answer(400, atomic)),
+            Err(WriteError::Malformed { status: 400, .. })
+        ));
+        let missing = r#"{"error":"database not found: pivitals"}"#;
+        assert!(matches!(
+            classify_write(answer(404, missing)),
+            Err(WriteError::Refused { status: 404, .. })
+        ));
     }
 
     #[test]

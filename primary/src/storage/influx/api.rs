@@ -12,6 +12,9 @@ pub enum InfluxApi {
     V1,
     /// InfluxDB 2.x: `/api/v2/write?org=&bucket=`, `Authorization: Token`.
     V2,
+    /// InfluxDB 3 (Core, Enterprise): `/api/v3/write_lp?db=`, `Authorization: Bearer` when
+    /// the server has auth, databases through `/api/v3/configure/database`.
+    V3,
 }
 
 impl fmt::Display for InfluxApi {
@@ -19,6 +22,7 @@ impl fmt::Display for InfluxApi {
         f.write_str(match self {
             InfluxApi::V1 => "v1",
             InfluxApi::V2 => "v2",
+            InfluxApi::V3 => "v3",
         })
     }
 }

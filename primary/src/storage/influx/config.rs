@@ -14,17 +14,20 @@ use super::error::InfluxError;
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InfluxConfig {
-    /// `PIVITALS_INFLUX__API`: `v1` or `v2`; unset means no InfluxDB.
+    /// `PIVITALS_INFLUX__API`: `v1`, `v2` or `v3`; unset means no InfluxDB.
     pub api: Option<InfluxApi>,
-    /// `PIVITALS_INFLUX__URL`: base URL such as `http://influxdb:8086` (a path prefix is kept).
+    /// `PIVITALS_INFLUX__URL`: base URL such as `http://influxdb:8086` (InfluxDB 3:
+    /// `http://influxdb3:8181`); a path prefix is kept.
     pub url: Option<String>,
     /// `PIVITALS_INFLUX__ORG` (v2): organisation name.
     pub org: Option<String>,
     /// `PIVITALS_INFLUX__BUCKET` (v2), default `node_vitals`.
     pub bucket: String,
-    /// `PIVITALS_INFLUX__TOKEN` (v2): API token with write (and bucket-create) rights.
+    /// `PIVITALS_INFLUX__TOKEN`: v2, required: API token with write (and bucket-create)
+    /// rights; v3, optional (a server started `--without-auth` needs none): a token that may
+    /// write the database (and list and create databases, read `system.databases`).
     pub token: Option<String>,
-    /// `PIVITALS_INFLUX__DATABASE` (v1), default `pivitals`.
+    /// `PIVITALS_INFLUX__DATABASE` (v1 and v3), default `pivitals`.
     pub database: String,
     /// `PIVITALS_INFLUX__RETENTION_POLICY` (v1), default `pivitals_365d`.
     pub retention_policy: String,
@@ -87,12 +90,13 @@ impl InfluxConfig {
                 no_control_chars("PIVITALS_INFLUX__ORG", org)?;
                 nonempty(api, "PIVITALS_INFLUX__BUCKET", &self.bucket)?;
                 no_control_chars("PIVITALS_INFLUX__BUCKET", &self.bucket)?;
-                let token = required(api, "PIVITALS_INFLUX__TOKEN", &self.token)?;
-                if !token.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(InfluxError::Invalid {
-                        var: "PIVITALS_INFLUX__TOKEN",
-                        reason: "must be printable ASCII without spaces".to_owned(),
-                    });
+                printable_token(required(api, "PIVITALS_INFLUX__TOKEN", &self.token)?)?;
+            }
+            InfluxApi::V3 => {
+                nonempty(api, "PIVITALS_INFLUX__DATABASE", &self.database)?;
+                v3_database_name(&self.database)?;
+                if let Some(token) = &self.token {
+                    printable_token(token)?;
                 }
             }
             InfluxApi::V1 => {
@@ -206,6 +210,37 @@ fn nonempty(api: InfluxApi, var: &'static str, value: &str) -> Result<(), Influx
     Ok(())
 }
 
+fn printable_token(token: &str) -> Result<(), InfluxError> {
+    if token.trim().is_empty() || !token.trim().bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(InfluxError::Invalid {
+            var: "PIVITALS_INFLUX__TOKEN",
+            reason: "must be printable ASCII without spaces".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// InfluxDB 3's database names: at most 64 characters, ASCII letters, digits, `_`, `-` and
+/// `/`, starting with a letter or digit (docs: reference "Naming restrictions").
+fn v3_database_name(name: &str) -> Result<(), InfluxError> {
+    let name = name.trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/');
+    let starts_well = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    if name.len() > 64 || !starts_well || !name.chars().all(allowed) {
+        return Err(InfluxError::Invalid {
+            var: "PIVITALS_INFLUX__DATABASE",
+            reason: format!(
+                "{name:?} is not an InfluxDB 3 database name: up to 64 letters, digits, \
+                 `_`, `-` or `/`, starting with a letter or digit"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn no_control_chars(var: &'static str, value: &str) -> Result<(), InfluxError> {
     if value.chars().any(char::is_control) {
         return Err(InfluxError::Invalid {
@@ -312,6 +347,49 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("PIVITALS_INFLUX__DATABASE")
+        );
+    }
+
+    #[test]
+    fn v3_needs_a_database_and_no_token() {
+        let v3 = InfluxConfig {
+            api: Some(InfluxApi::V3),
+            url: Some("http://influxdb3:8181".to_owned()),
+            ..InfluxConfig::default()
+        };
+        v3.validate().unwrap();
+        InfluxConfig {
+            token: Some("apiv3_abc".into()),
+            ..v3.clone()
+        }
+        .validate()
+        .unwrap();
+        for (database, expected) in [
+            (
+                "",
+                "PIVITALS_INFLUX__DATABASE is required when PIVITALS_INFLUX__API=v3",
+            ),
+            ("_internal", "not an InfluxDB 3 database name"),
+            ("my db", "not an InfluxDB 3 database name"),
+            ("pi'vitals", "not an InfluxDB 3 database name"),
+        ] {
+            let cfg = InfluxConfig {
+                database: database.into(),
+                ..v3.clone()
+            };
+            let message = cfg.validate().unwrap_err().to_string();
+            assert!(message.contains(expected), "{database:?}: {message}");
+        }
+        let spaced = InfluxConfig {
+            token: Some("a b".into()),
+            ..v3
+        };
+        assert!(
+            spaced
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("PIVITALS_INFLUX__TOKEN")
         );
     }
 

@@ -8,9 +8,11 @@
 //! - `config`: [`InfluxConfig`] from `PIVITALS_INFLUX__*` and its validation; `api`:
 //!   [`InfluxApi`], the API versions.
 //! - `writer`: [`InfluxWriter`], one handle for either API version.
-//! - `v1` and `v2`: the HTTP requests of InfluxDB 1.x and 2.x.
+//! - `v1`, `v2` and `v3`: the HTTP requests of InfluxDB 1.x, 2.x and 3 (Core, Enterprise);
+//!   `v3` also documents what pivitals does with InfluxDB 3's answers and databases.
 //! - `answer`: how a write answer is classified into a [`WriteError`].
-//! - `retention`: the 365-day retention that [`InfluxWriter::ensure_retention`] sets up.
+//! - `retention`: the 365-day retention that [`InfluxWriter::ensure_retention`] sets up (a
+//!   2.x bucket, a 1.x retention policy, an InfluxDB 3 database's `retention_period`).
 //! - `gzip`: request-body compression (`Content-Encoding: gzip`).
 //! - `error`: [`InfluxError`] (configuration) and [`WriteError`] (one write).
 
@@ -22,6 +24,7 @@ mod gzip;
 mod retention;
 mod v1;
 mod v2;
+mod v3;
 mod writer;
 
 pub use api::InfluxApi;

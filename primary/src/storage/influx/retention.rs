@@ -1,9 +1,10 @@
 //! The 365-day retention pivitals asks of InfluxDB, and what checking it found.
 //!
-//! InfluxDB deletes points older than a bucket's (2.x) or retention policy's (1.x) duration.
-//! Pivitals wants a year of vitals: it creates the bucket or retention policy with 365 days
-//! when missing, and only warns when one exists with another duration (an operator may have
-//! chosen that on purpose).
+//! InfluxDB deletes points older than a bucket's (2.x), retention policy's (1.x) or
+//! database's (3) duration. Pivitals wants a year of vitals: it creates the bucket, retention
+//! policy or InfluxDB 3 database with 365 days when missing, and only warns when one exists
+//! with another duration (an operator may have chosen that on purpose; InfluxDB 3 Core cannot
+//! change it later).
 
 use std::fmt;
 use std::time::Duration;

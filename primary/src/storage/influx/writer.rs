@@ -1,5 +1,5 @@
-//! [`InfluxWriter`]: one cheap-to-clone handle that writes line protocol to InfluxDB 1.x or
-//! 2.x and sets up the 365-day retention.
+//! [`InfluxWriter`]: one cheap-to-clone handle that writes line protocol to InfluxDB 1.x, 2.x
+//! or 3 and sets up the 365-day retention.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use super::gzip;
 use super::retention::RetentionOutcome;
 use super::v1::V1;
 use super::v2::V2;
+use super::v3::{self, V3};
 
 /// Writes batches of line protocol to the configured InfluxDB.
 ///
@@ -34,6 +35,7 @@ struct Inner {
 enum Backend {
     V1(V1),
     V2(V2),
+    V3(V3),
 }
 
 impl InfluxWriter {
@@ -45,6 +47,7 @@ impl InfluxWriter {
         let backend = match cfg.api.ok_or(InfluxError::NotConfigured)? {
             InfluxApi::V1 => Backend::V1(V1::new(cfg)?),
             InfluxApi::V2 => Backend::V2(V2::new(cfg)?),
+            InfluxApi::V3 => Backend::V3(V3::new(cfg)?),
         };
         Ok(InfluxWriter {
             inner: Arc::new(Inner {
@@ -61,6 +64,7 @@ impl InfluxWriter {
         match &self.inner.backend {
             Backend::V1(v1) => v1.describe(),
             Backend::V2(v2) => v2.describe(),
+            Backend::V3(v3) => v3.describe(),
         }
     }
 
@@ -73,24 +77,34 @@ impl InfluxWriter {
     ///   `POST /api/v2/buckets` with `everySeconds: 31536000` when the bucket is missing.
     /// - v1: `CREATE DATABASE` (idempotent), `SHOW RETENTION POLICIES`, then
     ///   `CREATE RETENTION POLICY … DURATION 365d REPLICATION 1 DEFAULT` when missing.
+    /// - v3: `GET /api/v3/configure/database?format=json`, then `POST
+    ///   /api/v3/configure/database` with `retention_period: 365d` when the database is
+    ///   missing, else its retention from `system.databases`. Until one such check got an
+    ///   answer, [`InfluxWriter::write`] checks again first and keeps the batch when there is
+    ///   still none, so a write never creates the database without retention.
     pub async fn ensure_retention(&self) -> RetentionOutcome {
         let Inner {
             http,
             timeout,
             backend,
         } = &*self.inner;
-        let (outcome, target) = match backend {
-            Backend::V1(v1) => (
-                v1.ensure_retention(http, *timeout).await,
-                v1.retention_target(),
-            ),
-            Backend::V2(v2) => (
-                v2.ensure_retention(http, *timeout).await,
-                v2.retention_target(),
-            ),
-        };
-        outcome.log(&target);
-        outcome
+        match backend {
+            Backend::V1(v1) => {
+                let outcome = v1.ensure_retention(http, *timeout).await;
+                outcome.log(&v1.retention_target());
+                outcome
+            }
+            Backend::V2(v2) => {
+                let outcome = v2.ensure_retention(http, *timeout).await;
+                outcome.log(&v2.retention_target());
+                outcome
+            }
+            Backend::V3(v3) => {
+                let outcome = v3.check_database(http, *timeout).await.outcome;
+                v3.log_outcome(&outcome);
+                outcome
+            }
+        }
     }
 
     /// Writes one batch of newline-separated line protocol with nanosecond timestamps,
@@ -107,6 +121,10 @@ impl InfluxWriter {
         let request = match backend {
             Backend::V1(v1) => v1.write_request(http),
             Backend::V2(v2) => v2.write_request(http),
+            Backend::V3(v3) => {
+                v3.ready_to_write(http, *timeout).await?;
+                v3.write_request(http)
+            }
         }
         .timeout(*timeout)
         .header(CONTENT_TYPE, "text/plain; charset=utf-8");
@@ -116,6 +134,9 @@ impl InfluxWriter {
             Err(_) => request.body(lines.to_vec()),
         };
         match answer::send(request, ERROR_BODY_LIMIT).await {
+            Ok(answer) if matches!(backend, Backend::V3(_)) => {
+                answer::classify_write(v3::first_rejection(answer))
+            }
             Ok(answer) => answer::classify_write(answer),
             Err(error) => Err(answer::network_error(&error)),
         }

@@ -4,7 +4,13 @@
 //!
 //! The page reads the JSON API (`/api/v1/nodes` every second, `/api/v1/nodes/{name}/history`
 //! every five seconds, `/api/v1/dashboard` once) and draws its sparklines and charts as inline SVG
-//! itself. A node's page is the client-side route `/#/nodes/{name}`.
+//! itself. A node's page is the client-side route `/#/nodes/{name}`; `/#stacks` is the stack
+//! view (racks side by side by the label `stack`, boards in the order of the label `position`).
+//!
+//! Signed in (`/api/v1/session`, see [`crate::web::session`]), the page shows action buttons
+//! on every card, node page and stack, posts to `/api/v1/actions` with `"by": "dashboard"` and
+//! the header `X-Pivitals-Session: 1`, and polls `/api/v1/actions/{id}` until every target is
+//! final. The admin token is sent once, to sign in, and not kept by the page.
 //!
 //! **Architecture Invariant:** this module knows nothing about HTTP: it is a table of files
 //! with their media types; `routes/` serves them.

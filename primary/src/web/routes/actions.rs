@@ -1,6 +1,7 @@
 //! Actions over HTTP: the admin's `POST /api/v1/actions`, `GET /api/v1/actions[?node=NAME]` and
 //! `GET /api/v1/actions/{id}`; the agent's long poll `GET /api/v1/agent/actions?wait=25s` and
-//! its result `POST /api/v1/agent/actions/{id}`. The rules are in [`crate::actions`].
+//! its result `POST /api/v1/agent/actions/{id}`. With `"primary": true` the action runs on the
+//! primary's own host per stack ([`crate::actions::host`]). The rules are in [`crate::actions`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,8 +15,9 @@ use pivitals_common::Labels;
 use pivitals_common::actions::{ActionResult, MAX_ACTION_NAME, is_valid_action_name};
 use serde::{Deserialize, Serialize};
 
+use crate::actions::host;
 use crate::actions::target::{self, Selector, TargetError};
-use crate::actions::{ActionError, ActionSummary, ActionView, TargetState, TargetView};
+use crate::actions::{ActionError, ActionSummary, ActionView, NewTarget, TargetState, TargetView};
 use crate::clock::rfc3339;
 use crate::state::AppState;
 use crate::web::error::ApiError;
@@ -58,6 +60,30 @@ pub struct CreateAction {
     labels: Option<Labels>,
     #[serde(default)]
     all: bool,
+    /// Who asks (`cli`, `dashboard`, a person's name); [`DEFAULT_BY`] when left out.
+    by: Option<String>,
+    /// Run the action on the primary's own host, once per stack (`[actions.host.NAME]`).
+    #[serde(default)]
+    primary: bool,
+}
+
+/// Who asked, when the request does not say.
+pub const DEFAULT_BY: &str = "api";
+
+/// The longest `by`, in bytes.
+pub const MAX_BY: usize = 64;
+
+/// `by` as given, or [`DEFAULT_BY`]; 422 unless it is 1 to [`MAX_BY`] bytes of printable text.
+fn checked_by(by: Option<String>) -> Result<String, ApiError> {
+    let Some(by) = by else {
+        return Ok(DEFAULT_BY.to_owned());
+    };
+    if by.is_empty() || by.len() > MAX_BY || by.chars().any(char::is_control) {
+        return Err(ApiError::Unprocessable(format!(
+            "by must be 1 to {MAX_BY} bytes of printable text"
+        )));
+    }
+    Ok(by)
 }
 
 #[derive(Debug, Serialize)]
@@ -78,6 +104,7 @@ pub async fn create(
             MAX_ACTION_NAME - 1
         )));
     }
+    let by = checked_by(request.by)?;
     let selector = match (request.nodes, request.labels, request.all) {
         (Some(names), None, false) => Selector::Names(names),
         (None, Some(labels), false) => Selector::Labels(labels),
@@ -88,14 +115,56 @@ pub async fn create(
             ));
         }
     };
-    let targets = target::resolve(&selector, &state.nodes()).map_err(|e| match e {
-        TargetError::UnknownNodes(_)
-        | TargetError::OwnHost(_)
-        | TargetError::NoTarget
-        | TargetError::NoLabels => ApiError::Unprocessable(e.to_string()),
-    })?;
-    let id = state.actions.create(&request.action, &targets);
-    tracing::info!(%id, action = %request.action, targets = targets.len(), "action queued");
+    if request.primary {
+        return start_on_host(state, &request.action, &by, &selector);
+    }
+    let (targets, labelled) = {
+        let nodes = state.nodes();
+        let targets = target::resolve(&selector, &nodes).map_err(|e| match e {
+            TargetError::UnknownNodes(_)
+            | TargetError::OwnHost(_)
+            | TargetError::NoTarget
+            | TargetError::NoLabels => ApiError::Unprocessable(e.to_string()),
+        })?;
+        let labelled = target::with_labels(&targets, &nodes);
+        (targets, labelled)
+    };
+    let id = state.actions.create(&request.action, &by, labelled);
+    tracing::info!(%id, action = %request.action, %by, targets = targets.len(), "action queued");
+    Ok((StatusCode::ACCEPTED, Json(Created { id, targets })))
+}
+
+/// A host action ([`crate::actions::host`]): planned per stack, recorded as started, then each
+/// stack's run in a task of its own that records its result.
+fn start_on_host(
+    state: AppState,
+    action: &str,
+    by: &str,
+    selector: &Selector,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let runs = host::plan(action, &state.config.actions, selector, &state.nodes())
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let targets: Vec<String> = runs.iter().map(|r| host::target_name(&r.stack)).collect();
+    let labelled = runs
+        .iter()
+        .map(|r| NewTarget {
+            node: host::target_name(&r.stack),
+            labels: [(host::STACK_LABEL.to_owned(), r.stack.clone())].into(),
+        })
+        .collect();
+    let id = state.actions.start_on_host(action, by, labelled);
+    tracing::info!(%id, %action, %by, stacks = runs.len(), "host action started");
+    for run in runs {
+        let (state, id) = (state.clone(), id.clone());
+        tokio::spawn(async move {
+            let result = host::run(&id, &run).await;
+            let target = host::target_name(&run.stack);
+            tracing::info!(%id, %target, state = ?result.state, "host action result");
+            if let Err(e) = state.actions.record(&target, &id, result) {
+                tracing::warn!(%id, %target, error = %e, "host action result not recorded");
+            }
+        });
+    }
     Ok((StatusCode::ACCEPTED, Json(Created { id, targets })))
 }
 
@@ -135,6 +204,7 @@ impl From<TargetView> for TargetJson {
 pub struct ActionJson {
     id: String,
     action: String,
+    by: String,
     created_at: Option<String>,
     results: Vec<TargetJson>,
 }
@@ -144,6 +214,7 @@ impl From<ActionView> for ActionJson {
         Self {
             id: a.id,
             action: a.action,
+            by: a.by,
             created_at: rfc3339(a.created_at_ms),
             results: a.targets.into_iter().map(TargetJson::from).collect(),
         }
@@ -155,6 +226,7 @@ impl From<ActionView> for ActionJson {
 pub struct SummaryJson {
     id: String,
     action: String,
+    by: String,
     created_at: Option<String>,
     states: BTreeMap<String, TargetState>,
 }
@@ -164,6 +236,7 @@ impl From<ActionSummary> for SummaryJson {
         Self {
             id: a.id,
             action: a.action,
+            by: a.by,
             created_at: rfc3339(a.created_at_ms),
             states: a.states,
         }

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod dashboard;
 pub mod nodes;
 pub mod ops;
+pub mod session;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -32,6 +33,12 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/nodes/{name}/history", get(nodes::history))
         .route("/api/v1/dashboard", get(dashboard::settings))
+        .route(
+            "/api/v1/session",
+            get(session::status)
+                .post(session::sign_in)
+                .delete(session::sign_out),
+        )
         .route("/", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .route(
@@ -44,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/agent/actions/{id}", post(actions::result))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        .route("/metrics/nodes", get(ops::node_metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

@@ -1,5 +1,6 @@
-// pivitals dashboard: polls the primary's JSON API and draws the node grid, a node's page and
-// their SVG charts. No dependencies, no build step; served from the primary's binary.
+// pivitals dashboard: polls the primary's JSON API and draws the node grid, the stack view, a
+// node's page and their SVG charts; signed in, it asks nodes to run actions and shows the
+// results. No dependencies, no build step; served from the primary's binary.
 
 const TOKEN_KEY = 'pivitals.adminToken';
 const STATUS = {
@@ -58,6 +59,12 @@ const state = {
   alertsLayout: '',
   busy: false,
   again: false,
+  // Signed in with a session cookie (the page never holds the token itself).
+  signedIn: false,
+  adminEnabled: false,
+  actionBars: new Map(),
+  racksLayout: '',
+  boards: new Map(),
 };
 
 // ---- small DOM helpers -------------------------------------------------------------------
@@ -393,9 +400,11 @@ function renderNodeAlerts(v, name) {
 
 // ---- routing -----------------------------------------------------------------------------
 
+// `#/nodes/{name}` a node's page, `#stacks` the stack view, anything else the card grid.
 function currentRoute() {
   const m = /^#\/nodes\/([^/]+)$/.exec(location.hash);
-  return m ? { name: decodeURIComponent(m[1]) } : { name: null };
+  if (m) return { name: decodeURIComponent(m[1]), view: 'node' };
+  return { name: null, view: location.hash === '#stacks' ? 'stacks' : 'cards' };
 }
 
 function onRouteChange() {
@@ -403,7 +412,7 @@ function onRouteChange() {
   state.nodeView = null;
   $('node-view').replaceChildren();
   render();
-  const target = route.name ? document.querySelector('#node-view h2') : $('grid-title');
+  const target = route.name ? document.querySelector('#node-view h2') : $(route.view === 'stacks' ? 'stacks-title' : 'grid-title');
   if (target && state.nodes !== null) target.focus();
   if (route.name && !state.history.has(route.name)) refresh();
 }
@@ -415,9 +424,16 @@ function render() {
   renderSummary(state.nodes);
   const route = currentRoute();
   renderAlertList(route);
-  $('grid-view').hidden = route.name !== null;
-  $('node-view').hidden = route.name === null;
-  if (route.name === null) renderGrid(state.nodes);
+  $('grid-view').hidden = route.view !== 'cards';
+  $('stack-view').hidden = route.view !== 'stacks';
+  $('node-view').hidden = route.view !== 'node';
+  $('views').hidden = route.view === 'node';
+  for (const [id, view] of [['view-cards', 'cards'], ['view-stacks', 'stacks']]) {
+    if (route.view === view) $(id).setAttribute('aria-current', 'page');
+    else $(id).removeAttribute('aria-current');
+  }
+  if (route.view === 'cards') renderGrid(state.nodes);
+  else if (route.view === 'stacks') renderStacks(state.nodes);
   else renderNode(route.name);
 }
 
@@ -502,7 +518,8 @@ function makeCard(name) {
       h('span', { class: 'card-badges' }, refs.alerts, refs.badge)),
     h('dl', { class: 'metrics' }, rows),
     refs.addr,
-    refs.meta);
+    refs.meta,
+    actionBar('node', name));
   return { el, refs };
 }
 
@@ -715,6 +732,8 @@ function renderNode(name) {
   v.io.replaceChildren(diskIoTable(node));
   v.temps.replaceChildren(tempsTable(node));
   renderNodeAlerts(v, name);
+  v.actionsPanel.hidden = !state.signedIn;
+  refreshNodeActions(v);
   if (!view.contains(v.root)) view.replaceChildren(v.root);
 }
 
@@ -735,7 +754,11 @@ function buildNodeView(name) {
     temps: h('div', { class: 'table-wrap' }),
     alerts: h('div'),
     alertsLayout: '',
+    history: h('div', { class: 'table-wrap' }),
+    actionsAt: 0,
+    actionsBusy: false,
   };
+  v.actionsPanel = panel('Actions', h('div', {}, actionBar('node', name, 'page:'), h('h4', {}, 'Recent actions'), v.history));
   v.alertsPanel = panel('Alerts', v.alerts);
   v.alertsPanel.hidden = true;
   const title = h('h2', { class: 'node-title', tabindex: '-1' }, h('span', {}, name), v.badge);
@@ -752,6 +775,7 @@ function buildNodeView(name) {
     panel('Network interfaces', v.nets),
     panel('Disk I/O', v.io),
     panel('Temperatures', v.temps),
+    v.actionsPanel,
     panel('Administration', h('div', { class: 'admin' },
       h('p', {}, 'Deregistering removes the node from the primary; its token stops working at once.'),
       h('button', { type: 'button', class: 'danger', onclick: () => openDeregister(name) }, `Deregister ${name}…`))));
@@ -892,6 +916,312 @@ function tempsTable(node) {
     temps.map((t) => [t.sensor, fmtValue(t.celsius, '°C'), fmtValue(t.celsius_max, '°C')]), [1, 2]);
 }
 
+// ---- sign-in -----------------------------------------------------------------------------
+
+// The admin signs in once; the primary answers with an HttpOnly session cookie, so the token
+// is neither kept in the page nor in the browser's storage. Requests that change something
+// carry X-Pivitals-Session, which the primary asks of cookie-authorised ones.
+const SESSION_HEADERS = { 'Content-Type': 'application/json', Accept: 'application/json', 'X-Pivitals-Session': '1' };
+
+async function errorText(res) {
+  const body = await res.text();
+  try { return JSON.parse(body).error || body; } catch { return body; }
+}
+
+async function checkSession() {
+  try {
+    const body = await getJson('/api/v1/session');
+    state.adminEnabled = body.admin_enabled !== false;
+    setSignedIn(body.signed_in === true);
+  } catch {
+    // An older primary without sessions: no sign-in.
+    state.adminEnabled = false;
+    setSignedIn(false);
+  }
+}
+
+function setSignedIn(on) {
+  const changed = state.signedIn !== on;
+  state.signedIn = on;
+  $('signin-form').hidden = on || !state.adminEnabled;
+  $('signed-in').hidden = !on;
+  for (const bar of state.actionBars.values()) {
+    bar.el.hidden = !on;
+    // What a signed-in admin saw is not left for whoever uses the browser next.
+    if (!on) bar.results.replaceChildren();
+  }
+  if (changed) render();
+}
+
+async function signIn(e) {
+  e.preventDefault();
+  const input = $('signin-token');
+  const token = input.value.trim();
+  const error = $('signin-error');
+  if (!token) {
+    input.focus();
+    return;
+  }
+  $('signin-button').disabled = true;
+  error.hidden = true;
+  try {
+    const res = await fetch('/api/v1/session', {
+      method: 'POST', headers: SESSION_HEADERS, body: JSON.stringify({ token }), cache: 'no-store',
+    });
+    if (res.ok) {
+      setSignedIn(true);
+      announce('Signed in.');
+    } else {
+      error.textContent = `Refused (${res.status}): ${await errorText(res)}`;
+      error.hidden = false;
+    }
+  } catch (err) {
+    error.textContent = `Could not reach the primary: ${err.message}`;
+    error.hidden = false;
+  } finally {
+    input.value = '';
+    $('signin-button').disabled = false;
+  }
+}
+
+async function signOut() {
+  try {
+    await fetch('/api/v1/session', { method: 'DELETE', headers: SESSION_HEADERS, cache: 'no-store' });
+  } catch { /* the cookie is forgotten here either way */ }
+  setSignedIn(false);
+  announce('Signed out.');
+}
+
+// An admin call with the session cookie; a 401 means the session ended.
+async function adminJson(method, path, body) {
+  const res = await fetch(path, {
+    method, headers: SESSION_HEADERS, cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status === 401) setSignedIn(false);
+  if (!res.ok) throw new ApiFailure(res.status, await errorText(res));
+  return res.json();
+}
+
+// ---- actions -----------------------------------------------------------------------------
+
+const STACK_LABEL = 'stack';
+const POSITION_LABEL = 'position';
+const FINAL = new Set(['done', 'failed', 'refused', 'accepted', 'timed_out', 'expired']);
+const POWER = { reboot: 'Reboot', shutdown: 'Shut down' };
+const OUTPUT_LINES = 4;
+const OUTPUT_CHARS = 240;
+
+// A bar of buttons and its results for one target, kept across redraws: `kind` is 'node' or
+// 'stack'; `place` tells apart the card's bar from the node page's.
+function actionBar(kind, value, place = '') {
+  const key = `${place}${kind}:${value}`;
+  const known = state.actionBars.get(key);
+  if (known) return known.el;
+  const label = kind === 'stack' ? `stack ${value}` : value;
+  const bar = { kind, value, label, results: h('div', { class: 'action-results' }) };
+  const button = (action, text) => h('button', {
+    type: 'button', 'data-action': action, class: POWER[action] ? 'power' : null, onclick: () => askAction(bar, action),
+  }, text);
+  const name = h('input', {
+    type: 'text', class: 'run-name', 'aria-label': `Action to run on ${label}`, placeholder: 'action',
+    maxlength: 64, spellcheck: 'false', autocomplete: 'off',
+  });
+  const run = h('form', {
+    class: 'run',
+    onsubmit: (e) => {
+      e.preventDefault();
+      const action = name.value.trim();
+      if (action) askAction(bar, action);
+    },
+  }, name, h('button', { type: 'submit', 'data-action': 'run' }, 'Run'));
+  bar.el = h('div', { class: 'actions', 'data-target': `${kind}:${value}`, hidden: !state.signedIn },
+    h('div', { class: 'action-buttons', role: 'group', 'aria-label': `Actions on ${label}` },
+      button('ping', 'Ping'), button('reboot', 'Reboot…'), button('shutdown', 'Shut down…'), run),
+    bar.results);
+  state.actionBars.set(key, bar);
+  return bar.el;
+}
+
+function targetNames(bar) {
+  if (bar.kind === 'node') return [bar.value];
+  return (state.nodes || []).filter((n) => n.labels[STACK_LABEL] === bar.value).sort(byPosition).map((n) => n.name);
+}
+
+let confirming = null;
+
+function askAction(bar, action) {
+  if (!POWER[action]) {
+    runAction(bar, action);
+    return;
+  }
+  confirming = { bar, action };
+  const names = targetNames(bar);
+  $('action-confirm-title').textContent = `${POWER[action]} ${bar.kind === 'stack'
+    ? `the ${names.length} ${names.length === 1 ? 'node' : 'nodes'} of ${bar.label}` : bar.label}?`;
+  put($('action-confirm-nodes'), names.map((n) => h('li', {}, n)));
+  $('action-confirm-ok').textContent = `${POWER[action]} ${names.join(', ')}`;
+  $('action-confirm').showModal();
+  $('action-confirm-cancel').focus();
+}
+
+function confirmAction() {
+  $('action-confirm').close();
+  if (confirming) runAction(confirming.bar, confirming.action);
+  confirming = null;
+}
+
+async function runAction(bar, action) {
+  const body = { action, by: 'dashboard' };
+  if (bar.kind === 'stack') body.labels = { [STACK_LABEL]: bar.value };
+  else body.nodes = [bar.value];
+  const box = h('div', { class: 'action-result', 'data-action': action, 'data-state': 'asking' },
+    h('p', { class: 'action-head' }, `${action} on ${bar.label}: asking…`));
+  bar.results.prepend(box);
+  while (bar.results.childElementCount > 3) bar.results.lastElementChild.remove();
+  try {
+    const created = await adminJson('POST', '/api/v1/actions', body);
+    box.dataset.id = created.id;
+    box.dataset.state = 'running';
+    for (;;) {
+      const shown = await adminJson('GET', `/api/v1/actions/${encodeURIComponent(created.id)}`);
+      showResults(box, bar, shown);
+      if (shown.results.every((r) => FINAL.has(r.state))) break;
+      await new Promise((resolve) => { setTimeout(resolve, 500); });
+      if (!state.signedIn || !box.isConnected) return;
+    }
+    box.dataset.state = 'final';
+    announce(`${action} on ${bar.label}: ${box.querySelector('.tally').textContent}`);
+    if (state.nodeView) state.nodeView.actionsAt = 0;
+  } catch (e) {
+    box.dataset.state = 'error';
+    put(box, h('p', { class: 'error' }, `${action} on ${bar.label}: ${e instanceof ApiFailure ? `refused (${e.status}): ${e.body}` : e.message}`));
+  }
+}
+
+function showResults(box, bar, shown) {
+  const counts = new Map();
+  for (const r of shown.results) counts.set(r.state, (counts.get(r.state) || 0) + 1);
+  put(box,
+    h('p', { class: 'action-head' }, h('strong', {}, shown.action), ` on ${bar.label} `,
+      h('span', { class: 'tally' }, [...counts].map(([k, n]) => `${n} ${k}`).join(', '))),
+    h('table', { class: 'action-table' },
+      h('thead', {}, h('tr', {}, ['Node', 'State', 'Exit', 'Output'].map((c, i) => h('th', { scope: 'col', class: i === 2 ? 'num' : null }, c)))),
+      h('tbody', {}, shown.results.map((r) => h('tr', { 'data-node': r.node, 'data-state': r.state },
+        h('th', { scope: 'row' }, r.node),
+        h('td', { class: `state state-${r.state}` }, r.state.replace('_', ' ')),
+        h('td', { class: 'num' }, r.exit_code === null || r.exit_code === undefined ? '–' : String(r.exit_code)),
+        h('td', {}, outputOf(r)))))));
+}
+
+// The first lines of the output (else the node's or primary's message).
+function outputOf(r) {
+  const text = (r.output || '').trimEnd() || r.message || '';
+  if (!text) return '';
+  const lines = text.split('\n');
+  let shown = lines.slice(0, OUTPUT_LINES).join('\n');
+  const more = lines.length > OUTPUT_LINES || r.truncated || shown.length > OUTPUT_CHARS;
+  if (shown.length > OUTPUT_CHARS) shown = shown.slice(0, OUTPUT_CHARS);
+  return h('pre', { class: 'output', title: text.slice(0, 4000) }, more ? `${shown}…` : shown);
+}
+
+// The node page's list of the node's recent actions, read at most every five seconds.
+async function refreshNodeActions(v) {
+  if (!state.signedIn || v.actionsBusy || Date.now() - v.actionsAt < 5000) return;
+  v.actionsBusy = true;
+  try {
+    const list = await adminJson('GET', `/api/v1/actions?node=${encodeURIComponent(v.name)}`);
+    v.actionsAt = Date.now();
+    put(v.history, list.length
+      ? h('ul', { class: 'action-history', role: 'list' }, list.slice(0, 20).map((a) => {
+        const st = a.states[v.name] || '';
+        return h('li', { 'data-action': a.action, 'data-state': st },
+          h('strong', {}, a.action), ` ${st.replace('_', ' ')} · `, h('time', { datetime: a.created_at || '' }, fmtAgo(a.created_at)));
+      }))
+      : h('p', { class: 'none' }, 'No action on this node since the primary started.'));
+  } catch { /* shown again at the next try */ } finally {
+    v.actionsBusy = false;
+  }
+}
+
+// ---- the stack view ----------------------------------------------------------------------
+
+function positionOf(n) {
+  const p = Number.parseFloat(n.labels[POSITION_LABEL]);
+  return Number.isFinite(p) ? p : Infinity;
+}
+
+function byPosition(a, b) {
+  return positionOf(a) - positionOf(b) || naturalCompare(a.name, b.name);
+}
+
+// Stacks side by side (label `stack`, natural order, the unstacked last), each board in its
+// place (label `position`, then name), coloured by status as a rack's lights would be.
+function renderStacks(nodes) {
+  const racks = new Map();
+  for (const n of nodes) {
+    const id = n.labels[STACK_LABEL] ?? null;
+    if (!racks.has(id)) racks.set(id, []);
+    racks.get(id).push(n);
+  }
+  const ids = [...racks.keys()].sort((a, b) => (a === null) - (b === null) || naturalCompare(a, b));
+  for (const list of racks.values()) list.sort(byPosition);
+  const layout = JSON.stringify(ids.map((id) => [id, racks.get(id).map((n) => n.name)]));
+  const container = $('racks');
+  if (layout !== state.racksLayout) {
+    state.racksLayout = layout;
+    state.boards = new Map();
+    container.replaceChildren(...ids.map((id) => {
+      const title = id === null ? 'unstacked' : `stack ${id}`;
+      return h('section', { class: 'rack', 'data-stack': id ?? '', 'aria-label': title },
+        h('h2', {}, title, h('span', { class: 'tally' })),
+        h('ol', { class: 'rack-slots', role: 'list' }, racks.get(id).map((n) => {
+          const board = makeBoard(n.name);
+          state.boards.set(n.name, board);
+          return h('li', {}, board.el);
+        })),
+        id === null ? null : actionBar('stack', id));
+    }));
+    if (!nodes.length) container.replaceChildren(h('p', { class: 'none' }, 'No node has registered yet.'));
+  }
+  for (const n of nodes) {
+    const board = state.boards.get(n.name);
+    if (board) updateBoard(board, n);
+  }
+  container.querySelectorAll('section.rack').forEach((section, i) => {
+    const list = racks.get(ids[i]) || [];
+    const counts = tally(list);
+    section.querySelector('.tally').textContent = Object.keys(STATUS).filter((k) => counts[k] > 0)
+      .map((k) => `${counts[k]} ${k}`).join(', ');
+  });
+}
+
+function makeBoard(name) {
+  const refs = { badge: h('span'), slot: h('span', { class: 'slot' }), values: h('span', { class: 'board-values' }) };
+  const el = h('article', { class: 'board', 'data-node': name },
+    h('span', { class: 'led', 'aria-hidden': 'true' }),
+    refs.slot,
+    h('a', { class: 'board-name', href: `#/nodes/${encodeURIComponent(name)}` }, name),
+    refs.values,
+    refs.badge);
+  return { el, refs };
+}
+
+function updateBoard(board, node) {
+  const { el, refs } = board;
+  el.className = `board status-${node.status}`;
+  el.dataset.status = node.status;
+  if (refs.badge.dataset.status !== node.status) {
+    const b = badge(node.status);
+    refs.badge.replaceWith(b);
+    refs.badge = b;
+  }
+  const position = node.labels[POSITION_LABEL];
+  refs.slot.textContent = position === undefined ? '·' : position;
+  refs.slot.title = position === undefined ? 'no position label' : `position ${position}`;
+  const v = latestValues(node);
+  refs.values.textContent = `CPU ${fmtValue(v.cpu_percent, '%')} · ${fmtValue(v.temp_celsius, '°C')}`;
+}
+
 // ---- deregistering -----------------------------------------------------------------------
 
 let deregistering = null;
@@ -900,7 +1230,8 @@ function openDeregister(name) {
   deregistering = name;
   $('confirm-node').textContent = name;
   const input = $('admin-token');
-  input.value = sessionStorage.getItem(TOKEN_KEY) || '';
+  input.value = state.signedIn ? '' : sessionStorage.getItem(TOKEN_KEY) || '';
+  $('token-field').hidden = state.signedIn;
   $('confirm-error').hidden = true;
   $('confirm').showModal();
   (input.value ? $('confirm-cancel') : input).focus();
@@ -915,18 +1246,18 @@ function showError(text, body) {
 async function confirmDeregister() {
   const name = deregistering;
   const token = $('admin-token').value.trim();
-  if (!token) {
+  if (!token && !state.signedIn) {
     showError('Type the admin token first.');
     $('admin-token').focus();
     return;
   }
-  sessionStorage.setItem(TOKEN_KEY, token);
+  if (!state.signedIn) sessionStorage.setItem(TOKEN_KEY, token);
   const ok = $('confirm-ok');
   ok.disabled = true;
   try {
     const res = await fetch(`/api/v1/nodes/${encodeURIComponent(name)}`, {
       method: 'DELETE',
-      headers: { Authorization: `Bearer ${token}` },
+      headers: state.signedIn ? SESSION_HEADERS : { Authorization: `Bearer ${token}` },
     });
     if (res.ok) {
       $('confirm').close();
@@ -952,6 +1283,10 @@ async function start() {
   $('confirm-cancel').addEventListener('click', () => $('confirm').close());
   $('confirm-ok').addEventListener('click', confirmDeregister);
   $('admin-token').addEventListener('keydown', (e) => { if (e.key === 'Enter') confirmDeregister(); });
+  $('signin-form').addEventListener('submit', signIn);
+  $('signout-button').addEventListener('click', signOut);
+  $('action-confirm-cancel').addEventListener('click', () => $('action-confirm').close());
+  $('action-confirm-ok').addEventListener('click', confirmAction);
   window.addEventListener('hashchange', onRouteChange);
   try {
     state.settings = await getJson('/api/v1/dashboard');
@@ -962,6 +1297,7 @@ async function start() {
   setInterval(() => document.querySelectorAll('time[datetime]').forEach((t) => {
     if (t.getAttribute('datetime')) t.textContent = fmtAgo(t.getAttribute('datetime'));
   }), 1000);
+  await checkSession();
   pollAlerts();
   await refresh();
 }
