@@ -33,7 +33,9 @@ use std::time::Duration;
 
 use pivitals_collect::Collector;
 use pivitals_common::actions::{ActionRequest, ActionResult, ActionState};
-use pivitals_common::{Backoff, NodeInfo, RegisterRequest, Retries, Secret, VitalsPayload};
+use pivitals_common::{
+    Backoff, HardwareIdentity, NodeInfo, RegisterRequest, Retries, Secret, VitalsPayload,
+};
 use reqwest::StatusCode;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -73,6 +75,10 @@ const RESULT_TRIES: u32 = 3;
 pub trait Sampler {
     /// Facts sent at registration, and again in a push when they changed.
     fn node_info(&mut self) -> NodeInfo;
+    /// The board's identity, read once at start and sent with every registration.
+    fn hardware_identity(&mut self) -> Option<HardwareIdentity> {
+        None
+    }
     /// Reads the fast vitals once, every `sample_every`; the next sample reports their peaks.
     fn tick(&mut self) {}
     /// One sample, stamped with the time it was taken.
@@ -82,6 +88,10 @@ pub trait Sampler {
 impl Sampler for Collector {
     fn node_info(&mut self) -> NodeInfo {
         Collector::node_info(self)
+    }
+
+    fn hardware_identity(&mut self) -> Option<HardwareIdentity> {
+        Collector::hardware_identity(self)
     }
 
     fn tick(&mut self) {
@@ -161,6 +171,7 @@ pub async fn run_with<S: Sampler>(
         info: lock_info(&info).clone(),
         labels: cfg.labels.clone(),
         interval_seconds: cfg.interval_seconds(),
+        hardware: sampler.hardware_identity(),
     };
     let mut sender = Sender::new(
         client,

@@ -447,6 +447,7 @@ impl Plan {
                         ("stack".to_owned(), (index % 16).to_string()),
                     ]),
                     interval_seconds: (self.interval.as_secs_f64().ceil() as u64).max(1),
+                    hardware: None,
                 };
                 let (permits, token, url) = (
                     permits.clone(),

@@ -2,6 +2,10 @@
 //! `ROOT/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq`, or where there is no cpufreq
 //! (virtual machines), the `cpu MHz` lines of `ROOT/proc/cpuinfo`, read once a sample (sysinfo
 //! would read the whole of `/proc/cpuinfo` once per core).
+//!
+//! Under a root other than `/` whose `proc/stat` exists, usage and core count come from that
+//! file instead (sysinfo reads only the real `/proc`): tests give each agent its own counters,
+//! so agents on one machine can be busy and idle at once.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +30,8 @@ pub(crate) struct CpuCollector {
     cpufreq_files: Option<Vec<PathBuf>>,
     /// Samples taken since the cpufreq files were last listed.
     since_listed: u32,
+    /// The last reading of `ROOT/proc/stat`, under a root other than `/`.
+    proc_stat: Option<ProcStatReading>,
     warn: WarnOnce,
 }
 
@@ -41,24 +47,15 @@ impl CpuCollector {
             system,
             cpufreq_files: None,
             since_listed: 0,
+            proc_stat: None,
             warn,
         }
     }
 
     pub(crate) fn sample(&mut self, root: &Path) -> Option<CpuVitals> {
-        let system = self.system.as_mut()?;
-        system.refresh_cpu_specifics(refresh_kind());
-        let cpus = system.cpus();
-        if cpus.is_empty() {
-            self.warn.warn("cpu", &"sysinfo lists no CPUs");
-            return None;
-        }
-        let usage = f64::from(system.global_cpu_usage());
-        let usage_percent = if usage.is_finite() {
-            // sysinfo measures in f32: two decimals are all it knows.
-            (usage.clamp(0.0, 100.0) * 100.0).round() / 100.0
-        } else {
-            0.0
+        let (usage_percent, cores) = match self.usage_under_root(root) {
+            Some(found) => found,
+            None => self.usage_from_sysinfo()?,
         };
         if self.since_listed >= RELIST_EVERY || self.cpufreq_files.is_none() {
             self.cpufreq_files = Some(list_cpufreq_files(root));
@@ -70,9 +67,36 @@ impl CpuCollector {
         Some(CpuVitals {
             usage_percent,
             frequency_mhz,
-            cores: count_u32(cpus.len()),
+            cores,
             ..Default::default()
         })
+    }
+
+    /// Busy share (rounded to hundredths) since the last refresh, and the core count.
+    fn usage_from_sysinfo(&mut self) -> Option<(f64, u32)> {
+        let system = self.system.as_mut()?;
+        system.refresh_cpu_specifics(refresh_kind());
+        let cpus = system.cpus();
+        if cpus.is_empty() {
+            self.warn.warn("cpu", &"sysinfo lists no CPUs");
+            return None;
+        }
+        let usage = f64::from(system.global_cpu_usage());
+        // sysinfo measures in f32: two decimals are all it knows.
+        Some((hundredths_percent(usage), count_u32(cpus.len())))
+    }
+
+    /// Busy share and core count from `ROOT/proc/stat`, under a root other than `/` that has
+    /// that file; None otherwise (sysinfo then reads the real `/proc`).
+    fn usage_under_root(&mut self, root: &Path) -> Option<(f64, u32)> {
+        if root == Path::new("/") {
+            return None;
+        }
+        let content = std::fs::read_to_string(root.join("proc/stat")).ok()?;
+        let mut reading = ProcStatReading::parse(&content)?;
+        let usage = reading.busy_percent_since(self.proc_stat.as_ref());
+        self.proc_stat = Some(reading);
+        Some((hundredths_percent(usage), reading.cores))
     }
 
     /// The brand of the first CPU, e.g. `Cortex-A72`; empty when unknown.
@@ -94,6 +118,76 @@ impl CpuCollector {
 
 fn count_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// 0–100, rounded to hundredths; 0 for what is not a number.
+fn hundredths_percent(usage: f64) -> f64 {
+    if usage.is_finite() {
+        (usage.clamp(0.0, 100.0) * 100.0).round() / 100.0
+    } else {
+        0.0
+    }
+}
+
+/// The aggregate `cpu` line of a `/proc/stat`, in clock ticks, and its `cpuN` line count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ProcStatReading {
+    busy: u64,
+    total: u64,
+    cores: u32,
+    /// The busy share this reading reported, kept for a next reading with no ticks in between.
+    busy_percent: f64,
+}
+
+impl ProcStatReading {
+    /// `cpu user nice system idle iowait irq softirq steal ...`: idle and iowait are idle time,
+    /// the rest of the first eight busy (guest time is already counted in user).
+    fn parse(content: &str) -> Option<Self> {
+        let mut lines = content.lines();
+        let ticks: Vec<u64> = lines
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .take(8)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        if ticks.len() < 4 {
+            return None;
+        }
+        let total: u64 = ticks.iter().sum();
+        let idle = ticks[3] + ticks.get(4).copied().unwrap_or(0);
+        let cores = lines
+            .filter(|line| {
+                line.strip_prefix("cpu")
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .count();
+        Some(Self {
+            busy: total - idle,
+            total,
+            cores: count_u32(cores.max(1)),
+            busy_percent: 0.0,
+        })
+    }
+
+    /// The busy share between `previous` and this reading (since boot without one), which it
+    /// also keeps; with no tick in between, the previous reading's share.
+    fn busy_percent_since(&mut self, previous: Option<&Self>) -> f64 {
+        let (busy, total) = match previous {
+            Some(p) if self.total > p.total => {
+                (self.busy.saturating_sub(p.busy), self.total - p.total)
+            }
+            Some(p) => {
+                self.busy_percent = p.busy_percent;
+                return p.busy_percent;
+            }
+            None if self.total > 0 => (self.busy, self.total),
+            None => return 0.0,
+        };
+        self.busy_percent = busy as f64 * 100.0 / total as f64;
+        self.busy_percent
+    }
 }
 
 /// Each core's `ROOT/sys/devices/system/cpu/cpuN/cpufreq/scaling_cur_freq`, whether or not it
@@ -189,6 +283,39 @@ mod tests {
         assert_eq!(read_cpufreq_mhz(tree.root()), None);
         tree.mkdir("sys/devices/system/cpu/cpu0");
         assert_eq!(read_cpufreq_mhz(tree.root()), None);
+    }
+
+    /// A `/proc/stat` with `cores` cores that spent `busy` and `idle` ticks in all.
+    fn proc_stat(busy: u64, idle: u64, cores: usize) -> String {
+        let mut text = format!("cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\n");
+        for n in 0..cores {
+            text.push_str(&format!("cpu{n} 1 0 0 1 0 0 0 0 0 0\n"));
+        }
+        text + "intr 1 2 3\nctxt 42\n"
+    }
+
+    #[test]
+    fn under_a_fixture_root_usage_and_cores_come_from_its_proc_stat() {
+        let tree = Tree::pi4();
+        let mut cpu = CpuCollector::new();
+        tree.write("proc/stat", proc_stat(100, 900, 4));
+        let first = cpu.sample(tree.root()).expect("a sample");
+        assert_eq!((first.usage_percent, first.cores), (10.0, 4), "since boot");
+        tree.write("proc/stat", proc_stat(100 + 95, 900 + 5, 4));
+        assert_eq!(cpu.sample(tree.root()).map(|c| c.usage_percent), Some(95.0));
+        // No tick in between: the last share again, not 0 % or a division by zero.
+        assert_eq!(cpu.sample(tree.root()).map(|c| c.usage_percent), Some(95.0));
+        tree.write("proc/stat", proc_stat(195 + 1, 905 + 99, 4));
+        assert_eq!(cpu.sample(tree.root()).map(|c| c.usage_percent), Some(1.0));
+    }
+
+    #[test]
+    fn a_proc_stat_is_parsed_as_the_kernel_writes_it() {
+        let line = "cpu  10 1 4 80 5 0 0 0 3 0\ncpu0 1 0 0 1 0 0 0 0 0 0\ncpu1 1 0 0 1\n";
+        let reading = ProcStatReading::parse(line).expect("parses");
+        assert_eq!((reading.busy, reading.total, reading.cores), (15, 100, 2));
+        assert_eq!(ProcStatReading::parse("intr 1\n"), None);
+        assert_eq!(ProcStatReading::parse("cpu 1 x 3 4\n"), None);
     }
 
     #[test]

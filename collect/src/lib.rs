@@ -3,7 +3,9 @@
 //! family), never a crash.
 //!
 //! CPU usage, memory and hwmon sensors come from sysinfo, which reads the real `/proc` and
-//! `/sys`; the families read by hand (mounts and their `statvfs`, network and disk I/O
+//! `/sys` (under a root other than `/` with its own `proc/stat` or `proc/meminfo`, CPU usage
+//! and memory are read from those instead, so tests can run busy and idle agents side by
+//! side); the families read by hand (mounts and their `statvfs`, network and disk I/O
 //! counters, thermal zones, CPU frequency, uptime, load, process count, Raspberry Pi power,
 //! storage wear and board model) read them under the collector's root, so tests can point them
 //! at a fixture tree. The fast vitals are read every `sample_every` by [`Collector::tick`] and
@@ -19,6 +21,7 @@ mod cpu;
 mod diskio;
 mod disks;
 mod files;
+mod hardware;
 mod host;
 mod identity;
 mod memory;
@@ -39,7 +42,7 @@ mod warn_once;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pivitals_common::{NodeInfo, VitalsPayload};
+use pivitals_common::{HardwareIdentity, NodeInfo, VitalsPayload};
 
 use self::cpu::CpuCollector;
 use self::disks::DiskCollector;
@@ -133,7 +136,7 @@ impl Collector {
         let host = HostFacts::read(&self.root);
         let network =
             identity::NetworkIdentity::read(&self.root, identity::Ipv4Source::for_root(&self.root));
-        let (memory, swap) = self.memory.sample();
+        let (memory, swap) = self.memory.sample(&self.root);
         NodeInfo {
             hostname: host.hostname,
             os: host.os,
@@ -151,6 +154,12 @@ impl Collector {
             default_interface: network.default_interface,
             interfaces: network.interfaces,
         }
+    }
+
+    /// The board's serial and a hash of its machine ID, for the registration; None when neither
+    /// can be read. Read it once, at start: see `hardware.rs` for where each part comes from.
+    pub fn hardware_identity(&self) -> Option<HardwareIdentity> {
+        hardware::read(&self.root)
     }
 
     /// Reads the fast vitals (CPU busy share and frequency, load, memory, temperatures,
@@ -175,7 +184,7 @@ impl Collector {
     fn read_fast(&mut self, now: Instant) {
         self.last_tick = Some(now);
         self.power.poll(&self.root, now);
-        let (memory, swap) = self.memory.sample();
+        let (memory, swap) = self.memory.sample(&self.root);
         self.peaks.add(Reading {
             cpu: self.cpu.sample(&self.root),
             load: self.system.load(&self.root),

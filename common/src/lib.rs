@@ -20,7 +20,9 @@ pub mod validate;
 pub mod vitals;
 
 pub use backoff::{Backoff, MAX_RETRY_AFTER, Retries};
-pub use registration::{Goodbye, PushReply, RegisterReply, RegisterRequest, VitalsPush};
+pub use registration::{
+    Goodbye, HardwareIdentity, PushReply, RegisterReply, RegisterRequest, VitalsPush,
+};
 pub use secret::Secret;
 pub use vitals::{
     CpuVitals, DiskIoRates, DiskIoVitals, DiskVitals, InterfaceInfo, Labels, LoadAverage,

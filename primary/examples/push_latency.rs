@@ -48,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
             info: info.clone(),
             labels: Default::default(),
             interval_seconds: 60,
+            hardware: None,
         };
         let response = http
             .post(format!("{}/api/v1/register", args.url))

@@ -22,6 +22,7 @@ use crate::actions::config::ActionsConfig;
 use crate::alerts::channels::Channel;
 use crate::alerts::rules::{self, RuleConfig, Rules};
 use crate::limits::LimitsConfig;
+use crate::nodes::enroll::ReenrollPolicy;
 use crate::serde_duration::duration;
 use crate::storage::config::{BatchConfig, SpoolConfig};
 use crate::storage::influx::InfluxConfig;
@@ -47,6 +48,9 @@ pub struct PrimaryConfig {
     pub enroll_token: Option<String>,
     /// Required by admin calls (deleting nodes); admin calls are refused while unset.
     pub admin_token: Option<String>,
+    /// Whether a re-flashed board takes its registered name back (`PIVITALS_REENROLL`:
+    /// `off` or `same-hardware`); see [`crate::nodes::enroll`].
+    pub reenroll: ReenrollPolicy,
     /// Whether the primary samples its own host as a node.
     pub self_monitor: bool,
     /// How often the primary samples itself.
@@ -63,6 +67,12 @@ pub struct PrimaryConfig {
     pub tls: TlsConfig,
     /// `[actions]`: when an action not taken or not answered expires.
     pub actions: ActionsConfig,
+    /// The address agents and the installer reach this primary at (`PIVITALS_PUBLIC_URL`,
+    /// `http://primary.lan:7070`); unset, `/install.sh` uses the request's `Host` header.
+    pub public_url: Option<String>,
+    /// A directory of `pivitals-agent-<arch>` binaries served to the installer
+    /// (`PIVITALS_AGENT_BINARIES`); unset, the primary serves no installer.
+    pub agent_binaries: Option<PathBuf>,
 }
 
 /// HTTPS (`PIVITALS_TLS__CERT`, `PIVITALS_TLS__KEY`): both set, or neither (plain HTTP).
@@ -180,6 +190,7 @@ impl Default for PrimaryConfig {
             data_dir: PathBuf::from("pivitals-data"),
             enroll_token: None,
             admin_token: None,
+            reenroll: ReenrollPolicy::Off,
             self_monitor: true,
             self_interval: Duration::from_secs(10),
             influx: InfluxConfig::default(),
@@ -191,6 +202,8 @@ impl Default for PrimaryConfig {
             limits: LimitsConfig::default(),
             tls: TlsConfig::default(),
             actions: ActionsConfig::default(),
+            public_url: None,
+            agent_binaries: None,
         }
     }
 }
@@ -203,6 +216,7 @@ impl fmt::Debug for PrimaryConfig {
             .field("data_dir", &self.data_dir)
             .field("enroll_token", &redacted(&self.enroll_token))
             .field("admin_token", &redacted(&self.admin_token))
+            .field("reenroll", &self.reenroll)
             .field("self_monitor", &self.self_monitor)
             .field("self_interval", &self.self_interval)
             .field("influx", &self.influx)
@@ -225,6 +239,8 @@ impl fmt::Debug for PrimaryConfig {
             .field("limits", &self.limits)
             .field("tls", &self.tls)
             .field("actions", &self.actions)
+            .field("public_url", &self.public_url)
+            .field("agent_binaries", &self.agent_binaries)
             .finish()
     }
 }
@@ -343,6 +359,10 @@ impl PrimaryConfig {
             return invalid("PIVITALS_LIMITS__HEADER_TIMEOUT must be at least 100ms");
         }
         self.actions.check().map_err(ConfigError::Invalid)?;
+        if let Some(url) = &self.public_url {
+            crate::install::check_public_url(url)
+                .map_err(|e| ConfigError::Invalid(format!("PIVITALS_PUBLIC_URL {url:?}: {e}")))?;
+        }
         self.influx
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))
@@ -503,6 +523,20 @@ mod tests {
         assert_eq!(cfg.limits.max_nodes, 10_000);
         assert_eq!(cfg.limits.max_disks, 64);
         assert_eq!(cfg.limits.request_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn reenroll_is_off_unless_set_in_the_environment_or_the_file() {
+        let off = PrimaryConfig::load(None, env(&[])).unwrap();
+        assert_eq!(off.reenroll, ReenrollPolicy::Off);
+        let on = PrimaryConfig::load(None, env(&[("PIVITALS_REENROLL", "same-hardware")])).unwrap();
+        assert_eq!(on.reenroll, ReenrollPolicy::SameHardware);
+        let file = toml_file("reenroll = \"same-hardware\"\n");
+        let from_file = PrimaryConfig::load(Some(file.path()), env(&[])).unwrap();
+        assert_eq!(from_file.reenroll, ReenrollPolicy::SameHardware);
+        let err = PrimaryConfig::load(None, env(&[("PIVITALS_REENROLL", "yes")])).unwrap_err();
+        assert!(err.to_string().contains("reenroll"), "{err}");
+        assert!(err.to_string().contains("same-hardware"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! `tests/tidy` in the testkit checks that no two modules use each other in a circle):
 //! - leaves: [`clock`], [`shutdown`], [`metrics`] (the counters), [`limits`] (abuse limits);
 //! - [`nodes`]: registry, enrollment and tokens, the live table, status rules, history;
+//! - [`placement`]: which node should run a job, ranked by headroom over a window;
+//! - [`history`]: the rollups on disk behind the ranged history (1 h to 30 d);
 //! - [`storage`]: spool, flusher, sink, InfluxDB writer ([`storage::influx`], the only code
 //!   that talks to InfluxDB) and the archive;
 //! - [`actions`]: what an admin asked nodes to run, their queues and results (in memory);
@@ -25,11 +27,14 @@ pub mod actions;
 pub mod alerts;
 pub mod clock;
 pub mod config;
+pub mod history;
 pub mod ingest;
+pub mod install;
 pub mod limits;
 pub mod liveness;
 pub mod metrics;
 pub mod nodes;
+pub mod placement;
 mod redb_error;
 mod serde_duration;
 pub mod sessions;
@@ -50,15 +55,16 @@ use crate::actions::Actions;
 use crate::alerts::runtime::AlertRuntime;
 use crate::alerts::webhook::{Alerts, RetryPolicy};
 use crate::config::PrimaryConfig;
+use crate::history::Rollups;
 use crate::ingest::self_monitor;
 use crate::metrics::Metrics;
 use crate::nodes::enroll;
 use crate::nodes::registry::Registry;
 use crate::nodes::table::Nodes;
-use crate::state::{AppState, Shared};
+use crate::state::{AppState, HistorySource, Shared};
 use crate::storage::archive::Archive;
 use crate::storage::flusher::{Flusher, SHUTDOWN_GRACE};
-use crate::storage::influx::InfluxWriter;
+use crate::storage::influx::{InfluxReader, InfluxWriter};
 use crate::storage::sink::Sink;
 use crate::storage::spool::Spool;
 use crate::web::{serve, tls};
@@ -149,7 +155,29 @@ pub async fn run(
         Arc::clone(&metrics),
         stop_rx.clone(),
     ));
+    let agent_binaries = match &config.agent_binaries {
+        Some(dir) => {
+            let binaries = install::AgentBinaries::scan(dir)?;
+            let arches: Vec<&str> = binaries.arches().map(install::Arch::name).collect();
+            tracing::info!(
+                dir = %dir.display(),
+                ?arches,
+                "serving the agent installer at /install.sh"
+            );
+            Some(Arc::new(binaries))
+        }
+        None => None,
+    };
+    let history = open_history(&config)?;
+    let rollups_task = match &history {
+        HistorySource::Rollups(rollups) => Some(tokio::spawn(
+            rollups.clone().run(stop_rx.clone(), clock::now_ms),
+        )),
+        _ => None,
+    };
     let state: AppState = Arc::new(Shared {
+        history,
+        agent_binaries,
         enroll_token: enroll::EnrollToken::new(enroll_token, origin),
         registry,
         nodes: RwLock::new(nodes),
@@ -227,6 +255,14 @@ pub async fn run(
         Ok(Err(e)) => tracing::error!(error = %e, "flusher task failed"),
         Err(_) => tracing::error!("flusher did not stop in time"),
     }
+    // The rollups' last minute is written at the stop signal; wait for it (a few ms).
+    if let Some(task) = rollups_task
+        && tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("rollups writer did not stop in time");
+    }
     // Close the spool file once every task holding the state has finished.
     drop(state);
     if tokio::time::timeout(Duration::from_secs(5), spool.close())
@@ -236,6 +272,24 @@ pub async fn run(
         tracing::warn!("spool still in use at exit");
     }
     Ok(())
+}
+
+/// The ranged history's source: InfluxDB when configured (no rollups are kept then), else
+/// the rollups in `DATA_DIR/rollups.redb`.
+fn open_history(config: &PrimaryConfig) -> anyhow::Result<HistorySource> {
+    if config.influx.api.is_some() {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .context("building the HTTP client")?;
+        let reader = InfluxReader::new(&config.influx, http).context("InfluxDB settings")?;
+        Ok(HistorySource::Influx(Box::new(reader)))
+    } else {
+        let path = config.data_dir.join("rollups.redb");
+        let rollups = Rollups::open(&path)
+            .with_context(|| format!("opening the rollups {}", path.display()))?;
+        Ok(HistorySource::Rollups(rollups))
+    }
 }
 
 async fn build_sink(config: &PrimaryConfig) -> anyhow::Result<Sink> {

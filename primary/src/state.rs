@@ -11,12 +11,14 @@ use crate::alerts::runtime::AlertRuntime;
 use crate::alerts::webhook::Alerts;
 use crate::clock::now_ms;
 use crate::config::PrimaryConfig;
+use crate::history::Rollups;
 use crate::metrics::Metrics;
 use crate::nodes::enroll::EnrollToken;
 use crate::nodes::history::Summary;
 use crate::nodes::registry::{Registry, RegistryError};
 use crate::nodes::table::Nodes;
 use crate::sessions::SessionStore;
+use crate::storage::influx::InfluxReader;
 use crate::storage::spool::Spool;
 
 pub type AppState = Arc<Shared>;
@@ -37,6 +39,19 @@ pub struct Shared {
     pub actions: Actions,
     /// The dashboard's sign-in sessions, in memory.
     pub sessions: SessionStore,
+    /// The agent binaries the installer downloads (`PIVITALS_AGENT_BINARIES`), hashed at start.
+    pub agent_binaries: Option<Arc<crate::install::AgentBinaries>>,
+    /// Where the ranged history (1 h to 30 d) comes from.
+    pub history: HistorySource,
+}
+
+/// Where the ranged history comes from: the rollups on the embedded default, InfluxDB when
+/// it is configured.
+pub enum HistorySource {
+    Rollups(Rollups),
+    Influx(Box<InfluxReader>),
+    /// Kept nowhere (router tests without a running primary).
+    Off,
 }
 
 impl Shared {
@@ -78,7 +93,8 @@ impl Shared {
             .iter()
             .map(|s| (s.timestamp_ms, Summary::of(s)))
             .collect();
-        let newest = samples.into_iter().max_by_key(|s| s.timestamp_ms);
+        let power_trouble_ms = crate::nodes::table::newest_power_trouble(&samples);
+        let newest = samples.iter().max_by_key(|s| s.timestamp_ms).cloned();
         let mut nodes = self.nodes_mut();
         let Some(node) = nodes.get_mut(name) else {
             return;
@@ -86,6 +102,11 @@ impl Shared {
         for (ts, summary) in &summaries {
             node.history.record(*ts, summary, now);
         }
+        // Under the table's lock: a node deleted meanwhile gets no rollups back.
+        if let HistorySource::Rollups(rollups) = &self.history {
+            rollups.record(name, &samples, now);
+        }
+        node.note_power_trouble(power_trouble_ms);
         node.last_seen_ms = Some(now);
         node.last_seen_at = Some(Instant::now());
         node.stopped = false;

@@ -8,33 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use pivitals_common::RegisterReply;
 use pivitals_common::actions::{ActionRequest, ActionResult, ActionState};
-use pivitals_testkit::free_port;
-use pivitals_testkit::harness::{ADMIN, ENROLL, Proc, command, start_primary};
+use pivitals_testkit::actions::{json_request, register_labelled, start_primary_for_actions};
+use pivitals_testkit::harness::{ADMIN, Proc, command};
 use pivitals_testkit::http;
-use pivitals_testkit::samples::register_request;
-
-/// Registers `name` labelled `stack=<stack>` over HTTP; its node token.
-fn register(url: &str, name: &str, stack: &str) -> String {
-    let mut request = register_request(name);
-    request.labels = [("stack".to_string(), stack.to_string())].into();
-    let body = serde_json::to_vec(&request).unwrap();
-    let auth = format!("Bearer {ENROLL}");
-    let response = http::request(
-        "POST",
-        &format!("{url}/api/v1/register"),
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        &body,
-    )
-    .expect("POST /api/v1/register");
-    assert_eq!(response.status, 200, "{}", response.text());
-    let reply: RegisterReply = serde_json::from_slice(&response.body).unwrap();
-    reply.node_token
-}
 
 /// Stands in for a node's agent (the real agent's action runner is tested in the agent's
 /// crate): long-polls for actions with the node token and answers `hello` with done and
@@ -97,20 +74,14 @@ struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path) -> Cluster {
-        let port = free_port();
-        let primary = start_primary(
-            dir,
-            port,
-            &[
-                ("PIVITALS_ADMIN_TOKEN", ADMIN.to_owned()),
-                ("PIVITALS_SELF_MONITOR", "false".to_owned()),
-            ],
-        );
-        let url = format!("http://127.0.0.1:{port}");
+        let (primary, url) = start_primary_for_actions(dir, "", &[]);
         let stop = Arc::new(AtomicBool::new(false));
         let agents = [("pi-01", "1"), ("pi-02", "2")]
             .into_iter()
-            .map(|(name, stack)| fake_agent(url.clone(), register(&url, name, stack), stop.clone()))
+            .map(|(name, stack)| {
+                let token = register_labelled(&url, name, &[("stack", stack)]);
+                fake_agent(url.clone(), token, stop.clone())
+            })
             .collect();
         Cluster {
             primary: Some(primary),
@@ -183,14 +154,13 @@ fn action_prints_each_nodes_result_and_exits_by_the_worst() {
     assert!(!stdout.contains("pi-01"), "only stack 2: {stdout}");
 
     // The primary keeps who asked: the CLI says so.
-    let response = http::request(
+    let (status, listed) = json_request(
         "GET",
         &format!("{}/api/v1/actions", cluster.url),
-        &[("Authorization", &format!("Bearer {ADMIN}"))],
-        &[],
-    )
-    .expect("GET /api/v1/actions");
-    let listed: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        Some(ADMIN),
+        &serde_json::Value::Null,
+    );
+    assert_eq!(status, 200, "{listed}");
     let by: Vec<&str> = listed
         .as_array()
         .unwrap()

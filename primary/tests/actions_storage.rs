@@ -4,19 +4,17 @@
 //! InfluxDB 1.x; a target whose node never comes expires on its own and is stored without any
 //! read of the action in between.
 
-use std::path::Path;
 use std::time::Duration;
 
-use pivitals_testkit::harness::{
-    ADMIN, ENROLL, Proc, command, eventually, rows, start_primary, start_primary_on_influx_v1,
-    workspace_binary,
+use pivitals_testkit::actions::{
+    WITHIN, archived, archived_action, ask, finished, register_labelled, show,
+    start_agent_with_actions, start_primary_for_actions,
 };
-use pivitals_testkit::samples::register_request;
-use pivitals_testkit::{InfluxV1, free_port, http};
+use pivitals_testkit::harness::{
+    ADMIN, ENROLL, command, eventually, rows, start_primary_on_influx_v1, workspace_binary,
+};
+use pivitals_testkit::{InfluxV1, free_port};
 use serde_json::{Value, json};
-
-/// Every wait is bounded by this, unless a test says less.
-const WITHIN: Duration = Duration::from_secs(30);
 
 const DB: &str = "pivitals";
 
@@ -29,150 +27,30 @@ command = ["echo", "hi"]
 command = ["sh", "-c", "exit 3"]
 "#;
 
-fn json_request(method: &str, url: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(auth) = &auth {
-        headers.push(("Authorization", auth.as_str()));
-    }
-    let bytes = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    let response = http::request(method, url, &headers, &bytes)
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-    (response.status, body)
-}
-
-/// Queues `body` with the admin token, asserts 202; the action's id.
+/// Asks `body` of the primary at `url`; the action's id.
 fn queue(url: &str, body: Value) -> String {
-    let (status, reply) =
-        json_request("POST", &format!("{url}/api/v1/actions"), Some(ADMIN), &body);
-    assert_eq!(status, 202, "{reply}");
-    reply["id"].as_str().unwrap().to_owned()
+    ask(url, &body).0
 }
 
-fn show(url: &str, id: &str) -> Value {
-    let (status, body) = json_request(
-        "GET",
-        &format!("{url}/api/v1/actions/{id}"),
-        Some(ADMIN),
-        &Value::Null,
-    );
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-/// Waits until every target of `id` is final (not queued or sent).
-fn finished(url: &str, id: &str) -> Value {
-    eventually(&format!("every result of {id}"), WITHIN, || {
-        let body = show(url, id);
-        body["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| !matches!(r["state"].as_str(), Some("queued" | "sent")))
-            .then_some(body)
-    })
-}
-
-fn start_agent(dir: &Path, name: &str, url: &str) -> Proc {
-    let settings = dir.join("agent.toml");
-    std::fs::write(&settings, AGENT_SETTINGS).unwrap();
-    let env = [
-        ("PIVITALS_PRIMARY_URL", url.to_owned()),
-        ("PIVITALS_ENROLL_TOKEN", ENROLL.to_owned()),
-        ("PIVITALS_NODE_NAME", name.to_owned()),
-        ("PIVITALS_INTERVAL", "1s".to_owned()),
-        ("PIVITALS_START_JITTER", "false".to_owned()),
-        ("PIVITALS_LABELS", "stack=4".to_owned()),
-        ("PIVITALS_STATE_DIR", dir.join(name).display().to_string()),
-    ];
-    let agent = Proc::spawn_with_args(
-        name,
-        &workspace_binary("pivitals-agent"),
-        &["--config".as_ref(), settings.as_os_str()],
-        &env,
-        dir,
-    );
-    eventually(&format!("{name} registered"), WITHIN, || {
-        dir.join(name)
-            .join("credential.json")
-            .exists()
-            .then_some(())
-    });
-    agent
-}
-
-/// Registers `name` (labelled `stack=9`) with no agent behind it: a node that is down.
-fn register_without_agent(url: &str, name: &str) {
-    let mut request = register_request(name);
-    request.labels = [("stack".to_string(), "9".to_string())].into();
-    let auth = format!("Bearer {ENROLL}");
-    let response = http::request(
-        "POST",
-        &format!("{url}/api/v1/register"),
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        &serde_json::to_vec(&request).unwrap(),
-    )
-    .expect("POST /api/v1/register");
-    assert_eq!(response.status, 200, "{}", response.text());
-}
-
-/// The `action` lines of every archive file under `data_dir`.
-fn archived_actions(data_dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(data_dir.join("archive")) else {
-        return Vec::new();
-    };
-    let mut lines = Vec::new();
-    for entry in entries.map_while(Result::ok) {
-        if entry.path().extension().is_some_and(|e| e == "lp") {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            lines.extend(
-                text.lines()
-                    .filter(|l| l.starts_with("action,"))
-                    .map(str::to_owned),
-            );
-        }
-    }
-    lines
-}
-
-/// The archive line of action `id`, once it is there.
-fn archived_line(data_dir: &Path, id: &str) -> String {
-    let needle = format!("id=\"{id}\"");
-    eventually(&format!("the action line of {id}"), WITHIN, || {
-        archived_actions(data_dir)
-            .into_iter()
-            .find(|l| l.contains(&needle))
-    })
+/// The state of the only target of `id`, once it is final.
+fn final_state(url: &str, id: &str) -> Value {
+    finished(url, id, WITHIN)[0]["state"].clone()
 }
 
 #[test]
 fn an_action_for_a_node_that_never_comes_expires_and_is_archived_without_being_read() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut primary = start_primary(
+    let (mut primary, url) = start_primary_for_actions(
         dir.path(),
-        port,
-        &[
-            ("PIVITALS_ADMIN_TOKEN", ADMIN.to_owned()),
-            ("PIVITALS_SELF_MONITOR", "false".to_owned()),
-            ("PIVITALS_ACTIONS__EXPIRE_AFTER", "2s".to_owned()),
-        ],
+        "",
+        &[("PIVITALS_ACTIONS__EXPIRE_AFTER", "2s".to_owned())],
     );
-    register_without_agent(&url, "gone-1");
+    register_labelled(&url, "gone-1", &[("stack", "9")]);
     let id = queue(&url, json!({"action": "hello", "nodes": ["gone-1"]}));
     assert_eq!(show(&url, &id)["results"][0]["state"], "queued");
 
     // No read of the action from here on: the expired point comes on its own.
-    let line = archived_line(&dir.path().join("primary"), &id);
+    let line = archived_action(&dir.path().join("primary"), &id, "gone-1");
     assert!(
         line.starts_with("action,action=hello,node=gone-1,stack=9 state=\"expired\",by=\"api\""),
         "{line}"
@@ -188,54 +66,41 @@ fn an_action_for_a_node_that_never_comes_expires_and_is_archived_without_being_r
 #[test]
 fn done_failed_and_refused_targets_are_action_lines_in_the_archive() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut primary = start_primary(
-        dir.path(),
-        port,
-        &[
-            ("PIVITALS_ADMIN_TOKEN", ADMIN.to_owned()),
-            ("PIVITALS_SELF_MONITOR", "false".to_owned()),
-        ],
-    );
-    let mut agent = start_agent(dir.path(), "store-1", &url);
+    let (mut primary, url) = start_primary_for_actions(dir.path(), "", &[]);
+    let mut agent = start_agent_with_actions(dir.path(), "store-1", "4", &url, AGENT_SETTINGS);
     let data_dir = dir.path().join("primary");
 
-    let hello = queue(
-        &url,
-        json!({"action": "hello", "nodes": ["store-1"], "by": "dashboard"}),
-    );
-    let shown = finished(&url, &hello);
-    assert_eq!(shown["by"], "dashboard");
-    assert_eq!(shown["results"][0]["state"], "done", "{shown}");
-    let line = archived_line(&data_dir, &hello);
-    assert!(
-        line.starts_with(
-            "action,action=hello,node=store-1,stack=4 state=\"done\",exit_code=0i,duration="
+    // What is asked, the target's final state, how its line starts, who asked.
+    let cases = [
+        (
+            json!({"action": "hello", "nodes": ["store-1"], "by": "dashboard"}),
+            "done",
+            "action,action=hello,node=store-1,stack=4 state=\"done\",exit_code=0i,duration=",
+            "dashboard",
         ),
-        "{line}"
-    );
-    assert!(line.contains(",by=\"dashboard\","), "{line}");
-
-    let broken = queue(&url, json!({"action": "broken", "nodes": ["store-1"]}));
-    assert_eq!(finished(&url, &broken)["results"][0]["state"], "failed");
-    let line = archived_line(&data_dir, &broken);
-    assert!(
-        line.starts_with(
-            "action,action=broken,node=store-1,stack=4 state=\"failed\",exit_code=3i,"
+        (
+            json!({"action": "broken", "nodes": ["store-1"]}),
+            "failed",
+            "action,action=broken,node=store-1,stack=4 state=\"failed\",exit_code=3i,",
+            "api",
         ),
-        "{line}"
-    );
-    assert!(line.contains(",by=\"api\","), "{line}");
-
-    let nope = queue(&url, json!({"action": "nope", "labels": {"stack": "4"}}));
-    assert_eq!(finished(&url, &nope)["results"][0]["state"], "refused");
-    let line = archived_line(&data_dir, &nope);
-    assert!(
-        line.starts_with("action,action=nope,node=store-1,stack=4 state=\"refused\","),
-        "{line}"
-    );
-    assert!(!line.contains("exit_code"), "{line}");
+        (
+            json!({"action": "nope", "labels": {"stack": "4"}}),
+            "refused",
+            "action,action=nope,node=store-1,stack=4 state=\"refused\",",
+            "api",
+        ),
+    ];
+    for (body, state, starts, by) in cases {
+        let id = queue(&url, body);
+        assert_eq!(final_state(&url, &id), state);
+        assert_eq!(show(&url, &id)["by"], by);
+        let line = archived_action(&data_dir, &id, "store-1");
+        assert!(line.starts_with(starts), "{line}");
+        assert!(line.contains(&format!(",by=\"{by}\",")), "{line}");
+        // A refused action never ran: it has no exit code.
+        assert_eq!(line.contains("exit_code"), state != "refused", "{line}");
+    }
 
     agent.stop_cleanly(Duration::from_secs(10));
     primary.stop_cleanly(Duration::from_secs(10));
@@ -257,15 +122,15 @@ fn done_failed_refused_and_expired_targets_are_action_points_in_influxdb_1() {
             ("PIVITALS_ACTIONS__EXPIRE_AFTER", "2s".to_owned()),
         ],
     );
-    let mut agent = start_agent(dir.path(), "influx-1", &url);
-    register_without_agent(&url, "influx-gone");
+    let mut agent = start_agent_with_actions(dir.path(), "influx-1", "4", &url, AGENT_SETTINGS);
+    register_labelled(&url, "influx-gone", &[("stack", "9")]);
 
     let hello = queue(&url, json!({"action": "hello", "nodes": ["influx-1"]}));
     let broken = queue(&url, json!({"action": "broken", "nodes": ["influx-1"]}));
     let nope = queue(&url, json!({"action": "nope", "nodes": ["influx-1"]}));
     let lost = queue(&url, json!({"action": "hello", "nodes": ["influx-gone"]}));
     for id in [&hello, &broken, &nope] {
-        finished(&url, id);
+        finished(&url, id, WITHIN);
     }
 
     let query = "SELECT \"state\", \"exit_code\", \"duration\", \"by\", \"id\", \"node\", \"action\", \"stack\" FROM \"action\"";
@@ -321,16 +186,7 @@ fn done_failed_refused_and_expired_targets_are_action_points_in_influxdb_1() {
 #[test]
 fn simulated_nodes_holding_the_long_poll_all_get_an_action_asked_of_all() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut primary = start_primary(
-        dir.path(),
-        port,
-        &[
-            ("PIVITALS_ADMIN_TOKEN", ADMIN.to_owned()),
-            ("PIVITALS_SELF_MONITOR", "false".to_owned()),
-        ],
-    );
+    let (mut primary, url) = start_primary_for_actions(dir.path(), "", &[]);
     let output = command(&workspace_binary("pivitals-simulate"))
         .args(["--primary-url", &url, "--enroll-token", ENROLL])
         .args(["--nodes", "20", "--interval", "1s", "--duration", "4s"])
@@ -369,7 +225,7 @@ fn simulated_nodes_holding_the_long_poll_all_get_an_action_asked_of_all() {
 
     let data_dir = dir.path().join("primary");
     eventually("20 done ping lines by bench", WITHIN, || {
-        let done = archived_actions(&data_dir)
+        let done = archived(&data_dir, "action")
             .iter()
             .filter(|l| {
                 l.starts_with("action,action=ping,")

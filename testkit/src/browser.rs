@@ -157,6 +157,32 @@ impl Session {
         );
     }
 
+    /// Runs a Chrome DevTools Protocol command through chromedriver (`goog/cdp/execute`).
+    pub fn cdp(&self, command: &str, params: Value) -> Value {
+        self.send(
+            "POST",
+            "/goog/cdp/execute",
+            &json!({ "cmd": command, "params": params }),
+        )
+    }
+
+    /// Lays the page out `width` × `height` CSS pixels wide (as a phone's when `mobile`);
+    /// screenshots then have that size.
+    pub fn viewport(&self, width: u32, height: u32, mobile: bool) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+        );
+    }
+
+    /// Answers `prefers-color-scheme` with `scheme` (`light` or `dark`), as a system setting would.
+    pub fn color_scheme(&self, scheme: &str) {
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
+        );
+    }
+
     pub fn screenshot(&self) -> Vec<u8> {
         let value = call("GET", &format!("{}/screenshot", self.base), &Value::Null);
         base64_decode(value.as_str().expect("base64 PNG"))

@@ -238,6 +238,7 @@ impl Drop for Influx3Receiver {
 // Handlers
 
 type Params = Query<Vec<(String, String)>>;
+type JsonObject = serde_json::Map<String, Value>;
 
 /// Records the request and builds the answer; `violation` also goes to the list.
 struct Exchange<'a> {
@@ -265,6 +266,52 @@ impl<'a> Exchange<'a> {
                 status: 0,
             },
         }
+    }
+
+    /// [`Exchange::new`], then the checks every endpoint makes: only `allowed` query
+    /// parameters, each at most once, and the token. Err is the answer already given.
+    fn open(
+        shared: &'a Shared,
+        method: &str,
+        path: &str,
+        params: Vec<(String, String)>,
+        headers: &HeaderMap,
+        body: String,
+        allowed: &[&str],
+    ) -> Result<Exchange<'a>, Box<Response>> {
+        let mut x = Exchange::new(shared, method, path, params, headers, body);
+        x.check_params(allowed)?;
+        x.authorize()?;
+        Ok(x)
+    }
+
+    /// [`Exchange::open`] for a `POST` of a JSON object (`request`, a schema of the API
+    /// reference, whose keys are `keys`) with no query parameter: Content-Type
+    /// `application/json`, a JSON object, no key but `keys`. The exchange and the object.
+    fn open_json(
+        shared: &'a Shared,
+        path: &str,
+        params: Vec<(String, String)>,
+        headers: &HeaderMap,
+        body: &[u8],
+        (request, keys): (&str, &[&str]),
+    ) -> Result<(Exchange<'a>, JsonObject), Box<Response>> {
+        let body = String::from_utf8_lossy(body).into_owned();
+        let mut x = Exchange::open(shared, "POST", path, params, headers, body, &[])?;
+        if text(headers, header::CONTENT_TYPE).as_deref() != Some("application/json") {
+            let what = "Content-Type is not application/json".into();
+            return Err(Box::new(x.violation(what)));
+        }
+        let Ok(Value::Object(object)) = serde_json::from_str::<Value>(&x.seen.body) else {
+            return Err(Box::new(
+                x.violation("the body is not a JSON object".into()),
+            ));
+        };
+        if let Some(key) = object.keys().find(|k| !keys.contains(&k.as_str())) {
+            let what = format!("unknown key {key:?} in {request}");
+            return Err(Box::new(x.violation(what)));
+        }
+        Ok((x, object))
     }
 
     fn param(&self, key: &str) -> Option<&str> {
@@ -378,20 +425,19 @@ async fn write_lp(
         .as_ref()
         .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
         .unwrap_or_default();
-    let mut x = Exchange::new(
+    let opened = Exchange::open(
         &shared,
         "POST",
         "/api/v3/write_lp",
         params,
         &headers,
         body_text.clone(),
+        &["db", "precision", "accept_partial", "no_sync"],
     );
-    if let Err(r) = x.check_params(&["db", "precision", "accept_partial", "no_sync"]) {
-        return *r;
-    }
-    if let Err(r) = x.authorize() {
-        return *r;
-    }
+    let mut x = match opened {
+        Ok(x) => x,
+        Err(answer) => return *answer,
+    };
     let Some(db) = x.param("db").map(str::to_owned).filter(|d| !d.is_empty()) else {
         return x.violation("the required query parameter db is missing".into());
     };
@@ -534,20 +580,19 @@ async fn list_databases(
     Query(params): Params,
     headers: HeaderMap,
 ) -> Response {
-    let mut x = Exchange::new(
+    let opened = Exchange::open(
         &shared,
         "GET",
         "/api/v3/configure/database",
         params,
         &headers,
         String::new(),
+        &["format", "show_deleted"],
     );
-    if let Err(r) = x.check_params(&["format", "show_deleted"]) {
-        return *r;
-    }
-    if let Err(r) = x.authorize() {
-        return *r;
-    }
+    let mut x = match opened {
+        Ok(x) => x,
+        Err(answer) => return *answer,
+    };
     match x.param("format") {
         Some("json") => {}
         Some(f) if FORMATS.contains(&f) => {
@@ -570,33 +615,18 @@ async fn create_database(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let mut x = Exchange::new(
+    let schema = ("CreateDatabaseRequest", &["db", "retention_period"][..]);
+    let (mut x, request) = match Exchange::open_json(
         &shared,
-        "POST",
         "/api/v3/configure/database",
         params,
         &headers,
-        body.clone(),
-    );
-    if let Err(r) = x.check_params(&[]) {
-        return *r;
-    }
-    if let Err(r) = x.authorize() {
-        return *r;
-    }
-    if text(&headers, header::CONTENT_TYPE).as_deref() != Some("application/json") {
-        return x.violation("Content-Type is not application/json".into());
-    }
-    let Ok(Value::Object(request)) = serde_json::from_str::<Value>(&body) else {
-        return x.violation("the body is not a JSON object".into());
+        &body,
+        schema,
+    ) {
+        Ok(opened) => opened,
+        Err(answer) => return *answer,
     };
-    if let Some(key) = request
-        .keys()
-        .find(|k| !["db", "retention_period"].contains(&k.as_str()))
-    {
-        return x.violation(format!("unknown key {key:?} in CreateDatabaseRequest"));
-    }
     let Some(db) = request.get("db").and_then(Value::as_str) else {
         return x.violation("db is required".into());
     };
@@ -639,33 +669,18 @@ async fn query_sql(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let mut x = Exchange::new(
+    let schema = ("QueryRequestObject", &["db", "q", "format", "params"][..]);
+    let (mut x, request) = match Exchange::open_json(
         &shared,
-        "POST",
         "/api/v3/query_sql",
         params,
         &headers,
-        body.clone(),
-    );
-    if let Err(r) = x.check_params(&[]) {
-        return *r;
-    }
-    if let Err(r) = x.authorize() {
-        return *r;
-    }
-    if text(&headers, header::CONTENT_TYPE).as_deref() != Some("application/json") {
-        return x.violation("Content-Type is not application/json".into());
-    }
-    let Ok(Value::Object(request)) = serde_json::from_str::<Value>(&body) else {
-        return x.violation("the body is not a JSON object".into());
+        &body,
+        schema,
+    ) {
+        Ok(opened) => opened,
+        Err(answer) => return *answer,
     };
-    if let Some(key) = request
-        .keys()
-        .find(|k| !["db", "q", "format", "params"].contains(&k.as_str()))
-    {
-        return x.violation(format!("unknown key {key:?} in QueryRequestObject"));
-    }
     let db = request
         .get("db")
         .and_then(Value::as_str)

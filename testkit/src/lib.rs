@@ -9,6 +9,8 @@
 //! - [`smtp::SmtpServer`] runs Python's `aiosmtpd` (PyPI), filing received mail in a Maildir.
 //! - [`http`] is a tiny blocking HTTP/1.1 client for poking at those servers from tests.
 //! - [`harness`] starts the primary (as its binary, or in-process on port 0) and agent binaries.
+//! - [`actions`] asks a primary binary for actions, starts agents with `[actions.*]` settings
+//!   and reads results and `action` lines back.
 //! - [`samples`] builds registrations and vitals payloads from the wire types.
 //! - [`query_text`] reads which names a Flux or InfluxQL dashboard query refers to.
 //! - [`repo_files`] reads the repository's own files (JSON, YAML through Python).
@@ -24,6 +26,7 @@
 //! depends on `pivitals-primary` (a normal dependency here, while the primary has this crate as
 //! a dev-dependency: cargo allows that), never the other way round.
 
+pub mod actions;
 pub mod browser;
 pub mod harness;
 pub mod http;

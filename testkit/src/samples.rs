@@ -28,6 +28,7 @@ pub fn register_request(name: &str) -> RegisterRequest {
         },
         labels: [("stack".to_string(), "1".to_string())].into(),
         interval_seconds: 1,
+        hardware: None,
     }
 }
 

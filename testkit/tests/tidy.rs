@@ -16,8 +16,15 @@ use std::path::{Path, PathBuf};
 const CRATE_RULES: &[(&str, &[&str])] = &[
     ("common", &[]),
     ("collect", &["pivitals-common"]),
-    ("agent", &["pivitals-common", "pivitals-collect"]),
-    ("primary", &["pivitals-common", "pivitals-collect"]),
+    ("exec", &["pivitals-common"]),
+    (
+        "agent",
+        &["pivitals-common", "pivitals-collect", "pivitals-exec"],
+    ),
+    (
+        "primary",
+        &["pivitals-common", "pivitals-collect", "pivitals-exec"],
+    ),
     (
         "bench",
         &["pivitals-common", "pivitals-collect", "pivitals-agent"],

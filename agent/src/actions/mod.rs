@@ -16,8 +16,8 @@
 //! settings do not name. A request holds a name, never a program or an argument, and the name
 //! is only looked up, never interpreted.
 //!
-//! A command runs in a process group of its own with stdin from `/dev/null`; stdout and stderr
-//! are read together as they come, the first
+//! A command runs through [`pivitals_exec::run_action`]: in a process group of its own with
+//! stdin from `/dev/null`; stdout and stderr read together as they come, the first
 //! [`MAX_ACTION_OUTPUT`](pivitals_common::actions::MAX_ACTION_OUTPUT) bytes kept and the rest
 //! read and discarded (`truncated`), so a chatty command never blocks on a full pipe. The action
 //! ends when the process has exited and both pipes are closed, so a background child that keeps
@@ -30,10 +30,9 @@
 //! allowed power action back unstarted ([`Answer::Power`]) so that the agent reports `accepted`
 //! to the primary before starting it.
 //!
-//! - `runner.rs`: [`Actions`], the lookup and the built-in actions;
-//! - `command.rs`: running one command with its timeout and its output.
+//! - `runner.rs`: [`Actions`], the lookup and the built-in actions; the command itself runs in
+//!   `pivitals-exec`, the runner the primary's host actions share.
 
-mod command;
 mod runner;
 
 pub use runner::{Actions, Answer, POWER_START_CHECK, PowerStart};

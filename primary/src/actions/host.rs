@@ -18,23 +18,16 @@
 //! `failed` (another exit, a signal, or not started) or `timed_out`, stored like any target
 //! (an `action` point tagged `node=stack:2`, `stack=2`).
 //!
-//! A run has a process group of its own and stdin from `/dev/null`; stdout and stderr are read
-//! together as they come, the first
-//! [`MAX_ACTION_OUTPUT`] bytes kept and the rest
-//! read and discarded (`truncated`). Past its `timeout` the whole group is killed with `SIGKILL`.
-//! The same rules as the agent's runner (`agent/src/actions/command.rs`); a copy, since the
-//! primary does not depend on the agent and `common` does no I/O.
+//! A run is the agent's runner, [`pivitals_exec::run_action`]: a process group of its own,
+//! stdin from `/dev/null`, stdout and stderr read together as they come, the first
+//! [`MAX_ACTION_OUTPUT`](pivitals_common::actions::MAX_ACTION_OUTPUT) bytes kept and the rest
+//! read and discarded (`truncated`); past its `timeout` the whole group is killed with `SIGKILL`.
 
 use std::collections::BTreeSet;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pivitals_common::actions::{ActionResult, ActionState, MAX_ACTION_OUTPUT};
+use pivitals_common::actions::ActionResult;
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
 
 use super::config::{ActionsConfig, Stacks};
 use super::target::Selector;
@@ -129,136 +122,21 @@ pub fn plan(
 
 /// Runs `run` to its end (or its timeout) and answers as a node would, `id` being the action's.
 pub async fn run(id: &str, run: &HostRun) -> ActionResult {
-    let started = Instant::now();
-    let output = Mutex::new(Output::default());
-    let spawned = Command::new(&run.argv[0])
-        .args(&run.argv[1..])
-        .env("PIVITALS_STACK", &run.stack)
-        .env("PIVITALS_NODES", run.nodes.join(" "))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
-    let (state, exit_code, message) = match spawned {
-        Err(e) => (
-            ActionState::Failed,
-            None,
-            Some(format!("{:?} could not start: {e}", run.argv[0])),
-        ),
-        Ok(mut child) => {
-            // The group's id is the leader's pid; kept now, since `id()` is None once reaped.
-            let pgid = child.id().and_then(|pid| i32::try_from(pid).ok());
-            let stdout = child.stdout.take();
-            let stderr = child.stderr.take();
-            let finished = tokio::time::timeout(run.timeout, async {
-                let (status, (), ()) =
-                    tokio::join!(child.wait(), drain(stdout, &output), drain(stderr, &output));
-                status
-            })
-            .await;
-            match finished {
-                Ok(Ok(status)) if status.success() => (ActionState::Done, Some(0), None),
-                Ok(Ok(status)) => (ActionState::Failed, status.code(), Some(describe(status))),
-                Ok(Err(e)) => (
-                    ActionState::Failed,
-                    None,
-                    Some(format!("waiting for it failed: {e}")),
-                ),
-                Err(_elapsed) => {
-                    if let Some(pgid) = pgid {
-                        kill_group(pgid);
-                    }
-                    // Reaps the leader; SIGKILL cannot be ignored, so this is quick.
-                    let _ = child.wait().await;
-                    (
-                        ActionState::TimedOut,
-                        None,
-                        Some(format!(
-                            "killed after {}",
-                            humantime::format_duration(run.timeout)
-                        )),
-                    )
-                }
-            }
-        }
-    };
-    let output = output.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let nodes = run.nodes.join(" ");
+    let env = [
+        ("PIVITALS_STACK", run.stack.as_str()),
+        ("PIVITALS_NODES", nodes.as_str()),
+    ];
     ActionResult {
         id: id.to_owned(),
-        state,
-        exit_code,
-        output: output.text(),
-        truncated: output.truncated,
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        message,
-    }
-}
-
-/// What a command wrote, stdout and stderr together in the order they were read.
-#[derive(Debug, Default)]
-struct Output {
-    bytes: Vec<u8>,
-    /// Whether more than [`MAX_ACTION_OUTPUT`] bytes came and the rest was discarded.
-    truncated: bool,
-}
-
-impl Output {
-    fn push(&mut self, chunk: &[u8]) {
-        let room = MAX_ACTION_OUTPUT - self.bytes.len();
-        if chunk.len() > room {
-            self.truncated = true;
-        }
-        self.bytes
-            .extend_from_slice(&chunk[..chunk.len().min(room)]);
-    }
-
-    /// The output as text, invalid UTF-8 replaced, at most [`MAX_ACTION_OUTPUT`] bytes.
-    fn text(&self) -> String {
-        let mut text = String::from_utf8_lossy(&self.bytes).into_owned();
-        let mut end = text.len().min(MAX_ACTION_OUTPUT);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text
-    }
-}
-
-/// Reads `pipe` to its end into `output`; a read error ends it like the end of the pipe.
-async fn drain(pipe: Option<impl AsyncRead + Unpin>, output: &Mutex<Output>) {
-    let Some(mut pipe) = pipe else { return };
-    let mut chunk = [0u8; 8192];
-    loop {
-        match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => output
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(&chunk[..n]),
-        }
-    }
-}
-
-/// Sends `SIGKILL` to every process of the group `pgid`. The id cannot have been reused while
-/// any process of the group lives; once all are gone the call fails with `ESRCH`, ignored.
-fn kill_group(pgid: i32) {
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    let _ = unsafe { libc::kill(-pgid, libc::SIGKILL) };
-}
-
-/// How an exit status reads in a message: `exited with 3`, `killed by signal 9`.
-fn describe(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        (None, None) => status.to_string(),
+        ..pivitals_exec::run_action(&run.argv, &env, run.timeout).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use pivitals_common::actions::ActionState;
+
     use super::*;
 
     fn sh(script: &str, timeout: Duration) -> HostRun {
@@ -296,7 +174,7 @@ mod tests {
         missing.argv = vec!["/nonexistent/relay".into()];
         let missing = run("b", &missing).await;
         assert_eq!(missing.state, ActionState::Failed);
-        assert!(missing.message.unwrap().contains("could not start"));
+        assert!(missing.message.unwrap().starts_with("cannot start"));
         // The background sleep holds the pipes: only killing the whole group ends the run.
         let slow = run(
             "c",
@@ -306,20 +184,5 @@ mod tests {
         assert_eq!(slow.state, ActionState::TimedOut, "{slow:?}");
         assert_eq!(slow.output, "started\n");
         assert!(slow.duration_ms < 10_000, "{slow:?}");
-    }
-
-    #[tokio::test]
-    async fn output_past_the_limit_is_cut_and_marked() {
-        let result = run(
-            "d",
-            &sh(
-                "head -c 100000 /dev/zero | tr '\\0' x",
-                Duration::from_secs(10),
-            ),
-        )
-        .await;
-        assert_eq!(result.state, ActionState::Done);
-        assert!(result.truncated);
-        assert_eq!(result.output.len(), MAX_ACTION_OUTPUT);
     }
 }

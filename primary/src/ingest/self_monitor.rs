@@ -52,6 +52,7 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
         interval_seconds: interval.as_secs().max(1),
         token_hash: None,
         registered_at_ms: crate::clock::now_ms(),
+        hardware: None,
     };
     let stored = record.clone();
     if let Err(e) = state

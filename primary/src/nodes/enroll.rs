@@ -3,6 +3,27 @@
 //! API while the primary runs, or by `pivitals-primary token rotate` while it is stopped);
 //! a configured one cannot, since the configuration would bring it back at the next start.
 //! Rotation only changes who may register: registered nodes keep their own tokens.
+//!
+//! # Re-enrollment
+//!
+//! A registered name belongs to its node: another registration under it answers 409. A board
+//! whose SD card was re-flashed has lost its node token, so with the default
+//! [`ReenrollPolicy::Off`] it stays locked out until an admin deletes the node. With
+//! [`ReenrollPolicy::SameHardware`] (`PIVITALS_REENROLL=same-hardware`) a registration with
+//! the enrollment token and a known name takes the name back when [`same_hardware`] finds
+//! the board the node registered from:
+//!
+//! 1. No identity on record (a node registered by an agent older than the field), or none in
+//!    the request: unproven, refused. Nothing shows it is the same board.
+//! 2. A serial on both sides: the serials decide, equal or not. A re-flash keeps the board's
+//!    serial and replaces `/etc/machine-id`, so a re-flashed Pi matches by serial only, and
+//!    a cloned card in another board (same machine-id, other serial) does not match.
+//! 3. Otherwise the machine-id hashes must both be there and equal: the same installation
+//!    (a PC whose DMI UUID the agent cannot read). A mismatch is reported as the board
+//!    serial when one side has a serial, else as the machine-id.
+//!
+//! The serial is not a secret (a Pi's is in the node's info): with re-enrollment on, whoever
+//! holds the enrollment token and knows a board's serial can take its name. Off by default.
 
 use std::fs;
 use std::io::{self, Write};
@@ -10,6 +31,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::RwLock;
 
+use pivitals_common::HardwareIdentity;
+use serde::Deserialize;
 use thiserror::Error;
 
 use crate::nodes::token;
@@ -122,11 +145,205 @@ fn store(data_dir: &Path, token: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether a registration may take back a name that is registered already
+/// (`PIVITALS_REENROLL`, `reenroll` in the settings file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum ReenrollPolicy {
+    /// A known name answers 409 until an admin deletes the node.
+    #[default]
+    Off,
+    /// The board that registered the name takes it back ([`same_hardware`]).
+    SameHardware,
+}
+
+impl TryFrom<String> for ReenrollPolicy {
+    type Error = String;
+
+    /// `off` or `same-hardware`; anything else is refused with the two values named.
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.trim() {
+            "off" => Ok(ReenrollPolicy::Off),
+            "same-hardware" => Ok(ReenrollPolicy::SameHardware),
+            other => Err(format!("expected off or same-hardware, got {other:?}")),
+        }
+    }
+}
+
+/// How a registration's hardware compares with the node's on record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HardwareMatch {
+    /// The same board, proven by this part: the serials match, or without serials on both
+    /// sides the machine-id hashes do.
+    Same(HardwarePart),
+    /// Another board: this part differs (or is missing from the request).
+    Differs(HardwarePart),
+    /// Nothing to compare: the node has no identity on record, or the request brings none.
+    Unproven(Unproven),
+}
+
+/// The part of a [`HardwareIdentity`] that decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HardwarePart {
+    Serial,
+    MachineId,
+}
+
+impl HardwarePart {
+    pub fn describe(self) -> &'static str {
+        match self {
+            HardwarePart::Serial => "board serial",
+            HardwarePart::MachineId => "machine-id",
+        }
+    }
+}
+
+/// Why two identities cannot be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unproven {
+    /// The node was registered without an identity (by an agent older than the field).
+    NoneOnRecord,
+    /// The registration carries no identity.
+    NonePresented,
+}
+
+impl Unproven {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Unproven::NoneOnRecord => {
+                "the node was registered without a hardware identity (by an older agent)"
+            }
+            Unproven::NonePresented => "the registration carries no hardware identity",
+        }
+    }
+}
+
+/// Compares the identity `presented` by a registration with the node's `on_record`; the
+/// rules are listed in this module's documentation.
+pub fn same_hardware(
+    on_record: Option<&HardwareIdentity>,
+    presented: Option<&HardwareIdentity>,
+) -> HardwareMatch {
+    let Some(on_record) = on_record.filter(|h| !h.is_empty()) else {
+        return HardwareMatch::Unproven(Unproven::NoneOnRecord);
+    };
+    let Some(presented) = presented.filter(|h| !h.is_empty()) else {
+        return HardwareMatch::Unproven(Unproven::NonePresented);
+    };
+    if let (Some(kept), Some(given)) = (&on_record.serial, &presented.serial) {
+        return if kept == given {
+            HardwareMatch::Same(HardwarePart::Serial)
+        } else {
+            HardwareMatch::Differs(HardwarePart::Serial)
+        };
+    }
+    match (&on_record.machine_id, &presented.machine_id) {
+        (Some(kept), Some(given)) if kept == given => HardwareMatch::Same(HardwarePart::MachineId),
+        // One side has a serial the other lacks, and no machine-id vouches for the board.
+        _ if on_record.serial.is_some() || presented.serial.is_some() => {
+            HardwareMatch::Differs(HardwarePart::Serial)
+        }
+        _ => HardwareMatch::Differs(HardwarePart::MachineId),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    fn identity(serial: Option<&str>, machine_id: Option<&str>) -> HardwareIdentity {
+        HardwareIdentity {
+            serial: serial.map(str::to_owned),
+            machine_id: machine_id.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_reflashed_board_matches_by_serial_although_its_machine_id_is_new() {
+        let before = identity(Some("10000000a1b2c3d4"), Some("aa"));
+        let reflashed = identity(Some("10000000a1b2c3d4"), Some("bb"));
+        assert_eq!(
+            same_hardware(Some(&before), Some(&reflashed)),
+            HardwareMatch::Same(HardwarePart::Serial)
+        );
+    }
+
+    #[test]
+    fn serials_decide_when_both_sides_have_one_even_against_a_matching_machine_id() {
+        let before = identity(Some("10000000a1b2c3d4"), Some("aa"));
+        let cloned_card = identity(Some("10000000ffffeeee"), Some("aa"));
+        assert_eq!(
+            same_hardware(Some(&before), Some(&cloned_card)),
+            HardwareMatch::Differs(HardwarePart::Serial)
+        );
+    }
+
+    #[test]
+    fn without_serials_on_both_sides_the_machine_id_decides() {
+        let pc = identity(None, Some("aa"));
+        let by_machine_id = HardwareMatch::Same(HardwarePart::MachineId);
+        assert_eq!(same_hardware(Some(&pc), Some(&pc)), by_machine_id);
+        assert_eq!(
+            same_hardware(Some(&pc), Some(&identity(None, Some("bb")))),
+            HardwareMatch::Differs(HardwarePart::MachineId)
+        );
+        // A serial on one side only: the same installation (machine-id) still vouches...
+        let now_with_serial = identity(Some("4c4c4544-0031"), Some("aa"));
+        assert_eq!(
+            same_hardware(Some(&pc), Some(&now_with_serial)),
+            by_machine_id
+        );
+        // ...but a serial that vanished and a new machine-id is another board.
+        let serial_on_record = identity(Some("10000000a1b2c3d4"), Some("aa"));
+        assert_eq!(
+            same_hardware(Some(&serial_on_record), Some(&identity(None, Some("bb")))),
+            HardwareMatch::Differs(HardwarePart::Serial)
+        );
+        assert_eq!(
+            same_hardware(
+                Some(&identity(None, Some("aa"))),
+                Some(&identity(Some("x"), None))
+            ),
+            HardwareMatch::Differs(HardwarePart::Serial)
+        );
+    }
+
+    #[test]
+    fn nothing_on_record_or_nothing_presented_proves_nothing() {
+        let board = identity(Some("10000000a1b2c3d4"), Some("aa"));
+        let empty = HardwareIdentity::default();
+        for on_record in [None, Some(&empty)] {
+            assert_eq!(
+                same_hardware(on_record, Some(&board)),
+                HardwareMatch::Unproven(Unproven::NoneOnRecord)
+            );
+        }
+        for presented in [None, Some(&empty)] {
+            assert_eq!(
+                same_hardware(Some(&board), presented),
+                HardwareMatch::Unproven(Unproven::NonePresented)
+            );
+        }
+    }
+
+    #[test]
+    fn the_policy_reads_from_settings_text() {
+        #[derive(Deserialize)]
+        struct Settings {
+            reenroll: ReenrollPolicy,
+        }
+        let read = |text: &str| serde_json::from_str::<Settings>(text).map(|s| s.reenroll);
+        assert_eq!(read(r#"{"reenroll": "off"}"#).unwrap(), ReenrollPolicy::Off);
+        assert_eq!(
+            read(r#"{"reenroll": "same-hardware"}"#).unwrap(),
+            ReenrollPolicy::SameHardware
+        );
+        let err = read(r#"{"reenroll": "serial-only"}"#).unwrap_err();
+        assert!(err.to_string().contains("off or same-hardware"), "{err}");
+        assert_eq!(ReenrollPolicy::default(), ReenrollPolicy::Off);
+    }
 
     #[test]
     fn generated_once_then_reused_with_owner_only_mode() {

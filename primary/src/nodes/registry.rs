@@ -1,14 +1,22 @@
-//! The durable registry of nodes: name, info, labels, interval and the hash of the node's
-//! token, kept in a redb database (`DATA_DIR/registry.redb`) so it survives restarts.
+//! The durable registry of nodes: name, info, labels, interval, the hash of the node's
+//! token and the hardware identity it registered with, kept in a redb database
+//! (`DATA_DIR/registry.redb`) so it survives restarts.
 //!
 //! Every change is one redb write transaction committed with immediate durability: when a
 //! registration is answered, the node's record is on disk. Calls block; callers run them on
 //! the blocking pool.
+//!
+//! Records are versioned by their JSON shape, not by a number: a field added later is
+//! `#[serde(default)]`, so a record written before it reads with the default (`hardware` is
+//! `None` in records of primaries older than it, and stays so until the node registers
+//! again). A primary older than a field ignores it when reading and drops it when it rewrites
+//! the record (a node's new info), which only loses what it cannot use. A change that an older
+//! reader would misread (a field that changes meaning or type) needs a new table instead.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use pivitals_common::{Labels, NodeInfo};
+use pivitals_common::{HardwareIdentity, Labels, NodeInfo};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -44,6 +52,10 @@ pub struct NodeRecord {
     /// Hex SHA-256 of the node token; `None` for the primary's own host.
     pub token_hash: Option<String>,
     pub registered_at_ms: i64,
+    /// What the registering agent said of its board; `None` for records from before the field,
+    /// nodes registered by agents older than it, and the primary's own host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<HardwareIdentity>,
 }
 
 #[derive(Clone)]
@@ -167,7 +179,44 @@ mod tests {
             interval_seconds: 60,
             token_hash: Some("ab".repeat(32)),
             registered_at_ms: 1,
+            hardware: Some(HardwareIdentity {
+                serial: Some("10000000a1b2c3d4".into()),
+                machine_id: None,
+            }),
         }
+    }
+
+    /// A record as primaries before the `hardware` field wrote it reads with none, and one
+    /// with it keeps it across a reopening.
+    #[test]
+    fn records_without_a_hardware_identity_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.redb");
+        let old = serde_json::json!({
+            "name": "pi-old",
+            "info": NodeInfo::default(),
+            "labels": {},
+            "interval_seconds": 60,
+            "token_hash": "cd".repeat(32),
+            "registered_at_ms": 5,
+        });
+        {
+            let registry = Registry::open(&path).unwrap();
+            let txn = registry.db.begin_write().unwrap();
+            txn.open_table(NODES)
+                .unwrap()
+                .insert("pi-old", serde_json::to_vec(&old).unwrap().as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+            registry.put(&record("pi-new")).unwrap();
+        }
+        let registry = Registry::open(&path).unwrap();
+        let records = registry.load_all().unwrap();
+        assert_eq!(records.len(), 2);
+        let by_name = |name: &str| records.iter().find(|r| r.name == name).unwrap();
+        assert_eq!(by_name("pi-old").hardware, None);
+        assert_eq!(by_name("pi-old").registered_at_ms, 5);
+        assert_eq!(by_name("pi-new").hardware, record("pi-new").hardware);
     }
 
     #[test]

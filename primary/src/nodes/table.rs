@@ -31,6 +31,9 @@ pub struct LiveNode {
     pub history: History,
     /// How many pushes the node may send right now ([`crate::limits`]).
     pub push_bucket: Bucket,
+    /// The timestamp (ms) of the newest sample that showed under-voltage or throttling
+    /// ([`shows_power_trouble`]), for placement; None when none has since the primary started.
+    pub power_trouble_ms: Option<i64>,
 }
 
 impl LiveNode {
@@ -46,7 +49,13 @@ impl LiveNode {
             latest: None,
             history,
             push_bucket: Bucket::default(),
+            power_trouble_ms: None,
         }
+    }
+
+    /// Keeps the newer of the stored time and `sample_ms`, from [`newest_power_trouble`].
+    pub fn note_power_trouble(&mut self, sample_ms: Option<i64>) {
+        self.power_trouble_ms = self.power_trouble_ms.max(sample_ms);
     }
 
     /// Status now. A node not seen since the primary started is judged from the start (so a
@@ -60,6 +69,34 @@ impl LiveNode {
         let interval = Duration::from_secs(self.record.interval_seconds.max(1));
         status::status(since, interval, self.stopped)
     }
+}
+
+/// Whether a sample saw under-voltage or throttling during its interval: the firmware's
+/// "now" bits (under-voltage, frequency capped, throttled, soft temperature limit) or the
+/// power poll's under-voltage (now, or any second or event in the interval). The sticky
+/// "since boot" bits are not: they say nothing of the interval.
+pub fn shows_power_trouble(sample: &VitalsPayload) -> bool {
+    let firmware = sample.throttling.is_some_and(|t| {
+        t.under_voltage_now()
+            || t.frequency_capped_now()
+            || t.throttled_now()
+            || t.soft_temperature_limit_now()
+    });
+    let supply = sample.power.as_ref().is_some_and(|p| {
+        p.under_voltage_now == Some(true)
+            || p.under_voltage_seconds.is_some_and(|s| s > 0)
+            || p.under_voltage_events.is_some_and(|e| e > 0)
+    });
+    firmware || supply
+}
+
+/// The timestamp of the newest of `samples` that [`shows_power_trouble`].
+pub fn newest_power_trouble(samples: &[VitalsPayload]) -> Option<i64> {
+    samples
+        .iter()
+        .filter(|s| shows_power_trouble(s))
+        .map(|s| s.timestamp_ms)
+        .max()
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +131,7 @@ impl Nodes {
                 node.history = previous.history;
             }
             node.recorded = previous.recorded;
+            node.power_trouble_ms = previous.power_trouble_ms;
         }
         self.by_name
             .insert(node.record.name.clone(), Box::new(node));
@@ -154,5 +192,83 @@ impl Nodes {
 
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pivitals_common::{PowerVitals, Throttling};
+
+    use super::*;
+
+    fn at(timestamp_ms: i64) -> VitalsPayload {
+        VitalsPayload {
+            timestamp_ms,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn power_trouble_is_what_a_sample_saw_in_its_interval_not_since_boot() {
+        let mut quiet = at(1);
+        assert!(!shows_power_trouble(&quiet));
+        // The firmware's sticky bits (0x50000: under-voltage and throttling occurred).
+        quiet.throttling = Some(Throttling { raw: 0x5_0000 });
+        quiet.power = Some(PowerVitals {
+            under_voltage_since_boot: Some(true),
+            under_voltage_now: Some(false),
+            under_voltage_seconds: Some(0),
+            under_voltage_events: Some(0),
+            ..Default::default()
+        });
+        assert!(!shows_power_trouble(&quiet));
+        for raw in [0x1, 0x2, 0x4, 0x8] {
+            let mut firmware = at(1);
+            firmware.throttling = Some(Throttling { raw });
+            assert!(shows_power_trouble(&firmware), "{raw:#x}");
+        }
+        for power in [
+            PowerVitals {
+                under_voltage_now: Some(true),
+                ..Default::default()
+            },
+            PowerVitals {
+                under_voltage_seconds: Some(2),
+                ..Default::default()
+            },
+            PowerVitals {
+                under_voltage_events: Some(1),
+                ..Default::default()
+            },
+        ] {
+            let mut supply = at(1);
+            supply.power = Some(power.clone());
+            assert!(shows_power_trouble(&supply), "{power:?}");
+        }
+    }
+
+    #[test]
+    fn the_newest_trouble_is_kept_even_when_samples_arrive_out_of_order() {
+        let troubled = |ts| {
+            let mut sample = at(ts);
+            sample.throttling = Some(Throttling { raw: 0x4 });
+            sample
+        };
+        let samples = [troubled(5), at(9), troubled(7)];
+        assert_eq!(newest_power_trouble(&samples), Some(7));
+        assert_eq!(newest_power_trouble(&[at(3)]), None);
+        let mut node = LiveNode::new(NodeRecord {
+            name: "n".to_owned(),
+            info: NodeInfo::default(),
+            labels: Default::default(),
+            interval_seconds: 1,
+            token_hash: None,
+            registered_at_ms: 0,
+            hardware: None,
+        });
+        node.note_power_trouble(Some(7));
+        node.note_power_trouble(Some(4));
+        node.note_power_trouble(None);
+        assert_eq!(node.power_trouble_ms, Some(7));
     }
 }

@@ -285,6 +285,10 @@ pub fn router_state(dir: &Path, env: &[(&str, &str)]) -> AppState {
         alerts: Alerts::disabled(),
         actions: Actions::new(config.actions.expire_after),
         sessions: Default::default(),
+        history: pivitals_primary::state::HistorySource::Off,
+        agent_binaries: config.agent_binaries.as_deref().map(|dir| {
+            Arc::new(pivitals_primary::install::AgentBinaries::scan(dir).expect("agent binaries"))
+        }),
         config,
     })
 }

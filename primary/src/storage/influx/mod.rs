@@ -1,4 +1,5 @@
-//! Writing vitals to InfluxDB: the only code in pivitals that talks to InfluxDB.
+//! Writing vitals to InfluxDB and reading their history back: the only code in pivitals that
+//! talks to InfluxDB.
 //!
 //! **Architecture Invariant:** nothing outside this module knows an InfluxDB URL, API
 //! version, token or answer code. Callers hand [`InfluxWriter::write`] a batch of line
@@ -15,12 +16,19 @@
 //!   2.x bucket, a 1.x retention policy, an InfluxDB 3 database's `retention_period`).
 //! - `gzip`: request-body compression (`Content-Encoding: gzip`).
 //! - `error`: [`InfluxError`] (configuration) and [`WriteError`] (one write).
+//! - `query`: [`InfluxReader`], a node's ranged history read back for the dashboard
+//!   (the series' fields in `query_series`, InfluxQL in `query_influxql` for v1 and v3,
+//!   Flux in `query_flux` for v2), and [`QueryError`].
 
 mod answer;
 mod api;
 mod config;
 mod error;
 mod gzip;
+mod query;
+mod query_flux;
+mod query_influxql;
+mod query_series;
 mod retention;
 mod v1;
 mod v2;
@@ -30,5 +38,6 @@ mod writer;
 pub use api::InfluxApi;
 pub use config::InfluxConfig;
 pub use error::{InfluxError, WriteError};
+pub use query::{InfluxReader, QUERY_TIMEOUT, QueryError};
 pub use retention::{RETENTION, RETENTION_SECONDS, RetentionOutcome};
 pub use writer::InfluxWriter;

@@ -13,6 +13,7 @@ use pivitals_common::{Goodbye, PushReply, RegisterReply, RegisterRequest, Vitals
 use crate::ingest::{IngestError, ingest};
 use crate::limits;
 use crate::metrics::Metrics;
+use crate::nodes::enroll::{self, HardwareMatch, HardwarePart, ReenrollPolicy};
 use crate::nodes::registry::NodeRecord;
 use crate::nodes::token;
 use crate::state::AppState;
@@ -49,6 +50,13 @@ static REGISTERING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// a node's name (and its series) with the enrollment token alone; the admin deletes the old
 /// node first. An agent re-registers only after its token was refused, that is after its node
 /// was deleted, so this never locks out the rightful agent.
+///
+/// A re-flashed board has lost its token. With `PIVITALS_REENROLL=same-hardware` it takes its
+/// name back when its hardware identity matches the node's
+/// ([`enroll::same_hardware`]): the record is replaced with a new token (the old one answers
+/// 401 from now on), the request's info and labels, while the live entry keeps its recent
+/// history and recorded status, so the liveness watcher records the node up again as for any
+/// registration. Other hardware, or no identity to compare, still answers 409 saying why.
 pub async fn register(
     State(state): State<AppState>,
     _enrolled: EnrollAuth,
@@ -65,8 +73,11 @@ pub async fn register(
     if let Some(message) = limits::over_info_cap(&state.config.limits, &request.info) {
         return Err(ApiError::Unprocessable(message));
     }
+    if let Some(message) = request.hardware.as_ref().and_then(|h| h.invalid_part()) {
+        return Err(ApiError::Unprocessable(message));
+    }
     let _one_at_a_time = REGISTERING.lock().await;
-    {
+    let taken_back = {
         let nodes = state.nodes();
         match nodes.get(&request.node_name) {
             Some(n) if n.record.token_hash.is_none() => {
@@ -75,14 +86,20 @@ pub async fn register(
                     request.node_name
                 )));
             }
-            Some(_) => {
-                return Err(ApiError::Conflict(format!(
-                    "node name {:?} is already registered; an admin must delete it (DELETE /api/v1/nodes/{}) before another agent can take the name",
-                    request.node_name, request.node_name
-                )));
+            Some(n) => {
+                let part = reenroll_check(
+                    state.config.reenroll,
+                    &request.node_name,
+                    n.record.hardware.as_ref(),
+                    request.hardware.as_ref(),
+                )?;
+                Some(part)
             }
-            None => {}
+            None => None,
         }
+    };
+    if taken_back.is_none() {
+        let nodes = state.nodes();
         let max = state.config.limits.max_nodes;
         if nodes.len() >= max {
             return Err(ApiError::TooManyRequests {
@@ -102,6 +119,7 @@ pub async fn register(
         interval_seconds: request.interval_seconds,
         token_hash: Some(token::to_hex(&token::hash_token(&token))),
         registered_at_ms: crate::clock::now_ms(),
+        hardware: request.hardware,
     };
     let stored = record.clone();
     state
@@ -109,9 +127,18 @@ pub async fn register(
         .blocking(move |registry| registry.put(&stored))
         .await
         .map_err(|e| ApiError::internal("registry", e))?;
+    // Replacing the entry drops the old token hash from the table: the old token is refused
+    // from the next request on. History and recorded status carry over.
     state.nodes_mut().insert(record);
     Metrics::add(&state.metrics.registrations, 1);
-    tracing::info!(node = %request.node_name, "node registered");
+    match taken_back {
+        Some(part) => tracing::info!(
+            node = %request.node_name,
+            matched = part.describe(),
+            "node re-enrolled on the same hardware; its old token no longer works"
+        ),
+        None => tracing::info!(node = %request.node_name, "node registered"),
+    }
     let reply = Json(RegisterReply {
         node_name: request.node_name,
         node_token: token,
@@ -120,6 +147,33 @@ pub async fn register(
         reply.into_response(),
         request.interval_seconds,
     ))
+}
+
+/// Whether a registration may take back the registered name `name`: Ok with the part of the
+/// identity that matched, else the 409 that says why not and names the setting.
+fn reenroll_check(
+    policy: ReenrollPolicy,
+    name: &str,
+    on_record: Option<&pivitals_common::HardwareIdentity>,
+    presented: Option<&pivitals_common::HardwareIdentity>,
+) -> Result<HardwarePart, ApiError> {
+    let delete = format!("an admin can delete it (DELETE /api/v1/nodes/{name}) to free the name");
+    if policy == ReenrollPolicy::Off {
+        return Err(ApiError::Conflict(format!(
+            "node name {name:?} is already registered; {delete}, or set PIVITALS_REENROLL=same-hardware on the primary so that a re-flashed board takes its name back"
+        )));
+    }
+    match enroll::same_hardware(on_record, presented) {
+        HardwareMatch::Same(part) => Ok(part),
+        HardwareMatch::Differs(part) => Err(ApiError::Conflict(format!(
+            "node name {name:?} is registered to other hardware: the {} differs, so PIVITALS_REENROLL=same-hardware does not give the name to this board; {delete}",
+            part.describe()
+        ))),
+        HardwareMatch::Unproven(why) => Err(ApiError::Conflict(format!(
+            "node name {name:?} is already registered and this board cannot be proven to be the same hardware: {}, so PIVITALS_REENROLL=same-hardware does not apply; {delete}",
+            why.describe()
+        ))),
+    }
 }
 
 /// Stores a push's samples, and the node's info when the push carries it (the agent sends it

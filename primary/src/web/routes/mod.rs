@@ -6,8 +6,10 @@ pub mod admin;
 pub mod agents;
 pub mod alerts;
 pub mod dashboard;
+pub mod install;
 pub mod nodes;
 pub mod ops;
+pub mod placement;
 pub mod session;
 
 use axum::Router;
@@ -27,6 +29,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/goodbye", post(agents::goodbye))
         .route("/api/v1/nodes", get(nodes::list))
         .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/placement", get(placement::rank))
         .route(
             "/api/v1/nodes/{name}",
             get(nodes::show).delete(nodes::remove),
@@ -49,6 +52,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/actions/{id}", get(actions::show))
         .route("/api/v1/agent/actions", get(actions::poll))
         .route("/api/v1/agent/actions/{id}", post(actions::result))
+        .route("/install.sh", get(install::script))
+        .route("/agent/{file}", get(install::agent))
+        .route("/api/v1/admin/install-command", get(install::command))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/metrics/nodes", get(ops::node_metrics))

@@ -40,6 +40,25 @@ const SERIES = [
   { key: 'temp_celsius', name: 'Temp', long: 'Hottest sensor', unit: '°C', cls: 'temp' },
   { key: 'disk_percent', name: 'Disk', long: 'Fullest disk', unit: '%', cls: 'disk', fixed: [0, 100] },
 ];
+// The ranged history's nine series (`/api/v1/nodes/{name}/history?range=R`), one chart each.
+const RANGE_SERIES = [
+  ...SERIES,
+  { key: 'load1', long: 'Load (1 min)', unit: '', cls: 'load' },
+  { key: 'net_rx_bytes_per_second', long: 'Network in', unit: 'B/s', cls: 'net' },
+  { key: 'net_tx_bytes_per_second', long: 'Network out', unit: 'B/s', cls: 'net' },
+  { key: 'disk_read_bytes_per_second', long: 'Disk reads', unit: 'B/s', cls: 'io' },
+  { key: 'disk_write_bytes_per_second', long: 'Disk writes', unit: 'B/s', cls: 'io' },
+];
+const RANGES = { '1h': 'hour', '6h': '6 hours', '24h': '24 hours', '7d': '7 days', '30d': '30 days' };
+const DEFAULT_RANGE = '1h';
+const SORTS = {
+  name: 'Name',
+  cpu: 'CPU, busiest first',
+  temp: 'Temperature, hottest first',
+  disk: 'Disk, fullest first',
+  seen: 'Last seen, longest silent first',
+};
+const FILTERS = { '': 'Any status', up: 'Up', 'not-up': 'Not up', late: 'Late', down: 'Down', stopped: 'Stopped' };
 
 const state = {
   settings: { group_by: 'stack', refresh_seconds: 1, history: { step_seconds: 10, window_seconds: 3600 } },
@@ -65,6 +84,16 @@ const state = {
   actionBars: new Map(),
   racksLayout: '',
   boards: new Map(),
+  // The node page's ranged history: which node and range, the answer and when it came.
+  ranged: { key: '', body: null, at: 0, busy: false, error: null },
+  // The hash without its query, to tell a new page from a changed view of the same one.
+  routePath: null,
+  gridHash: '#/',
+  labelOptions: '',
+  install: null,
+  // For nodes without a sample since the primary started: the newest point of their ranged
+  // history ({ at, values }), read once; null when there is none.
+  lastKnown: new Map(),
 };
 
 // ---- small DOM helpers -------------------------------------------------------------------
@@ -124,6 +153,8 @@ function num(v, digits) {
 function fmtValue(v, unit) {
   if (v === null || v === undefined || !Number.isFinite(v)) return '–';
   if (unit === '°C') return `${num(v, 1)}${NB}°C`;
+  if (unit === 'B/s') return fmtRate(v);
+  if (unit === '') return num(v, 2);
   return `${num(v, v < 10 ? 1 : 0)}${NB}%`;
 }
 function fmtBytes(n) {
@@ -400,15 +431,59 @@ function renderNodeAlerts(v, name) {
 
 // ---- routing -----------------------------------------------------------------------------
 
-// `#/nodes/{name}` a node's page, `#stacks` the stack view, anything else the card grid.
+// `#/nodes/{name}` a node's page, `#stacks` the stack view, anything else the card grid. The
+// query after `?` keeps the view, so it can be bookmarked and the back button steps through
+// it: `range` on a node's page; `sort`, `status`, `label` and `q` (search) on the grid.
 function currentRoute() {
-  const m = /^#\/nodes\/([^/]+)$/.exec(location.hash);
-  if (m) return { name: decodeURIComponent(m[1]), view: 'node' };
-  return { name: null, view: location.hash === '#stacks' ? 'stacks' : 'cards' };
+  const [path, query = ''] = location.hash.split('?');
+  const p = new URLSearchParams(query);
+  const range = RANGES[p.get('range')] ? p.get('range') : DEFAULT_RANGE;
+  const find = {
+    sort: SORTS[p.get('sort')] ? p.get('sort') : 'name',
+    status: FILTERS[p.get('status')] ? p.get('status') : '',
+    label: p.get('label') || '',
+    q: p.get('q') || '',
+  };
+  const m = /^#\/nodes\/([^/]+)$/.exec(path);
+  if (m) return { path, name: decodeURIComponent(m[1]), view: 'node', range, find };
+  return { path, name: null, view: path === '#stacks' ? 'stacks' : 'cards', range, find };
+}
+
+function hashOf(route) {
+  const p = new URLSearchParams();
+  if (route.view === 'node') {
+    if (route.range !== DEFAULT_RANGE) p.set('range', route.range);
+  } else {
+    for (const k of ['sort', 'status', 'label', 'q']) {
+      if (route.find[k] && !(k === 'sort' && route.find[k] === 'name')) p.set(k, route.find[k]);
+    }
+  }
+  const path = route.view === 'node' ? `#/nodes/${encodeURIComponent(route.name)}` : route.view === 'stacks' ? '#stacks' : '#/';
+  const query = p.toString();
+  return query ? `${path}?${query}` : path;
+}
+
+// A changed sort or filter is a step in the history; typing a search replaces the last step.
+function setFind(change, replace) {
+  const route = currentRoute();
+  const next = hashOf({ ...route, find: { ...route.find, ...change } });
+  if (next === location.hash) return;
+  if (replace) {
+    history.replaceState(null, '', next);
+    render();
+  } else {
+    location.hash = next;
+  }
 }
 
 function onRouteChange() {
   const route = currentRoute();
+  const samePage = route.path === state.routePath;
+  state.routePath = route.path;
+  if (samePage) {
+    render();
+    return;
+  }
   state.nodeView = null;
   $('node-view').replaceChildren();
   render();
@@ -428,7 +503,11 @@ function render() {
   $('stack-view').hidden = route.view !== 'stacks';
   $('node-view').hidden = route.view !== 'node';
   $('views').hidden = route.view === 'node';
+  $('find').hidden = route.view !== 'cards';
+  $('add-board').hidden = route.view !== 'cards' || !state.signedIn || !state.install;
+  if (route.view === 'cards') state.gridHash = location.hash || '#/';
   for (const [id, view] of [['view-cards', 'cards'], ['view-stacks', 'stacks']]) {
+    $(id).setAttribute('href', hashOf({ ...route, view }));
     if (route.view === view) $(id).setAttribute('aria-current', 'page');
     else $(id).removeAttribute('aria-current');
   }
@@ -467,11 +546,75 @@ function groupsOf(nodes, key) {
   return ids.map((id) => ({ title: id === null ? 'ungrouped' : `${key} ${id}`, nodes: groups.get(id) }));
 }
 
-function renderGrid(nodes) {
+// ---- finding a board: sort, filter, search -----------------------------------------------
+
+function labelPairs(n) {
+  return Object.entries(n.labels || {}).map(([k, v]) => `${k}=${v}`);
+}
+
+// What a search matches: the name, every address and MAC, and the labels.
+function searchText(n) {
+  const i = n.info || {};
+  return [n.name, n.primary_ipv4, ...labelPairs(n),
+    ...(i.interfaces || []).flatMap((x) => [...(x.ipv4 || []), ...(x.ipv6 || []), x.mac])]
+    .filter(Boolean).join(' ').toLowerCase();
+}
+
+// Descending for the vitals (the one to look at first), the longest silent first for last
+// seen; a node without the value goes last.
+const SORT_VALUE = {
+  cpu: (n) => latestValues(n).cpu_percent,
+  temp: (n) => latestValues(n).temp_celsius,
+  disk: (n) => latestValues(n).disk_percent,
+  seen: (n) => { const t = Date.parse(n.last_seen || ''); return Number.isFinite(t) ? -t : null; },
+};
+
+function findNodes(nodes, find) {
+  const words = find.q.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  const shown = nodes.filter((n) => (!find.status || (find.status === 'not-up' ? n.status !== 'up' : n.status === find.status))
+    && (!find.label || labelPairs(n).includes(find.label))
+    && words.every((w) => searchText(n).includes(w)));
+  const value = SORT_VALUE[find.sort];
+  const keyed = shown.map((n) => [n, value ? value(n) : null]);
+  keyed.sort(([a, va], [b, vb]) => {
+    if (value) {
+      const ka = Number.isFinite(va);
+      const kb = Number.isFinite(vb);
+      if (ka !== kb) return ka ? -1 : 1;
+      if (ka && va !== vb) return vb - va;
+    }
+    return naturalCompare(a.name, b.name);
+  });
+  return keyed.map(([n]) => n);
+}
+
+function syncFind(nodes, find) {
+  const search = $('search');
+  if (document.activeElement !== search && search.value !== find.q) search.value = find.q;
+  $('sort').value = find.sort;
+  $('status-filter').value = find.status;
+  const pairs = [...new Set(nodes.flatMap(labelPairs))];
+  if (find.label && !pairs.includes(find.label)) pairs.push(find.label);
+  pairs.sort(naturalCompare);
+  const key = JSON.stringify(pairs);
+  if (state.labelOptions !== key) {
+    state.labelOptions = key;
+    put($('label-filter'), h('option', { value: '' }, 'Any label'), pairs.map((p) => h('option', { value: p }, p)));
+  }
+  $('label-filter').value = find.label;
+}
+
+function renderGrid(all) {
+  const { find } = currentRoute();
+  syncFind(all, find);
+  const nodes = findNodes(all, find);
+  const filtered = nodes.length !== all.length;
+  $('find-count').textContent = filtered ? `${nodes.length} of ${all.length} shown` : '';
   const key = state.settings.group_by;
-  const groups = groupsOf(nodes, key);
+  // Sorted by a vital, one list across the groups: the busiest board is the first card.
+  const groups = find.sort === 'name' ? groupsOf(nodes, key) : [{ title: null, nodes }];
   const layout = JSON.stringify(groups.map((g) => [g.title, g.nodes.map((n) => n.name)]));
-  const names = new Set(nodes.map((n) => n.name));
+  const names = new Set(all.map((n) => n.name));
   for (const name of state.cards.keys()) if (!names.has(name)) state.cards.delete(name);
   for (const n of nodes) {
     if (!state.cards.has(n.name)) state.cards.set(n.name, makeCard(n.name));
@@ -486,9 +629,11 @@ function renderGrid(nodes) {
         g.title ? h('h2', { id }, g.title, h('span', { class: 'tally' })) : null,
         h('ul', { class: 'cards', role: 'list' }, g.nodes.map((n) => h('li', {}, state.cards.get(n.name).el))));
     }));
-    if (nodes.length === 0) {
+    if (all.length === 0) {
       container.replaceChildren(h('p', { class: 'none' },
         'No node has registered yet. Start an agent with PIVITALS_PRIMARY_URL pointing here.'));
+    } else if (nodes.length === 0) {
+      container.replaceChildren(h('p', { class: 'none' }, 'No node matches this search and filter.'));
     }
   }
   container.querySelectorAll('section.group').forEach((section, i) => {
@@ -512,6 +657,12 @@ function makeCard(name) {
     refs.rows[m.key] = { value, spark };
     return h('div', {}, h('dt', {}, m.name), value, spark);
   });
+  // Rates over the agent's last interval, summed over interfaces and over disks.
+  for (const [key, title] of [['net', 'Net'], ['io', 'Disk I/O']]) {
+    const value = h('dd', { class: 'value wide rate', 'data-rate': key });
+    refs.rows[key] = { value };
+    rows.push(h('div', {}, h('dt', {}, title), value));
+  }
   const el = h('article', { class: 'card', 'data-node': name, 'aria-labelledby': titleId },
     h('div', { class: 'card-head' },
       h('h3', { id: titleId }, h('a', { href: `#/nodes/${encodeURIComponent(name)}` }, name)),
@@ -535,7 +686,18 @@ function latestValues(node) {
     temp_celsius: temps.length ? Math.max(...temps) : null,
     disk_percent: fullest ? fullest.pct : null,
     fullestMount: fullest ? fullest.mount : null,
+    load1: l.load ? l.load.one : null,
+    net_rx_bytes_per_second: sumOf(l.networks, 'rx_bytes_per_second'),
+    net_tx_bytes_per_second: sumOf(l.networks, 'tx_bytes_per_second'),
+    disk_read_bytes_per_second: sumOf(l.disk_io, 'read_bytes_per_second'),
+    disk_write_bytes_per_second: sumOf(l.disk_io, 'write_bytes_per_second'),
   };
+}
+
+// The sum of a rate over interfaces or disks; null before the agent has two samples.
+function sumOf(list, key) {
+  const rates = (list || []).map((x) => x.rates && x.rates[key]).filter(Number.isFinite);
+  return rates.length ? rates.reduce((a, b) => a + b, 0) : null;
 }
 
 function updateCard(card, node) {
@@ -548,7 +710,8 @@ function updateCard(card, node) {
     refs.badge = b;
   }
   updateAlertCount(refs.alerts, node);
-  const values = latestValues(node);
+  const fromHistory = node.latest ? null : lastKnownOf(node.name);
+  const values = fromHistory ? fromHistory.values : latestValues(node);
   const hist = historyOf(node.name);
   for (const m of SERIES) {
     const row = refs.rows[m.key];
@@ -556,6 +719,10 @@ function updateCard(card, node) {
       m.key === 'disk_percent' && values.fullestMount ? h('span', { class: 'detail' }, ` on ${values.fullestMount}`) : null);
     if (row.spark) put(row.spark, sparkline(hist, m));
   }
+  put(refs.rows.net.value, `${fmtRate(values.net_rx_bytes_per_second)} in`, h('span', { class: 'detail' }, ' · '),
+    `${fmtRate(values.net_tx_bytes_per_second)} out`);
+  put(refs.rows.io.value, `${fmtRate(values.disk_read_bytes_per_second)} read`, h('span', { class: 'detail' }, ' · '),
+    `${fmtRate(values.disk_write_bytes_per_second)} written`);
   // Redrawn only when the address changes, so a selection (to copy it) survives the polling.
   const addr = addressOf(node);
   const addrKey = JSON.stringify(addr);
@@ -567,10 +734,44 @@ function updateCard(card, node) {
       addr.mac ? h('span', { class: 'mac', title: `MAC address of ${addr.iface}` }, `${addr.iface} ${addr.mac}`) : null);
   }
   const uptime = node.latest && node.latest.uptime_seconds;
+  // An offline node keeps its last known values, said so, next to when it was last seen.
+  const known = fromHistory ? 'Last known values, from the history' : !node.latest ? 'No sample since the primary started'
+    : node.status === 'up' ? '' : 'Last known values';
   put(refs.meta,
-    uptime ? `Uptime ${fmtDuration(uptime)} · ` : '',
+    known ? h('strong', { class: 'last-known' }, known) : '',
+    fromHistory ? [' (', h('time', { datetime: new Date(fromHistory.at).toISOString() }, fmtAgo(new Date(fromHistory.at).toISOString())), ')'] : '',
+    known ? ' · ' : '',
+    uptime && !known ? `Uptime ${fmtDuration(uptime)} · ` : '',
     'Last seen ', h('time', { datetime: node.last_seen || '' }, fmtAgo(node.last_seen)),
   );
+}
+
+// A node the primary has no sample of (it restarted since) shows the newest point of its
+// ranged history, so an offline card is not blank.
+function lastKnownOf(name) {
+  if (!state.lastKnown.has(name)) {
+    state.lastKnown.set(name, null);
+    const newest = async (range) => {
+      const body = await getJson(`/api/v1/nodes/${encodeURIComponent(name)}/history?range=${range}`);
+      const values = {};
+      let at = 0;
+      for (const [key, list] of Object.entries(body.series || {})) {
+        const last = [...list].reverse().find((p) => Number.isFinite(p[1]));
+        if (last) {
+          values[key] = last[1];
+          at = Math.max(at, last[0]);
+        }
+      }
+      return at ? { at, values } : null;
+    };
+    // The last hour has the finest steps; a node silent for longer is found at 30 days.
+    newest('1h').then((found) => found || newest('30d')).then((found) => {
+      if (!found) return;
+      state.lastKnown.set(name, found);
+      render();
+    }).catch(() => {});
+  }
+  return state.lastKnown.get(name);
 }
 
 // The address to reach a node by: its primary IPv4 and the MAC of the interface it is on
@@ -642,51 +843,133 @@ function sparkline(hist, m) {
     parts.map((run) => s('path', { d: pathOf(run, x, y), class: `line line-${m.cls}`, 'vector-effect': 'non-scaling-stroke' })));
 }
 
-function chart(hist, m) {
+// ---- ranged history ----------------------------------------------------------------------
+
+// The node page's history for its range, read again once a step (at least every ten seconds).
+async function fetchRanged(name, range) {
+  const key = `${name}|${range}`;
+  if (state.ranged.key !== key) state.ranged = { key, body: null, at: 0, busy: false, error: null };
+  const r = state.ranged;
+  const every = Math.max(10000, r.body && r.body.step_seconds ? r.body.step_seconds * 1000 : 0);
+  if (r.busy || Date.now() - r.at < every) return;
+  r.busy = true;
+  try {
+    r.body = await getJson(`/api/v1/nodes/${encodeURIComponent(name)}/history?range=${range}`);
+    r.error = null;
+  } catch (e) {
+    r.error = e;
+  } finally {
+    r.at = Date.now();
+    r.busy = false;
+  }
+  if (state.ranged === r) render();
+}
+
+// A primary that answers without `series` keeps no ranged history: its last hour in memory is
+// drawn instead (means only, no band).
+function rangedData(name, range) {
+  const body = state.ranged.key === `${name}|${range}` ? state.ranged.body : null;
+  if (body && body.series) return body;
+  if (range !== DEFAULT_RANGE || !body) return null;
+  const points = historyOf(name).points;
+  const now = serverNow();
+  const series = {};
+  for (const m of RANGE_SERIES) {
+    series[m.key] = points.filter((p) => Number.isFinite(p[m.key])).map((p) => [p.ts_ms, p[m.key], null, null]);
+  }
+  return { range, from_ms: now - 3600000, to_ms: now, step_seconds: state.settings.history.step_seconds, source: 'memory', series };
+}
+
+function niceCeil(v) {
+  if (!(v > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 2.5, 5, 10].map((k) => k * p).find((k) => k >= v);
+}
+
+function fmtAxis(v, unit) {
+  if (unit === 'B/s') return fmtBytes(v).replace('iB', '').replace(NB, '');
+  if (unit === '') return num(v, v < 10 ? 1 : 0);
+  return String(Math.round(v));
+}
+
+function fmtTick(ms, spanMs) {
+  const d = new Date(ms);
+  if (spanMs > 2 * 86400000) return d.toLocaleDateString('en', { month: 'short', day: 'numeric' });
+  return d.toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
+}
+
+// One series over the range: the band from each step's lowest to its highest value (the
+// peaks), the mean as a line over it; a gap of more than two and a half steps breaks both.
+function rangeChart(data, m) {
   const W = 420;
   const H = 180;
-  const L = 34;
+  const L = 40;
   const R = 8;
   const T = 14;
   const B = 24;
-  const now = serverNow();
-  const parts = runs(hist.points, m.key, hist.interval);
-  const values = parts.flat().map(([, v]) => v);
-  const [lo, hi] = scale(values, m.fixed);
-  // The whole hour once there is an hour of history; before, at least five minutes.
-  const minutes = [5, 10, 15, 20, 30, 45, 60].find((m) => m * 60000 >= span(hist.points, now, 0)) || 60;
-  const width = minutes * 60000;
-  const x = (t) => L + ((t - (now - width)) / width) * (W - L - R);
+  const raw = (data.series && data.series[m.key]) || [];
+  const points = raw.filter((p) => Array.isArray(p) && Number.isFinite(p[1]));
+  const gap = 2.5 * data.step_seconds * 1000;
+  const parts = [];
+  for (const p of points) {
+    const run = parts[parts.length - 1];
+    if (!run || p[0] - run[run.length - 1][0] > gap) parts.push([p]);
+    else run.push(p);
+  }
+  const low = (p) => (Number.isFinite(p[2]) ? Math.min(p[2], p[1]) : p[1]);
+  const high = (p) => (Number.isFinite(p[3]) ? Math.max(p[3], p[1]) : p[1]);
+  const values = points.flatMap((p) => [low(p), high(p)]);
+  let [lo, hi] = [0, 1];
+  if (m.fixed) [lo, hi] = m.fixed;
+  else if (m.unit === '°C') [lo, hi] = scale(values);
+  else hi = niceCeil(values.length ? Math.max(...values) * 1.1 : 1);
+  const from = data.from_ms;
+  const to = data.to_ms;
+  const x = (t) => L + ((t - from) / Math.max(1, to - from)) * (W - L - R);
   const y = (v) => T + (1 - (Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * (H - T - B);
-  const label = values.length
-    ? `${m.long} over the last ${minutes} minutes: now ${fmtValue(values[values.length - 1], m.unit)}, lowest ${fmtValue(Math.min(...values), m.unit)}, highest ${fmtValue(Math.max(...values), m.unit)}.`
-    : `${m.long}: no data in the last ${minutes} minutes.`;
+  const words = RANGES[data.range] || data.range;
+  const label = points.length
+    ? `${m.long} over the last ${words}: latest ${fmtValue(points[points.length - 1][1], m.unit)}, lowest ${fmtValue(Math.min(...values), m.unit)}, highest ${fmtValue(Math.max(...values), m.unit)}.`
+    : `${m.long}: no data in the last ${words}.`;
   const grid = [];
   for (let i = 0; i <= 4; i += 1) {
     const v = lo + ((hi - lo) * i) / 4;
     grid.push(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
-    grid.push(s('text', { x: L - 5, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, `${Math.round(v)}`));
+    grid.push(s('text', { x: L - 5, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, fmtAxis(v, m.unit)));
   }
-  const every = minutes > 30 ? 15 : minutes > 5 ? 5 : 1;
-  for (let ago = minutes; ago >= 0; ago -= every) {
-    const tx = x(now - ago * 60000);
-    grid.push(s('line', { x1: tx, x2: tx, y1: T, y2: H - B, class: 'grid' }));
-    grid.push(s('text', { x: tx, y: H - 6, 'text-anchor': ago === minutes ? 'start' : ago === 0 ? 'end' : 'middle', class: 'axis' },
-      ago === 0 ? 'now' : `−${ago} min`));
+  for (let i = 0; i <= 4; i += 1) {
+    const t = from + ((to - from) * i) / 4;
+    grid.push(s('line', { x1: x(t), x2: x(t), y1: T, y2: H - B, class: 'grid' }));
+    grid.push(s('text', { x: x(t), y: H - 6, 'text-anchor': i === 0 ? 'start' : i === 4 ? 'end' : 'middle', class: 'axis' },
+      i === 4 ? 'now' : fmtTick(t, to - from)));
   }
   const drawn = parts.map((run) => {
-    const line = pathOf(run, x, y);
-    const area = run.length > 1 ? `${line}L${x(run[run.length - 1][0]).toFixed(1)} ${H - B}L${x(run[0][0]).toFixed(1)} ${H - B}Z` : '';
-    return [area ? s('path', { d: area, class: `area area-${m.cls}` }) : null,
-      s('path', { d: line, class: `line line-${m.cls}` })];
+    const hasBand = run.some((p) => high(p) > low(p) || Number.isFinite(p[3]));
+    const top = run.map((p, i) => `${i ? 'L' : 'M'}${x(p[0]).toFixed(1)} ${y(high(p)).toFixed(1)}`).join('');
+    const bottom = [...run].reverse().map((p) => `L${x(p[0]).toFixed(1)} ${y(low(p)).toFixed(1)}`).join('');
+    const band = run.length > 1 ? `${top}${bottom}Z` : `M${(x(run[0][0]) - 1.5).toFixed(1)} ${y(high(run[0])).toFixed(1)}h3V${y(low(run[0])).toFixed(1)}h-3Z`;
+    const line = pathOf(run.map((p) => [p[0], p[1]]), x, y);
+    return [hasBand ? s('path', { d: band, class: `band band-${m.cls}` }) : null, s('path', { d: line, class: `line line-${m.cls}` })];
   });
-  const last = parts.length ? parts[parts.length - 1].slice(-1)[0] : null;
-  return s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label },
+  return s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, 'data-series': m.key, 'data-points': points.length },
     s('title', {}, label),
     grid,
     drawn,
-    values.length ? null : s('text', { x: (L + W - R) / 2, y: (T + H - B) / 2, 'text-anchor': 'middle', class: 'axis' }, 'no data yet'),
-    last ? s('circle', { cx: x(last[0]), cy: y(last[1]), r: 3.5, class: `dot-${m.cls}` }) : null);
+    points.length ? null : s('text', { x: (L + W - R) / 2, y: (T + H - B) / 2, 'text-anchor': 'middle', class: 'axis' }, 'no data in this range'));
+}
+
+function rangePicker(route) {
+  return h('div', { class: 'ranges', role: 'group', 'aria-label': 'Time range' },
+    Object.keys(RANGES).map((r) => h('a', {
+      href: hashOf({ ...route, range: r }), 'data-range': r, 'aria-current': r === route.range ? 'true' : null,
+    }, r.replace(/(\d+)/, `$1${NB}`))));
+}
+
+function sourceText(data) {
+  if (!data) return '';
+  const step = fmtDuration(data.step_seconds);
+  const from = { rollups: "the primary's own rollups", influxdb: 'InfluxDB', memory: "the primary's memory" }[data.source] || data.source;
+  return `From ${from}; one point per ${step}, the band from its lowest to its highest value.`;
 }
 
 // ---- the node page -----------------------------------------------------------------------
@@ -714,13 +997,29 @@ function renderNode(name) {
     'Last seen ', h('time', { datetime: node.last_seen || '' }, fmtAgo(node.last_seen)),
     ` · pushes every ${fmtDuration(node.interval_seconds)}`,
     labels.length ? h('ul', { class: 'chips', 'aria-label': 'Labels' }, labels.map(([k, val]) => h('li', {}, `${k}=${val}`))) : '');
-  const hist = historyOf(name);
+  const route = currentRoute();
+  fetchRanged(name, route.range);
+  const data = rangedData(name, route.range);
   const values = latestValues(node);
-  v.charts.replaceChildren(...SERIES.map((m) => h('figure', {},
-    h('figcaption', {}, `${m.long} (${m.unit})`, h('span', { class: 'now' }, `now ${fmtValue(values[m.key], m.unit)}`)),
-    chart(hist, m))));
+  // Redrawn when new history arrives, not at every poll, so a chart's tooltip stays put.
+  const chartsKey = JSON.stringify([route.range, state.ranged.key, state.ranged.at, data && data.source === 'memory' ? state.historyAt : 0]);
+  if (v.chartsKey !== chartsKey) {
+    v.chartsKey = chartsKey;
+    v.ranges.replaceChildren(rangePicker(route));
+    const failed = state.ranged.error && !data;
+    v.source.textContent = failed ? `The history could not be read: ${state.ranged.error.message}`
+      : data ? sourceText(data) : state.ranged.body ? 'This primary keeps no history beyond the last hour.' : 'Loading…';
+    v.nowSpans = new Map();
+    v.charts.replaceChildren(...(data ? RANGE_SERIES.map((m) => {
+      const now = h('span', { class: 'now' });
+      v.nowSpans.set(m, now);
+      return h('figure', { 'data-series': m.key },
+        h('figcaption', {}, `${m.long}${m.unit ? ` (${m.unit})` : ''}`, now), rangeChart(data, m));
+    }) : []));
+  }
+  for (const [m, now] of v.nowSpans) now.textContent = `now ${fmtValue(values[m.key], m.unit)}`;
   // Facts and addresses change rarely: redrawn only then, so a selection survives the polling.
-  const infoKey = JSON.stringify([node.info, node.registered_at]);
+  const infoKey = JSON.stringify([node.info, node.registered_at, node.primary_ipv4]);
   if (v.infoKey !== infoKey) {
     v.infoKey = infoKey;
     v.info.replaceChildren(facts(node));
@@ -744,6 +1043,10 @@ function buildNodeView(name) {
     badge: h('span'),
     sub: h('div', { class: 'node-sub' }),
     charts: h('div', { class: 'charts' }),
+    ranges: h('div'),
+    source: h('p', { class: 'hint source' }),
+    chartsKey: '',
+    nowSpans: new Map(),
     info: h('div'),
     infoKey: '',
     addrs: h('div', { class: 'table-wrap' }),
@@ -763,11 +1066,11 @@ function buildNodeView(name) {
   v.alertsPanel.hidden = true;
   const title = h('h2', { class: 'node-title', tabindex: '-1' }, h('span', {}, name), v.badge);
   v.root = h('div', {},
-    h('p', { class: 'back' }, h('a', { href: '#/' }, '← All nodes')),
+    h('p', { class: 'back' }, h('a', { href: state.gridHash }, '← All nodes')),
     title,
     v.sub,
     v.alertsPanel,
-    panel('Last hour', v.charts),
+    panel('History', h('div', {}, v.ranges, v.source, v.charts)),
     panel('Base information', v.info),
     panel('Addresses', v.addrs),
     panel('Now', v.now),
@@ -790,7 +1093,10 @@ function dl(pairs) {
 
 function facts(node) {
   const i = node.info || {};
+  const addr = addressOf(node);
   return dl([
+    ['IPv4 address', addr.ipv4],
+    ['MAC address', addr.mac ? `${addr.mac} (${addr.iface})` : null],
     ['Board', i.board_model || 'not a Raspberry Pi (no board model)'],
     ['Board serial', i.board_serial],
     ['Operating system', [i.os, i.os_version].filter(Boolean).join(' ')],
@@ -839,7 +1145,9 @@ function powerText(p) {
   const seen = p.under_voltage_events
     ? `; ${p.under_voltage_events} under-voltage event${p.under_voltage_events === 1 ? '' : 's'}, ${p.under_voltage_seconds || 0}${NB}s in the last interval`
     : '';
-  return `${now}${seen}${p.under_voltage_since_boot ? '; seen since boot' : ''}`;
+  const sinceBoot = [p.under_voltage_since_boot ? 'under-voltage' : null, p.frequency_capped_since_boot ? 'frequency capped' : null,
+    p.throttled_since_boot ? 'throttled' : null, p.soft_temp_limit_since_boot ? 'soft temperature limit' : null].filter(Boolean);
+  return `${now}${seen}${sinceBoot.length ? `; since boot: ${sinceBoot.join(', ')}` : ''}`;
 }
 
 // eMMC life time estimates are steps of 10 % of the rated life (1: 0–10 % used).
@@ -950,7 +1258,27 @@ function setSignedIn(on) {
     // What a signed-in admin saw is not left for whoever uses the browser next.
     if (!on) bar.results.replaceChildren();
   }
-  if (changed) render();
+  if (changed) {
+    // The install command holds the enrollment token: read only signed in, dropped at sign-out.
+    state.install = null;
+    $('install-command').textContent = '';
+    if (on) loadInstallCommand();
+    render();
+  }
+}
+
+// "Add a board": the one-line install command, from an admin endpoint; a primary without it
+// (404) shows nothing. The token is only ever in this element, never in the URL or storage.
+async function loadInstallCommand() {
+  try {
+    const body = await adminJson('GET', '/api/v1/admin/install-command');
+    if (!state.signedIn || typeof body.command !== 'string') return;
+    state.install = body.command;
+    $('install-command').textContent = body.command;
+  } catch {
+    state.install = null;
+  }
+  render();
 }
 
 async function signIn(e) {
@@ -1287,6 +1615,14 @@ async function start() {
   $('signout-button').addEventListener('click', signOut);
   $('action-confirm-cancel').addEventListener('click', () => $('action-confirm').close());
   $('action-confirm-ok').addEventListener('click', confirmAction);
+  $('find').addEventListener('submit', (e) => e.preventDefault());
+  $('search').addEventListener('input', (e) => setFind({ q: e.target.value }, true));
+  $('sort').addEventListener('change', (e) => setFind({ sort: e.target.value }));
+  $('status-filter').addEventListener('change', (e) => setFind({ status: e.target.value }));
+  $('label-filter').addEventListener('change', (e) => setFind({ label: e.target.value }));
+  put($('sort'), Object.entries(SORTS).map(([k, t]) => h('option', { value: k }, t)));
+  put($('status-filter'), Object.entries(FILTERS).map(([k, t]) => h('option', { value: k }, t)));
+  state.routePath = currentRoute().path;
   window.addEventListener('hashchange', onRouteChange);
   try {
     state.settings = await getJson('/api/v1/dashboard');
