@@ -17,11 +17,14 @@
 # What it does: finds this machine's architecture (x86_64, aarch64, armv7, armv6), checks
 # that the primary answers, downloads the agent binary the primary serves for it and checks
 # its SHA-256, then installs
-#   /usr/local/bin/pivitals-agent                       (0755)
+#   /var/lib/pivitals-agent/bin/pivitals-agent          (0755, the service user's)
+#   /usr/local/bin/pivitals-agent                       (a symbolic link to it)
 #   /etc/pivitals/agent.toml                            (0600, the token inside)
 #   /etc/systemd/system/pivitals-agent.service          (0644)
 # makes the system user pivitals-agent, enables and starts the service (state in
-# /var/lib/pivitals-agent, made by systemd), and waits up to 20 s for the node to register.
+# /var/lib/pivitals-agent), and waits up to 20 s for the node to register. The binary lives
+# in the service's state directory, the one place its sandbox (ProtectSystem=strict) lets it
+# write, so that an agent with allow_update can replace itself when the primary asks.
 # Run again, it changes only what differs (and restarts the agent if something did).
 #
 # Exit codes: 0 done; 1 failed; 2 bad option; 3 the primary cannot be reached; 4 the
@@ -90,11 +93,14 @@ case $PREFIX in
 *) fail 2 "--prefix must be an absolute path, got $PREFIX" ;;
 esac
 
-BIN=$PREFIX/usr/local/bin/pivitals-agent
+STATE=$PREFIX/var/lib/$SERVICE
+BIN=$STATE/bin/pivitals-agent
+LINK=$PREFIX/usr/local/bin/pivitals-agent
+# Relative, so that it resolves under a --prefix as on the real root.
+LINK_TARGET=../../../var/lib/$SERVICE/bin/pivitals-agent
 CONF_DIR=$PREFIX/etc/pivitals
 CONF=$CONF_DIR/agent.toml
 UNIT=$PREFIX/etc/systemd/system/$SERVICE.service
-STATE=$PREFIX/var/lib/$SERVICE
 
 if [ -z "$PREFIX" ] && [ "$(id -u)" -ne 0 ]; then
 	fail 1 "run as root (curl -fsSL $PRIMARY_URL/install.sh | sudo sh -s -- ...)"
@@ -120,7 +126,7 @@ uninstall() {
 	if has_systemd; then
 		systemctl disable --now "$SERVICE" >/dev/null 2>&1 || true
 	fi
-	rm -f "$BIN" "$CONF" "$UNIT"
+	rm -f "$LINK" "$BIN" "$CONF" "$UNIT"
 	rm -rf "$STATE"
 	if has_systemd; then
 		systemctl daemon-reload || true
@@ -130,7 +136,7 @@ uninstall() {
 	fi
 	# /etc/pivitals may hold a primary's settings too: it goes only when empty.
 	rmdir "$CONF_DIR" 2>/dev/null || true
-	prune_dirs "${BIN%/*}"
+	prune_dirs "${LINK%/*}"
 	prune_dirs "${UNIT%/*}"
 	prune_dirs "$CONF_DIR"
 	prune_dirs "${STATE%/*}"
@@ -258,9 +264,9 @@ After=network-online.target time-sync.target
 
 [Service]
 Type=exec
-ExecStart=/usr/local/bin/pivitals-agent --config /etc/pivitals/agent.toml
-# The system user the installer made; its state (node credential, backlog) lives in
-# /var/lib/pivitals-agent, which systemd creates and passes as $STATE_DIRECTORY.
+ExecStart=/var/lib/pivitals-agent/bin/pivitals-agent --config /etc/pivitals/agent.toml
+# The system user the installer made; its state (node credential, backlog) and its binary
+# (bin/, which an update replaces) live in /var/lib/pivitals-agent, passed as $STATE_DIRECTORY.
 User=pivitals-agent
 Group=pivitals-agent
 StateDirectory=pivitals-agent
@@ -269,6 +275,9 @@ Restart=on-failure
 RestartSec=5s
 # Exit code 2 is a configuration error (a bad setting in agent.toml): restarting cannot fix it.
 RestartPreventExitStatus=2
+# Exit code 75: the agent replaced its binary (the primary's "update agents") and must be
+# started again at once, whatever Restart= says.
+RestartForceExitStatus=75
 # On SIGTERM the agent pushes once more and says goodbye (the node shows "stopped").
 TimeoutStopSec=30s
 
@@ -315,9 +324,16 @@ if [ -z "$PREFIX" ] && ! id "$SERVICE_USER" >/dev/null 2>&1; then
 fi
 
 install_file "$WORK/agent" "$BIN" 0755
+chmod 0700 "$STATE"
+if [ "$(readlink "$LINK" 2>/dev/null || true)" != "$LINK_TARGET" ]; then
+	mkdir -p "${LINK%/*}"
+	rm -f "$LINK"
+	ln -s "$LINK_TARGET" "$LINK"
+	say "installed: $LINK -> $BIN"
+fi
 install_file "$WORK/agent.toml" "$CONF" 0600
 if [ -z "$PREFIX" ]; then
-	chown "$SERVICE_USER:$SERVICE_USER" "$CONF"
+	chown "$SERVICE_USER:$SERVICE_USER" "$CONF" "$STATE" "$STATE/bin" "$BIN"
 fi
 install_file "$WORK/unit" "$UNIT" 0644
 

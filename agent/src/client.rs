@@ -80,6 +80,7 @@ fn retry_after_text(retry_after: Option<Duration>) -> String {
 #[derive(Debug, Clone)]
 pub struct PrimaryClient {
     http: reqwest::Client,
+    base: Url,
     register_url: Url,
     vitals_url: Url,
     goodbye_url: Url,
@@ -137,11 +138,22 @@ impl PrimaryClient {
         let endpoint = |path: &str| base.join(path).expect("a relative path joins any http URL");
         Ok(Self {
             http,
+            base: base.clone(),
             register_url: endpoint("api/v1/register"),
             vitals_url: endpoint("api/v1/vitals"),
             goodbye_url: endpoint("api/v1/goodbye"),
             actions_url: endpoint("api/v1/agent/actions"),
         })
+    }
+
+    /// The HTTP client, with this primary's TLS settings (for the `update` download).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The primary's URL, as [`crate::Config::primary_url`].
+    pub fn base(&self) -> &Url {
+        &self.base
     }
 
     /// Registers this node with the enrollment token.

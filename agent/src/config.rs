@@ -17,13 +17,14 @@
 //! | `PIVITALS_TLS__CA`      | `[tls] ca`     | none: the system's certificate store      |
 //! | `PIVITALS_TLS__INSECURE_SKIP_VERIFY` | `[tls] insecure_skip_verify` | `false`      |
 //! | `PIVITALS_ACTIONS__ALLOW_POWER` | `[actions] allow_power` | `false`: the built-in `reboot` and `shutdown` actions are refused |
+//! | `PIVITALS_ACTIONS__ALLOW_UPDATE` (or `PIVITALS_ALLOW_UPDATE`) | `[actions] allow_update` | `false`: the built-in `update` (replace this agent's binary with the one the primary serves) is refused |
 //! | —                       | `[actions] reboot_command` | `["systemctl", "reboot"]`            |
 //! | —                       | `[actions] shutdown_command` | `["systemctl", "poweroff"]`        |
 //! | —                       | `[actions.NAME] command` | none; an action the primary may ask for by `NAME`: argv, run without a shell |
 //! | —                       | `[actions.NAME] timeout` | `30s` (at most `1h`); then its process group is killed |
 //!
 //! An action's `NAME` matches `^[a-z][a-z0-9_-]{0,31}$` (`hello`, `apt-upgrade`) and is not a
-//! built-in action (`ping`, `reboot`, `shutdown`) or a key of `[actions]`:
+//! built-in action (`ping`, `reboot`, `shutdown`, `update`) or a key of `[actions]`:
 //!
 //! ```toml
 //! [actions]
@@ -87,7 +88,12 @@ const KEYS: &[&str] = &[
 const TLS_KEYS: &[&str] = &["ca", "insecure_skip_verify"];
 
 /// Every setting of the file's `[actions]` table; its other keys are `[actions.NAME]` tables.
-const ACTIONS_KEYS: &[&str] = &["allow_power", "reboot_command", "shutdown_command"];
+const ACTIONS_KEYS: &[&str] = &[
+    "allow_power",
+    "allow_update",
+    "reboot_command",
+    "shutdown_command",
+];
 
 /// Every key of an `[actions.NAME]` table.
 const ACTION_KEYS: &[&str] = &["command", "timeout"];
@@ -136,6 +142,8 @@ pub struct Config {
 pub struct ActionSettings {
     /// Whether the built-in `reboot` and `shutdown` actions run; refused otherwise.
     pub allow_power: bool,
+    /// Whether the built-in `update` runs (the agent replaces its own binary); refused otherwise.
+    pub allow_update: bool,
     /// What `reboot` runs (argv, not empty).
     pub reboot_command: Vec<String>,
     /// What `shutdown` runs (argv, not empty).
@@ -149,6 +157,7 @@ impl Default for ActionSettings {
     fn default() -> Self {
         Self {
             allow_power: false,
+            allow_update: false,
             reboot_command: vec!["systemctl".into(), "reboot".into()],
             shutdown_command: vec!["systemctl".into(), "poweroff".into()],
             commands: BTreeMap::new(),
@@ -222,6 +231,8 @@ pub enum ConfigError {
     InsecureSkipVerify(String),
     #[error("PIVITALS_ACTIONS__ALLOW_POWER (actions.allow_power) {0:?} is not true or false")]
     AllowPower(String),
+    #[error("PIVITALS_ACTIONS__ALLOW_UPDATE (actions.allow_update) {0:?} is not true or false")]
+    AllowUpdate(String),
 }
 
 impl Config {
@@ -387,6 +398,14 @@ impl Config {
         };
         if let Some(text) = raw.nested("actions", "allow_power")? {
             actions.allow_power = parse_bool(&text).ok_or(ConfigError::AllowPower(text))?;
+        }
+        // The short `PIVITALS_ALLOW_UPDATE` is the name the installer and the docs use.
+        let allow_update = match raw.nested("actions", "allow_update")? {
+            Some(text) => Some(text),
+            None => raw.variable("PIVITALS_ALLOW_UPDATE"),
+        };
+        if let Some(text) = allow_update {
+            actions.allow_update = parse_bool(&text).ok_or(ConfigError::AllowUpdate(text))?;
         }
 
         Ok(Self {
@@ -584,7 +603,8 @@ fn unknown_key(file: &toml::Table) -> Option<(String, &'static [&'static str])> 
     None
 }
 
-/// The `[actions]` table of the file, but `allow_power`, which the environment may override.
+/// The `[actions]` table of the file, but `allow_power` and `allow_update`, which the
+/// environment may override.
 /// The error names the key.
 fn parse_actions(file: &toml::Table) -> Result<ActionSettings, String> {
     let mut settings = ActionSettings::default();
@@ -597,7 +617,7 @@ fn parse_actions(file: &toml::Table) -> Result<ActionSettings, String> {
     for (name, value) in actions {
         let key = format!("actions.{name}");
         match name.as_str() {
-            "allow_power" => {}
+            "allow_power" | "allow_update" => {}
             "reboot_command" => settings.reboot_command = argv(&key, value)?,
             "shutdown_command" => settings.shutdown_command = argv(&key, value)?,
             _ => {
@@ -1256,6 +1276,41 @@ mod tests {
     }
 
     #[test]
+    fn update_is_allowed_by_the_file_or_either_variable() {
+        let plain = Config::from_sources(None, minimal()).unwrap();
+        assert!(!plain.actions.allow_update, "off unless asked");
+        let file = toml_file("[actions]\nallow_update = true\n");
+        let cfg = Config::from_sources(Some(file.path()), minimal()).unwrap();
+        assert!(cfg.actions.allow_update && !cfg.actions.allow_power);
+        for var in ["PIVITALS_ACTIONS__ALLOW_UPDATE", "PIVITALS_ALLOW_UPDATE"] {
+            let mut vars = minimal();
+            vars.extend(env(&[(var, "true")]));
+            assert!(
+                Config::from_sources(None, vars)
+                    .unwrap()
+                    .actions
+                    .allow_update,
+                "{var}"
+            );
+        }
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_ACTIONS__ALLOW_UPDATE", "false")]));
+        assert!(
+            !Config::from_sources(Some(file.path()), vars)
+                .unwrap()
+                .actions
+                .allow_update,
+            "the variable wins over the file"
+        );
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_ALLOW_UPDATE", "yes please")]));
+        assert_eq!(
+            error_text(None, vars),
+            "PIVITALS_ACTIONS__ALLOW_UPDATE (actions.allow_update) \"yes please\" is not true or false"
+        );
+    }
+
+    #[test]
     fn bad_actions_are_refused_naming_the_key_and_the_file() {
         for (text, expected) in [
             (
@@ -1336,7 +1391,7 @@ mod tests {
         assert_eq!(
             error_text(Some(file.path()), minimal()),
             format!(
-                "config file {}: unknown key `actions.allow_powr` (expected one of allow_power, reboot_command, shutdown_command)",
+                "config file {}: unknown key `actions.allow_powr` (expected one of allow_power, allow_update, reboot_command, shutdown_command)",
                 file.path().display()
             )
         );

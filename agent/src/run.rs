@@ -11,10 +11,13 @@
 //! [`Sender::node_token`]; only the sender registers), then long-polls
 //! `GET /api/v1/agent/actions?wait=25s` and runs each action it gets as a task of its own, at
 //! most [`MAX_RUNNING_ACTIONS`] at once, posting each result. An allowed `reboot` or
-//! `shutdown` posts `accepted` before its command starts. A refused token (401) waits for the
-//! sender to register again; a primary without the endpoint (404, an older version) is asked
-//! again every [`NO_ACTIONS_RETRY`], said once at `info`; other failures back off
-//! ([`Backoff::AGENT_PUSH`]). The poll is one more future of the same `select!`: it never
+//! `shutdown` posts `accepted` before its command starts; an `update` that replaced the binary
+//! posts `accepted` and then ends the process with
+//! [`UPDATE_EXIT_CODE`](crate::actions::UPDATE_EXIT_CODE) for systemd to start the new one
+//! (abruptly: samples not pushed yet are in the backlog on disk, and the new process sends
+//! them). A refused token (401) waits for the sender to register again; a primary without the
+//! endpoint (404, an older version) is asked again every [`NO_ACTIONS_RETRY`], said once at
+//! `info`; other failures back off ([`Backoff::AGENT_PUSH`]). The poll is one more future of the same `select!`: it never
 //! delays a sample or a push. Sampling never waits for the primary: while it is unreachable, samples
 //! pile up in the backlog on disk (`STATE_DIR/backlog/`, the oldest dropped beyond
 //! `backlog_max`) and go out oldest first, with their original timestamps, when it returns, in
@@ -42,7 +45,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
-use crate::actions::{Actions, Answer};
+use crate::actions::{Actions, Answer, UPDATE_EXIT_CODE};
 use crate::backlog::Backlog;
 use crate::client::{CallError, PrimaryClient};
 use crate::config::Config;
@@ -441,6 +444,21 @@ async fn run_action(
             let started = power.start().await;
             if started.state != ActionState::Accepted {
                 log_result(&request, &started);
+            }
+        }
+        Answer::Update(update) => {
+            let result = update.install(&client).await;
+            log_result(&request, &result);
+            post_result(&client, &token, &result).await;
+            if result.state == ActionState::Accepted {
+                // The new binary is in place: stop for systemd to start it (the units restart
+                // on this code). Samples not yet pushed are in the backlog on disk and go out
+                // from the new process.
+                warn!(
+                    id = %request.id,
+                    "the agent's binary was replaced as the primary asked; exiting with {UPDATE_EXIT_CODE} to be restarted"
+                );
+                std::process::exit(i32::from(UPDATE_EXIT_CODE));
             }
         }
     }

@@ -149,7 +149,7 @@ impl Collector {
             swap_total_bytes: swap.map_or(0, |s| s.total_bytes),
             board_model: self.pi.board_model(&self.root),
             // The workspace's version, which the agent shares with this crate.
-            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            agent_version: agent_version(),
             board_serial: host.board_serial,
             default_interface: network.default_interface,
             interfaces: network.interfaces,
@@ -227,6 +227,49 @@ impl Collector {
             power: self.power.power(&self.root),
             storage_health: self.storage_health.sample(&self.root),
         }
+    }
+}
+
+/// Room for a build tag in [`BUILD_STAMP`] after its marker.
+const BUILD_TAG_ROOM: usize = 32;
+
+/// `PIVITALS_BUILD_TAG=` and the build tag, NUL-padded: set from the variable of that name at
+/// build time, or written into a built binary afterwards (the bytes after the marker), which
+/// is how a second build of the same source gets a version of its own without compiling again.
+#[used]
+static BUILD_STAMP: [u8; 19 + BUILD_TAG_ROOM] = build_stamp(option_env!("PIVITALS_BUILD_TAG"));
+
+const fn build_stamp(tag: Option<&str>) -> [u8; 19 + BUILD_TAG_ROOM] {
+    let marker = b"PIVITALS_BUILD_TAG=";
+    let mut stamp = [0u8; 19 + BUILD_TAG_ROOM];
+    let mut i = 0;
+    while i < marker.len() {
+        stamp[i] = marker[i];
+        i += 1;
+    }
+    if let Some(tag) = tag {
+        let tag = tag.as_bytes();
+        let mut j = 0;
+        while j < tag.len() && j < BUILD_TAG_ROOM {
+            stamp[marker.len() + j] = tag[j];
+            j += 1;
+        }
+    }
+    stamp
+}
+
+/// The agent's version: the crate's, then `+TAG` when the build carries a tag (`0.1.0+next`).
+pub fn agent_version() -> String {
+    // Read through a volatile load: the bytes may be changed in the binary after compiling,
+    // so the compiler must not fold them into a constant.
+    // SAFETY: a plain byte array in a static that nothing writes while the program runs.
+    let stamp: [u8; 19 + BUILD_TAG_ROOM] =
+        unsafe { std::ptr::read_volatile(std::ptr::addr_of!(BUILD_STAMP)) };
+    let tag = &stamp[19..];
+    let tag = &tag[..tag.iter().position(|b| *b == 0).unwrap_or(tag.len())];
+    match std::str::from_utf8(tag) {
+        Ok(tag) if !tag.is_empty() => format!("{}+{tag}", env!("CARGO_PKG_VERSION")),
+        _ => env!("CARGO_PKG_VERSION").to_owned(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Actions: what the primary may ask a node to do, and the node's answer.
 //!
 //! The primary sends only an action's name ([`ActionRequest`]); the node runs it only if its own
-//! settings define it, and answers with an [`ActionResult`]. These are the wire types and the
+//! settings define it, and answers with an [`ActionResult`]. The built-in [`UPDATE_ACTION`]
+//! also names the agent binary to install ([`UpdateRequest`]), which a node runs only when its
+//! settings allow updates. These are the wire types and the
 //! rule for an action's name; running an action is the agent's business.
 
 use serde::{Deserialize, Serialize};
@@ -14,7 +16,14 @@ pub const MAX_ACTION_OUTPUT: usize = 64 * 1024;
 pub const MAX_ACTION_NAME: usize = 32;
 
 /// The names of the built-in actions; a node's own commands may not use them.
-pub const BUILTIN_ACTIONS: &[&str] = &["ping", "reboot", "shutdown"];
+pub const BUILTIN_ACTIONS: &[&str] = &["ping", "reboot", "shutdown", UPDATE_ACTION];
+
+/// The built-in action that replaces the agent's binary with the one the primary serves.
+pub const UPDATE_ACTION: &str = "update";
+
+/// The exit code of an agent that replaced its own binary and stops to be started again (by
+/// systemd: the units list it in `RestartForceExitStatus=`). EX_TEMPFAIL of `sysexits.h`.
+pub const UPDATE_EXIT_CODE: u8 = 75;
 
 /// What the primary hands an agent: the action's name, never a command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +32,24 @@ pub struct ActionRequest {
     pub id: String,
     /// The name of an action in the node's settings (or a built-in one).
     pub action: String,
+    /// The binary an [`UPDATE_ACTION`] installs; absent for every other action (and left out
+    /// of the JSON, so older agents read the request as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateRequest>,
+}
+
+/// Which binary an `update` installs: the agent downloads `url` from its own primary and
+/// refuses bytes whose SHA-256 is not `sha256`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRequest {
+    /// Relative to the primary's URL (`agent/aarch64`); the agent never fetches elsewhere.
+    pub url: String,
+    /// Lower-case hex SHA-256 of the binary.
+    pub sha256: String,
+    /// Only check: `done` when the running agent was started from a binary with this SHA-256,
+    /// `failed` otherwise; nothing is downloaded. The primary asks this after a restart.
+    #[serde(default)]
+    pub verify_only: bool,
 }
 
 /// How an action ended, as JSON in lower case (`"done"`, `"timed_out"`).
@@ -92,6 +119,7 @@ mod tests {
         let request = ActionRequest {
             id: "a2".into(),
             action: "hello".into(),
+            update: None,
         };
         let json = serde_json::to_string(&request).unwrap();
         assert_eq!(json, r#"{"id":"a2","action":"hello"}"#);
@@ -99,6 +127,27 @@ mod tests {
             serde_json::from_str::<ActionRequest>(&json).unwrap(),
             request
         );
+    }
+
+    #[test]
+    fn an_update_request_carries_its_binary_and_old_requests_still_read() {
+        let request = ActionRequest {
+            id: "u1".into(),
+            action: UPDATE_ACTION.into(),
+            update: Some(UpdateRequest {
+                url: "agent/aarch64".into(),
+                sha256: "ab".repeat(32),
+                verify_only: false,
+            }),
+        };
+        let json = serde_json::to_string(&request).unwrap();
+        assert!(json.contains(r#""url":"agent/aarch64""#), "{json}");
+        assert_eq!(
+            serde_json::from_str::<ActionRequest>(&json).unwrap(),
+            request
+        );
+        let old: ActionRequest = serde_json::from_str(r#"{"id":"a","action":"ping"}"#).unwrap();
+        assert_eq!(old.update, None);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! - [`state`]: what every request and task shares;
 //! - [`ingest`]: accepted samples into the spool, and [`ingest::self_monitor`], the primary's
 //!   own host as a node; [`liveness`]: the watcher that records status changes;
+//!   [`last_known`]: what was last seen of each node, kept across restarts for display;
 //! - [`web`]: everything HTTP (routes, extractors, [`web::error::ApiError`], server, TLS, the
 //!   embedded dashboard).
 //!
@@ -32,6 +33,7 @@ pub mod ingest;
 pub mod install;
 pub mod limits;
 pub mod liveness;
+pub mod last_known;
 pub mod metrics;
 pub mod nodes;
 pub mod placement;
@@ -92,7 +94,12 @@ pub async fn run(
             .context("enrollment token")?;
     let registry =
         Registry::open(&config.data_dir.join("registry.redb")).context("opening the registry")?;
-    let nodes = Nodes::from_records(registry.load_all().context("reading the registry")?);
+    let mut nodes = Nodes::from_records(registry.load_all().context("reading the registry")?);
+    nodes.restore_last_known(
+        registry
+            .load_last_known()
+            .context("reading the nodes' last known state")?,
+    );
     tracing::info!(nodes = nodes.len(), "registry loaded");
 
     let sink = build_sink(&config).await?;
@@ -187,6 +194,7 @@ pub async fn run(
         alerts,
         alerting,
         actions,
+        rollouts: Default::default(),
         sessions: Default::default(),
         config,
     });
@@ -204,6 +212,7 @@ pub async fn run(
     );
     let flusher_task = tokio::spawn(flusher.run());
     tokio::spawn(liveness::watch(Arc::clone(&state), stop_rx.clone()));
+    tokio::spawn(last_known::keep(Arc::clone(&state), stop_rx.clone()));
     if state.config.self_monitor {
         tokio::spawn(self_monitor::run(
             Arc::clone(&state),
@@ -248,6 +257,7 @@ pub async fn run(
         closing.actions.close();
     });
     server.await;
+    last_known::save(&state).await;
     trigger.abort();
     // The flusher writes what it can within its grace; the rest stays spooled.
     match tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(5), flusher_task).await {

@@ -44,6 +44,46 @@ enum Command {
     /// accepted), 1 when any failed, refused, timed out, expired or is still pending, 2 for a
     /// usage or HTTP error.
     Action(ActionArgs),
+    /// Update the agents of the chosen nodes to the binary this primary serves for their
+    /// architecture (PIVITALS_AGENT_BINARIES), at most --max-parallel at a time, stopping at the
+    /// first node that fails, refuses or does not come back within --timeout; print each
+    /// node's progress.
+    ///
+    /// Needs the admin token in PIVITALS_ADMIN_TOKEN and PIVITALS_ALLOW_UPDATE=true on the
+    /// nodes. Exits 0 when every node is updated (or already current), 1 when the rollout
+    /// failed, 2 for a usage or HTTP error.
+    Update(UpdateArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(
+    ArgGroup::new("target")
+        .required(true)
+        .multiple(false)
+        .args(["nodes", "stack", "labels", "all"])
+))]
+struct UpdateArgs {
+    /// A node by name (repeat for more).
+    #[arg(long = "node", value_name = "NODE")]
+    nodes: Vec<String>,
+    /// Every node labelled stack=S (the same as --label stack=S).
+    #[arg(long, value_name = "S")]
+    stack: Option<String>,
+    /// Every node with this label (repeat: a node must have all of them).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Every registered node (not the primary's own host).
+    #[arg(long)]
+    all: bool,
+    /// Nodes updating at once.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    max_parallel: usize,
+    /// How long one node may take, from the request to running the new binary.
+    #[arg(long, value_name = "DURATION", default_value = "3m")]
+    timeout: String,
+    /// The primary's URL [default: PIVITALS_URL, else http://127.0.0.1:7070].
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -118,6 +158,7 @@ fn main() {
             }
         },
         Some(Command::Action(action)) => std::process::exit(run_action(action)),
+        Some(Command::Update(update)) => std::process::exit(run_update(update)),
         None => start(args),
     };
     if let Err(err) = outcome {
@@ -266,6 +307,151 @@ fn run_action(args: ActionArgs) -> i32 {
     }
 }
 
+/// `pivitals-primary update`: its exit code (0 all updated, 1 the rollout failed, 2 usage or
+/// HTTP error).
+fn run_update(args: UpdateArgs) -> i32 {
+    let token = match std::env::var("PIVITALS_ADMIN_TOKEN") {
+        Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
+        _ => {
+            eprintln!(
+                "pivitals-primary: PIVITALS_ADMIN_TOKEN is not set: update needs the primary's admin token"
+            );
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("pivitals-primary: starting the runtime: {err}");
+            return 2;
+        }
+    };
+    match runtime.block_on(update(args, &token)) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(err) => {
+            eprintln!("pivitals-primary: {err:#}");
+            2
+        }
+    }
+}
+
+/// Starts the rollout, then prints a row each time a node's state changes until it is over;
+/// Ok(whether it is done rather than failed).
+async fn update(args: UpdateArgs, token: &str) -> anyhow::Result<bool> {
+    let base = primary_base(args.url.clone());
+    let mut body = serde_json::json!({
+        "by": "cli",
+        "max_parallel": args.max_parallel,
+        "timeout": args.timeout,
+    });
+    select_nodes(
+        &mut body,
+        &args.nodes,
+        args.stack.as_ref(),
+        &args.labels,
+        args.all,
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    let created = call(
+        http.post(format!("{base}/api/v1/updates"))
+            .bearer_auth(token)
+            .json(&body),
+        "POST /api/v1/updates",
+    )
+    .await?;
+    let id = created["id"]
+        .as_str()
+        .context("the primary's answer has no update id")?
+        .to_owned();
+    let targets: Vec<String> = created["targets"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "update {id} started for {}, at most {} at a time",
+        plural(targets.len(), "node"),
+        args.max_parallel
+    );
+    let width = targets.iter().map(|t| t.len()).max().unwrap_or(0).max(4);
+    println!("{:<width$}  {:<15}  DETAIL", "NODE", "STATE");
+    let path = format!("/api/v1/updates/{id}");
+    let mut shown_states = std::collections::BTreeMap::new();
+    loop {
+        let rollout = call(http.get(format!("{base}{path}")).bearer_auth(token), &path).await?;
+        for node in rollout["nodes"].as_array().into_iter().flatten() {
+            let name = node["node"].as_str().unwrap_or_default();
+            let state = node["state"].as_str().unwrap_or_default();
+            if shown_states.get(name).map(String::as_str) != Some(state) && state != "pending" {
+                shown_states.insert(name.to_owned(), state.to_owned());
+                let detail = node["message"]
+                    .as_str()
+                    .or(node["running"].as_str())
+                    .unwrap_or_default();
+                println!("{name:<width$}  {state:<15}  {detail}");
+            }
+        }
+        match rollout["state"].as_str() {
+            Some("running") => tokio::time::sleep(POLL_EVERY).await,
+            Some("done") => {
+                println!("update {id} done");
+                return Ok(true);
+            }
+            other => {
+                println!("update {id} {}", other.unwrap_or("ended"));
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// `--url`, else `PIVITALS_URL`, else [`DEFAULT_URL`], without a trailing `/`.
+fn primary_base(url: Option<String>) -> String {
+    let base = url
+        .or_else(|| {
+            std::env::var("PIVITALS_URL")
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+        })
+        .unwrap_or_else(|| DEFAULT_URL.to_owned());
+    base.trim().trim_end_matches('/').to_owned()
+}
+
+/// Puts exactly one selector into `body`: `all`, `nodes`, or `labels` (with `stack`).
+fn select_nodes(
+    body: &mut serde_json::Value,
+    nodes: &[String],
+    stack: Option<&String>,
+    labels: &[(String, String)],
+    all: bool,
+) {
+    if all {
+        body["all"] = true.into();
+    } else if !nodes.is_empty() {
+        body["nodes"] = nodes.to_vec().into();
+    } else {
+        let mut map = serde_json::Map::new();
+        if let Some(stack) = stack {
+            map.insert("stack".into(), stack.clone().into());
+        }
+        for (key, value) in labels {
+            map.insert(key.clone(), value.clone().into());
+        }
+        body["labels"] = map.into();
+    }
+}
+
 /// States after which a node's result no longer changes.
 const FINAL_STATES: &[&str] = &[
     "done",
@@ -278,31 +464,15 @@ const FINAL_STATES: &[&str] = &[
 
 /// Queues the action, then prints each node's row once final; Ok(whether all succeeded).
 async fn action(args: ActionArgs, token: &str) -> anyhow::Result<bool> {
-    let base = args
-        .url
-        .clone()
-        .or_else(|| {
-            std::env::var("PIVITALS_URL")
-                .ok()
-                .filter(|u| !u.trim().is_empty())
-        })
-        .unwrap_or_else(|| DEFAULT_URL.to_owned());
-    let base = base.trim().trim_end_matches('/').to_owned();
+    let base = primary_base(args.url.clone());
     let mut body = serde_json::json!({ "action": args.name, "by": "cli" });
-    if args.all {
-        body["all"] = true.into();
-    } else if !args.nodes.is_empty() {
-        body["nodes"] = args.nodes.clone().into();
-    } else {
-        let mut labels = serde_json::Map::new();
-        if let Some(stack) = &args.stack {
-            labels.insert("stack".into(), stack.clone().into());
-        }
-        for (key, value) in &args.labels {
-            labels.insert(key.clone(), value.clone().into());
-        }
-        body["labels"] = labels.into();
-    }
+    select_nodes(
+        &mut body,
+        &args.nodes,
+        args.stack.as_ref(),
+        &args.labels,
+        args.all,
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

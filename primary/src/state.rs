@@ -37,6 +37,8 @@ pub struct Shared {
     pub alerting: AlertRuntime,
     /// The actions asked of nodes and their results, in memory.
     pub actions: Actions,
+    /// The agent updates ("update agents") and each node's progress, in memory.
+    pub rollouts: crate::actions::rollout::Rollouts,
     /// The dashboard's sign-in sessions, in memory.
     pub sessions: SessionStore,
     /// The agent binaries the installer downloads (`PIVITALS_AGENT_BINARIES`), hashed at start.

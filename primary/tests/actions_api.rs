@@ -254,7 +254,8 @@ async fn a_waiting_agent_gets_its_action_at_once_and_an_idle_one_204() {
         actions,
         [ActionRequest {
             id: id.clone(),
-            action: "hello".into()
+            action: "hello".into(),
+            update: None,
         }]
     );
     assert_eq!(state_of(&primary, &id, "pi-01").await["state"], "sent");

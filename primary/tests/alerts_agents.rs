@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use pivitals_testkit::archive::archived;
 use pivitals_testkit::free_port;
 use pivitals_testkit::harness::binaries::start_primary_with_config;
 use pivitals_testkit::harness::{eventually, get_json, node_status, start_agent_with};
@@ -194,25 +195,6 @@ fn held(alert: &Value) -> String {
     format!("{}s", (ms(&alert["at"]) - ms(&alert["since"])) / 1000)
 }
 
-/// The `alert` lines of every archive file.
-fn archived_alerts(data_dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(data_dir.join("archive")) else {
-        return Vec::new();
-    };
-    let mut lines = Vec::new();
-    for entry in entries.map_while(Result::ok) {
-        if entry.path().extension().is_some_and(|e| e == "lp") {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            lines.extend(
-                text.lines()
-                    .filter(|l| l.starts_with("alert,"))
-                    .map(str::to_owned),
-            );
-        }
-    }
-    lines
-}
-
 #[test]
 fn a_real_agent_heated_then_cooled_fires_repeats_and_resolves_but_a_blip_does_not() {
     let dir = tempfile::tempdir().unwrap();
@@ -284,7 +266,7 @@ fn a_real_agent_heated_then_cooled_fires_repeats_and_resolves_but_a_blip_does_no
         "a blip is never firing nor resolved"
     );
     assert_eq!(
-        archived_alerts(&dir.path().join("primary")),
+        archived(&dir.path().join("primary"), "alert"),
         Vec::<String>::new()
     );
 
@@ -395,7 +377,7 @@ fn a_real_agent_heated_then_cooled_fires_repeats_and_resolves_but_a_blip_does_no
         "the firing and resolved alert lines in the archive",
         WITHIN,
         || {
-            let lines = archived_alerts(&data_dir);
+            let lines = archived(&data_dir, "alert");
             (lines.len() >= 2).then_some(lines)
         },
     );

@@ -16,23 +16,30 @@
 use std::path::Path;
 use std::time::Duration;
 
+use pivitals_testkit::actions::start_labelled_agent_with_actions;
 use pivitals_testkit::browser::{Driver, Session, required, save_screenshot};
-use pivitals_testkit::harness::{ADMIN, ENROLL, Proc, eventually, start_primary, workspace_binary};
+use pivitals_testkit::harness::{ADMIN, Proc, eventually, start_primary};
 use pivitals_testkit::{free_port, http};
 use serde_json::{Value, json};
 
 /// Every wait is bounded by this.
 const WITHIN: Duration = Duration::from_secs(30);
 
-/// The power commands are harmless stand-ins: this test must never power anything off.
-const AGENT_SETTINGS: &str = r#"
+/// The agents' settings: power actions allowed or not, and harmless stand-ins for the power
+/// commands either way (this test must never power anything off).
+fn agent_settings(allow_power: bool) -> String {
+    format!(
+        r#"
 [actions]
+allow_power = {allow_power}
 reboot_command = ["echo", "pretend reboot"]
 shutdown_command = ["echo", "pretend shutdown"]
 
 [actions.hello]
 command = ["echo", "hi"]
-"#;
+"#
+    )
+}
 
 /// The agents: name, `stack`, `position`, whether power actions are allowed.
 const NODES: [(&str, &str, &str, bool); 3] = [
@@ -41,27 +48,15 @@ const NODES: [(&str, &str, &str, bool); 3] = [
     ("node-a", "2", "2", false),
 ];
 
-fn start_agent(dir: &Path, url: &str, settings: &Path, node: (&str, &str, &str, bool)) -> Proc {
+/// The agent binary as `node`, with its labels and [`agent_settings`]; once registered.
+fn start_agent(dir: &Path, url: &str, node: (&str, &str, &str, bool)) -> Proc {
     let (name, stack, position, allow_power) = node;
-    let env = [
-        ("PIVITALS_PRIMARY_URL", url.to_owned()),
-        ("PIVITALS_ENROLL_TOKEN", ENROLL.to_owned()),
-        ("PIVITALS_NODE_NAME", name.to_owned()),
-        ("PIVITALS_INTERVAL", "1s".to_owned()),
-        ("PIVITALS_START_JITTER", "false".to_owned()),
-        (
-            "PIVITALS_LABELS",
-            format!("stack={stack},position={position}"),
-        ),
-        ("PIVITALS_ACTIONS__ALLOW_POWER", allow_power.to_string()),
-        ("PIVITALS_STATE_DIR", dir.join(name).display().to_string()),
-    ];
-    Proc::spawn_with_args(
-        name,
-        &workspace_binary("pivitals-agent"),
-        &["--config".as_ref(), settings.as_os_str()],
-        &env,
+    start_labelled_agent_with_actions(
         dir,
+        name,
+        &format!("stack={stack},position={position}"),
+        url,
+        &agent_settings(allow_power),
     )
 }
 
@@ -104,8 +99,6 @@ fn an_admin_signs_in_runs_stack_actions_from_the_stack_view_and_signs_out() {
     required("chromium");
     required("chromedriver");
     let dir = tempfile::tempdir().unwrap();
-    let settings = dir.path().join("agent.toml");
-    std::fs::write(&settings, AGENT_SETTINGS).unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let primary = start_primary(
@@ -118,7 +111,7 @@ fn an_admin_signs_in_runs_stack_actions_from_the_stack_view_and_signs_out() {
     );
     let agents: Vec<Proc> = NODES
         .iter()
-        .map(|node| start_agent(dir.path(), &url, &settings, *node))
+        .map(|node| start_agent(dir.path(), &url, *node))
         .collect();
     let logs = || {
         let mut text = primary.log_tail();

@@ -27,46 +27,21 @@ use pivitals_common::{
     CpuVitals, DiskIoRates, DiskIoVitals, InterfaceInfo, LoadAverage, MemoryVitals, NetRates,
     NetVitals, NodeInfo, RegisterRequest, TemperatureVitals, VitalsPayload,
 };
+use pivitals_testkit::actions::{json_request, register};
 use pivitals_testkit::browser::{Driver, Session, required, save_screenshot};
 use pivitals_testkit::harness::{
-    ENROLL, Proc, eventually, get_json, start_agent, start_agent_with, start_primary,
+    Proc, eventually, get_json, start_agent, start_agent_with, start_primary,
     start_primary_on_influx_v1,
 };
-use pivitals_testkit::samples::{now_ms, pi_sample, push_body};
-use pivitals_testkit::{InfluxV1, free_port, http};
+use pivitals_testkit::history::{HISTORY_SERIES, push_samples, ranged_history};
+use pivitals_testkit::samples::{now_ms, pi_sample};
+use pivitals_testkit::{InfluxV1, free_port};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "history-browser-admin-token-01";
 const RANGES: [&str; 5] = ["1h", "6h", "24h", "7d", "30d"];
-const SERIES: [&str; 9] = [
-    "cpu_percent",
-    "mem_percent",
-    "temp_celsius",
-    "disk_percent",
-    "load1",
-    "net_rx_bytes_per_second",
-    "net_tx_bytes_per_second",
-    "disk_read_bytes_per_second",
-    "disk_write_bytes_per_second",
-];
 /// The address `old-pi` reports, found by the search.
 const OLD_PI_IP: &str = "10.77.0.9";
-
-fn post(url: &str, token: &str, body: &Value) -> (u16, Value) {
-    let bearer = format!("Bearer {token}");
-    let response = http::request(
-        "POST",
-        url,
-        &[
-            ("Authorization", &bearer),
-            ("Content-Type", "application/json"),
-        ],
-        &serde_json::to_vec(body).unwrap(),
-    )
-    .unwrap();
-    let answer = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-    (response.status, answer)
-}
 
 /// One sample of `old-pi` at `ts`: CPU, memory, temperature and load with their peaks, the
 /// disks of [`pi_sample`], one interface and one disk with rates. The CPU follows a daily wave
@@ -154,13 +129,7 @@ fn feed_old_pi(url: &str) {
         interval_seconds: 1,
         hardware: None,
     };
-    let (status, reply) = post(
-        &format!("{url}/api/v1/register"),
-        ENROLL,
-        &serde_json::to_value(&request).unwrap(),
-    );
-    assert_eq!(status, 200, "{reply}");
-    let token = reply["node_token"].as_str().unwrap().to_owned();
+    let token = register(url, &request);
     let now = now_ms();
     let minute = 60_000;
     let week = 7 * 24 * 60 * minute;
@@ -174,21 +143,13 @@ fn feed_old_pi(url: &str) {
         cpu.usage_percent = 100.0;
         cpu.usage_percent_max = Some(100.0);
     }
-    for batch in samples.chunks(200) {
-        let (status, reply) = post(
-            &format!("{url}/api/v1/vitals"),
-            &token,
-            &push_body(batch.to_vec()),
-        );
-        assert_eq!(status, 200, "{reply}");
-    }
+    push_samples(url, &token, &samples);
 }
 
 /// `GET /api/v1/nodes/{node}/history?range={range}`, which must answer the ranged contract.
 fn ranged(url: &str, node: &str, range: &str) -> Value {
-    let response = http::get(&format!("{url}/api/v1/nodes/{node}/history?range={range}")).unwrap();
-    assert_eq!(response.status, 200, "{range}: {}", response.text());
-    let body: Value = serde_json::from_slice(&response.body).unwrap();
+    let (status, body) = ranged_history(url, node, range);
+    assert_eq!(status, 200, "{range}: {body}");
     assert!(
         body["series"].is_object(),
         "the primary answers ?range={range} without `series` (no ranged history): {body}"
@@ -261,7 +222,7 @@ fn drive_every_range(session: &Session, url: &str, node: &str, want_every_series
         let body = ranged(url, node, range);
         assert_eq!(
             charts.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
-            SERIES,
+            HISTORY_SERIES,
             "{range}"
         );
         for (series, drawn, bands, lines, label) in &charts {
@@ -355,6 +316,24 @@ fn sign_in(session: &Session) {
     );
 }
 
+/// Ends a test: the browser first, then the primary, which must exit cleanly.
+fn close(session: Session, driver: Driver, mut primary: Proc) {
+    drop(session);
+    drop(driver);
+    let status = primary.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", primary.log_tail());
+}
+
+/// `GET /api/v1/admin/install-command` with the admin token: the status and the answer.
+fn install_command(url: &str) -> (u16, Value) {
+    json_request(
+        "GET",
+        &format!("{url}/api/v1/admin/install-command"),
+        Some(ADMIN),
+        &Value::Null,
+    )
+}
+
 fn shoot(session: &Session, dir: &Path, name: &str) {
     let png = session.screenshot();
     let path = save_screenshot(&png, dir, name);
@@ -409,7 +388,7 @@ fn every_range_sort_filter_search_phone_and_dark_mode_in_a_real_browser() {
     let binaries = dir.path().join("agent-binaries");
     std::fs::create_dir_all(&binaries).unwrap();
     std::fs::write(binaries.join("pivitals-agent-aarch64"), b"an agent").unwrap();
-    let (mut primary, _agents) = start_cluster(
+    let (primary, _agents) = start_cluster(
         dir.path(),
         port,
         &[("PIVITALS_AGENT_BINARIES", binaries.display().to_string())],
@@ -683,16 +662,9 @@ fn every_range_sort_filter_search_phone_and_dark_mode_in_a_real_browser() {
         json!(true)
     );
     sign_in(&session);
-    let install = http::request(
-        "GET",
-        &format!("{url}/api/v1/admin/install-command"),
-        &[("Authorization", &format!("Bearer {ADMIN}"))],
-        b"",
-    )
-    .unwrap();
-    assert_eq!(install.status, 200, "{}", install.text());
-    let command: Value = serde_json::from_slice(&install.body).unwrap();
-    let command = command["command"].as_str().unwrap().to_owned();
+    let (status, install) = install_command(&url);
+    assert_eq!(status, 200, "{install}");
+    let command = install["command"].as_str().unwrap().to_owned();
     assert!(command.contains("--token "), "{command}");
     let shown = wait_for(
         &session,
@@ -716,10 +688,7 @@ fn every_range_sort_filter_search_phone_and_dark_mode_in_a_real_browser() {
          document.getElementById('install-command').textContent === ''",
     );
 
-    drop(session);
-    drop(driver);
-    let status = primary.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", primary.log_tail());
+    close(session, driver, primary);
 }
 
 #[test]
@@ -737,7 +706,7 @@ fn the_seven_day_chart_survives_a_restart_of_the_primary() {
     let status = primary.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", primary.log_tail());
 
-    let mut primary = start_primary(
+    let primary = start_primary(
         dir.path(),
         port,
         &[
@@ -765,41 +734,35 @@ fn the_seven_day_chart_survives_a_restart_of_the_primary() {
         drawn.0 + 2 >= before && drawn.0 >= 100 && drawn.1 >= 1,
         "{drawn:?} drawn, {before} before the restart"
     );
-    // Its card, offline since before the restart (the primary has no sample of it now), shows
-    // the newest point of its history instead of blanks.
+    // Its card, offline since before the restart, shows its last known values (the primary
+    // kept its newest sample and last push across the clean restart) instead of blanks.
     session.go(&format!("{url}/#/"));
     let card = wait_for(
         &session,
-        "old-pi's card from its history",
+        "old-pi's card with its last known values",
         "const c = document.querySelector('article[data-node=\"old-pi\"]'); \
          const meta = c && c.querySelector('.meta').textContent; \
-         return meta && meta.includes('Last known values, from the history') ? \
+         return meta && meta.includes('Last known values') ? \
            [meta, c.querySelector('.metrics dd.value').textContent] : null",
     );
     let meta = card[0].as_str().unwrap();
-    assert!(meta.contains("Last seen"), "{card}");
+    assert!(
+        meta.contains("Last seen") && !meta.contains("not since"),
+        "the last push is kept too: {card}"
+    );
     assert_eq!(card[1], "100\u{a0}%", "the last CPU pushed: {card}");
     eprintln!("old-pi's card after the restart: {meta}");
     // This primary serves no agent binaries: its install command answers 404, and signed in
     // the page offers no "Add a board".
     sign_in(&session);
-    let install = http::request(
-        "GET",
-        &format!("{url}/api/v1/admin/install-command"),
-        &[("Authorization", &format!("Bearer {ADMIN}"))],
-        b"",
-    )
-    .unwrap();
-    assert_eq!(install.status, 404, "{}", install.text());
+    let (status, install) = install_command(&url);
+    assert_eq!(status, 404, "{install}");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         session.eval("return document.getElementById('add-board').hidden"),
         json!(true)
     );
-    drop(session);
-    drop(driver);
-    let status = primary.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", primary.log_tail());
+    close(session, driver, primary);
 }
 
 #[test]
@@ -810,7 +773,7 @@ fn every_range_is_drawn_from_a_real_influxdb_1() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut primary = start_primary_on_influx_v1(dir.path(), port, &influx, "pivitals", &[]);
+    let primary = start_primary_on_influx_v1(dir.path(), port, &influx, "pivitals", &[]);
     let _agent = start_agent(dir.path(), "web-a", &url, "1s");
     feed_old_pi(&url);
     eventually("old-pi's week in InfluxDB", Duration::from_secs(60), || {
@@ -827,8 +790,5 @@ fn every_range_is_drawn_from_a_real_influxdb_1() {
         source.as_str().unwrap().starts_with("From InfluxDB"),
         "{source}"
     );
-    drop(session);
-    drop(driver);
-    let status = primary.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", primary.log_tail());
+    close(session, driver, primary);
 }

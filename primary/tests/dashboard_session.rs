@@ -5,9 +5,10 @@
 //! `X-Pivitals-Session: 1`; signing out makes the old cookie useless. A primary serving HTTPS
 //! (in-process, with a certificate made here) marks the cookie `Secure`.
 
-use pivitals_testkit::harness::{ADMIN, ENROLL, InProcessPrimary, start_primary};
+use pivitals_testkit::actions::{register, send_json};
+use pivitals_testkit::free_port;
+use pivitals_testkit::harness::{ADMIN, InProcessPrimary, start_primary};
 use pivitals_testkit::samples::register_request;
-use pivitals_testkit::{free_port, http};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 
@@ -19,15 +20,7 @@ fn call(
     headers: &[(&str, &str)],
     body: &Value,
 ) -> (u16, Value, Option<String>) {
-    let mut all = vec![("Content-Type", "application/json")];
-    all.extend_from_slice(headers);
-    let bytes = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    let response =
-        http::request(method, url, &all, &bytes).unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let response = send_json(method, url, headers, body);
     let json = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
     let cookie = response.header("set-cookie").map(str::to_owned);
     (response.status, json, cookie)
@@ -60,15 +53,7 @@ fn a_session_cookie_stands_in_for_the_admin_token_until_sign_out() {
             ("PIVITALS_SELF_MONITOR", "false".to_owned()),
         ],
     );
-    let enroll = format!("Bearer {ENROLL}");
-    let (status, reply, _) = call(
-        "POST",
-        &format!("{url}/api/v1/register"),
-        &[("Authorization", &enroll)],
-        &serde_json::to_value(register_request("pi-01")).unwrap(),
-    );
-    assert_eq!(status, 200, "{reply}");
-    let node_token = format!("Bearer {}", reply["node_token"].as_str().unwrap());
+    let node_token = format!("Bearer {}", register(&url, &register_request("pi-01")));
     let session = format!("{url}/api/v1/session");
     let actions = format!("{url}/api/v1/actions");
     let ping = json!({"action": "ping", "nodes": ["pi-01"]});

@@ -5,82 +5,22 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pivitals_common::{NetRates, NetVitals, VitalsPayload};
+use pivitals_testkit::actions::{json_request, register};
 use pivitals_testkit::harness::{
-    ADMIN, ENROLL, eventually, start_agent_with, start_primary, start_primary_on_influx_v1,
+    ADMIN, Proc, eventually, get_json, start_agent_with, start_primary, start_primary_on_influx_v1,
 };
-use pivitals_testkit::http::request;
-use pivitals_testkit::samples::{now_ms, pi_sample, push_body, register_request};
+use pivitals_testkit::history::{HISTORY_SERIES, push_samples, ranged_history};
+use pivitals_testkit::samples::{now_ms, pi_sample, register_request};
 use pivitals_testkit::{InfluxV1, free_port};
 use serde_json::Value;
 
 const MINUTE: i64 = 60_000;
 const DAY: i64 = 24 * 60 * MINUTE;
-const SERIES: [&str; 9] = [
-    "cpu_percent",
-    "mem_percent",
-    "temp_celsius",
-    "disk_percent",
-    "load1",
-    "net_rx_bytes_per_second",
-    "net_tx_bytes_per_second",
-    "disk_read_bytes_per_second",
-    "disk_write_bytes_per_second",
-];
-
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(auth) = &auth {
-        headers.push(("Authorization", auth));
-    }
-    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    let answer = request(method, url, &headers, &bytes).unwrap_or_else(|e| panic!("{e}"));
-    let json = serde_json::from_str(&answer.text()).unwrap_or(Value::Null);
-    (answer.status, json)
-}
-
-fn history(url: &str, node: &str, range: &str) -> (u16, Value) {
-    call(
-        "GET",
-        &format!("{url}/api/v1/nodes/{node}/history?range={range}"),
-        None,
-        None,
-    )
-}
-
-/// Registers `name` and returns its token.
-fn register(url: &str, name: &str) -> String {
-    let body = serde_json::to_value(register_request(name)).unwrap();
-    let (status, reply) = call(
-        "POST",
-        &format!("{url}/api/v1/register"),
-        Some(ENROLL),
-        Some(&body),
-    );
-    assert_eq!(status, 200, "{reply}");
-    reply["node_token"].as_str().unwrap().to_owned()
-}
-
-fn push(url: &str, token: &str, samples: Vec<VitalsPayload>) {
-    // Within the body limit and the push rate a 1 s node is allowed (a burst of ten, then
-    // one a second).
-    for (i, batch) in samples.chunks(500).enumerate() {
-        if i >= 8 {
-            std::thread::sleep(Duration::from_millis(1100));
-        }
-        let (status, reply) = call(
-            "POST",
-            &format!("{url}/api/v1/vitals"),
-            Some(token),
-            Some(&push_body(batch.to_vec())),
-        );
-        assert_eq!(status, 200, "{reply}");
-    }
-}
 
 /// A Pi sample at `ts` with CPU `cpu` (its 1-second peak `peak`), sensors at 50 and 40 °C,
 /// disks 40 % and 70 % full, and two interfaces receiving 100 and 50 bytes a second.
@@ -117,6 +57,27 @@ fn old_samples(days: i64) -> (Vec<VitalsPayload>, i64) {
     (samples, peak_at)
 }
 
+/// Registers node `old` and pushes it [`old_samples`] over `days` days, then `recent`; the
+/// peak's time and how many samples were pushed.
+fn feed_old(url: &str, days: i64, recent: Vec<VitalsPayload>) -> (i64, u64) {
+    let token = register(url, &register_request("old"));
+    let (mut samples, peak_at) = old_samples(days);
+    samples.extend(recent);
+    push_samples(url, &token, &samples);
+    (peak_at, samples.len() as u64)
+}
+
+/// The agent binary as node `live`, pushing every second from the start.
+fn live_agent(dir: &Path, url: &str) -> Proc {
+    start_agent_with(
+        dir,
+        "live",
+        url,
+        "1s",
+        &[("PIVITALS_START_JITTER", "false".to_owned())],
+    )
+}
+
 fn points<'a>(answer: &'a Value, series: &str) -> &'a [Value] {
     answer["series"][series]
         .as_array()
@@ -139,7 +100,7 @@ fn check_shape(answer: &Value, range: &str, step_seconds: i64, source: &str) {
         answer["to_ms"].as_i64().unwrap(),
     );
     assert_eq!(from % (step_seconds * 1000), 0);
-    for name in SERIES {
+    for name in HISTORY_SERIES {
         let series = points(answer, name);
         assert!(series.len() <= 300, "{name}: {}", series.len());
         let stamps: Vec<i64> = series.iter().map(|p| p[0].as_i64().unwrap()).collect();
@@ -178,27 +139,21 @@ fn the_embedded_default_answers_ranges_from_rollups_that_survive_a_restart() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut primary = start_primary(dir.path(), port, &[]);
-    let _agent = start_agent_with(
-        dir.path(),
-        "live",
-        &url,
-        "1s",
-        &[("PIVITALS_START_JITTER", "false".to_owned())],
-    );
+    let _agent = live_agent(dir.path(), &url);
 
     // Days of old samples for a registered node, and samples of this minute.
-    let token = register(&url, "old");
-    let (mut samples, peak_at) = old_samples(40);
     let now = now_ms();
-    samples.extend((0..5).map(|i| sample(now - 5000 + i * 1000, 20.0 + i as f64, 60.0)));
-    push(&url, &token, samples);
+    let recent: Vec<VitalsPayload> = (0..5)
+        .map(|i| sample(now - 5000 + i * 1000, 20.0 + i as f64, 60.0))
+        .collect();
+    let (peak_at, _) = feed_old(&url, 40, recent);
 
     // The live agent's samples show within seconds, with the sample's values.
     let live = eventually(
         "the agent's points in range=1h",
         Duration::from_secs(30),
         || {
-            let (status, answer) = history(&url, "live", "1h");
+            let (status, answer) = ranged_history(&url, "live", "1h");
             assert_eq!(status, 200, "{answer}");
             (!points(&answer, "cpu_percent").is_empty()
                 && !points(&answer, "mem_percent").is_empty())
@@ -207,11 +162,11 @@ fn the_embedded_default_answers_ranges_from_rollups_that_survive_a_restart() {
     );
     check_shape(&live, "1h", 60, "rollups");
     // The newest sample the primary holds lies inside its minute's band.
-    let (_, node) = call("GET", &format!("{url}/api/v1/nodes/live"), None, None);
+    let node = get_json(&format!("{url}/api/v1/nodes/live"));
     let latest = &node["latest"];
     let ts = latest["timestamp_ms"].as_i64().unwrap();
     let mem = num(&latest["memory"]["used_bytes"]) * 100.0 / num(&latest["memory"]["total_bytes"]);
-    let (_, live_now) = history(&url, "live", "1h");
+    let (_, live_now) = ranged_history(&url, "live", "1h");
     let band = point_at(&live_now, "mem_percent", ts);
     assert!(
         num(&band[2]) - 0.01 <= mem && mem <= num(&band[3]) + 0.01,
@@ -226,7 +181,7 @@ fn the_embedded_default_answers_ranges_from_rollups_that_survive_a_restart() {
     }
 
     // This minute of the pushed node: the mean of 20..=24, the peak 60.
-    let (_, hour) = history(&url, "old", "1h");
+    let (_, hour) = ranged_history(&url, "old", "1h");
     check_shape(&hour, "1h", 60, "rollups");
     let newest = points(&hour, "cpu_percent").last().unwrap().clone();
     assert_eq!(newest[0].as_i64().unwrap() / 1000 % 60, 0);
@@ -244,7 +199,7 @@ fn the_embedded_default_answers_ranges_from_rollups_that_survive_a_restart() {
     assert!(points(&hour, "disk_write_bytes_per_second").is_empty());
 
     // A week and a month: ten-minute buckets, at most 300 steps, the peak as a max.
-    let (status, week) = history(&url, "old", "7d");
+    let (status, week) = ranged_history(&url, "old", "7d");
     assert_eq!(status, 200, "{week}");
     check_shape(&week, "7d", 2400, "rollups");
     let cpu = points(&week, "cpu_percent").len();
@@ -252,12 +207,12 @@ fn the_embedded_default_answers_ranges_from_rollups_that_survive_a_restart() {
     assert_eq!(num(&point_at(&week, "cpu_percent", peak_at)[3]), 97.5);
     assert_eq!(num(&point_at(&week, "cpu_percent", peak_at)[1]), 10.0);
     assert_eq!(max_of(&week, "cpu_percent"), 97.5);
-    let (_, month) = history(&url, "old", "30d");
+    let (_, month) = ranged_history(&url, "old", "30d");
     check_shape(&month, "30d", 9000, "rollups");
     let cpu = points(&month, "cpu_percent").len();
     assert!((280..=289).contains(&cpu), "{cpu} points in 30 d");
     assert_eq!(num(&point_at(&month, "cpu_percent", peak_at)[3]), 97.5);
-    let (_, day) = history(&url, "old", "24h");
+    let (_, day) = ranged_history(&url, "old", "24h");
     check_shape(&day, "24h", 300, "rollups");
 
     // SIGTERM, start again on the same data dir: the same points are there.
@@ -270,16 +225,16 @@ fn the_embedded_default_answers_ranges_from_rollups_that_survive_a_restart() {
         .cloned()
         .collect();
     let _primary = start_primary(dir.path(), port, &[]);
-    let (_, month_again) = history(&url, "old", "30d");
+    let (_, month_again) = ranged_history(&url, "old", "30d");
     assert_eq!(history_points(&month_again), before);
-    let (_, hour_again) = history(&url, "old", "1h");
+    let (_, hour_again) = ranged_history(&url, "old", "1h");
     for p in &before_hour_old {
         assert!(
             history_points(&hour_again).contains(p),
             "{p} lost in the restart"
         );
     }
-    let (_, live_again) = history(&url, "live", "1h");
+    let (_, live_again) = ranged_history(&url, "live", "1h");
     for p in &before_live {
         assert!(
             points(&live_again, "cpu_percent").contains(p),
@@ -306,20 +261,25 @@ fn bad_ranges_unknown_nodes_and_deleted_nodes() {
         port,
         &[("PIVITALS_ADMIN_TOKEN", ADMIN.to_owned())],
     );
-    let token = register(&url, "pi");
-    push(&url, &token, vec![sample(now_ms() - 1000, 5.0, 5.0)]);
+    let token = register(&url, &register_request("pi"));
+    push_samples(&url, &token, &[sample(now_ms() - 1000, 5.0, 5.0)]);
 
-    let (status, answer) = history(&url, "pi", "2d");
+    let (status, answer) = ranged_history(&url, "pi", "2d");
     assert_eq!(status, 400, "{answer}");
     let error = answer["error"].as_str().unwrap();
     assert!(
         error.contains("range") && error.contains("1h, 6h, 24h, 7d, 30d"),
         "{error}"
     );
-    let (status, answer) = history(&url, "nobody", "1h");
+    let (status, answer) = ranged_history(&url, "nobody", "1h");
     assert_eq!(status, 404, "{answer}");
     // Without a range: the last hour in memory, as before.
-    let (status, answer) = call("GET", &format!("{url}/api/v1/nodes/pi/history"), None, None);
+    let (status, answer) = json_request(
+        "GET",
+        &format!("{url}/api/v1/nodes/pi/history"),
+        None,
+        &Value::Null,
+    );
     assert_eq!(status, 200);
     assert_eq!(
         answer["points"].as_array().map(Vec::len),
@@ -328,20 +288,20 @@ fn bad_ranges_unknown_nodes_and_deleted_nodes() {
     );
 
     // A deleted node's rollups go with it: registered again, it starts empty.
-    let (status, answer) = history(&url, "pi", "1h");
+    let (status, answer) = ranged_history(&url, "pi", "1h");
     assert_eq!(status, 200);
     assert_eq!(points(&answer, "cpu_percent").len(), 1);
-    let (status, _) = call(
+    let (status, _) = json_request(
         "DELETE",
         &format!("{url}/api/v1/nodes/pi"),
         Some(ADMIN),
-        None,
+        &Value::Null,
     );
     assert_eq!(status, 204);
-    let (status, _) = history(&url, "pi", "1h");
+    let (status, _) = ranged_history(&url, "pi", "1h");
     assert_eq!(status, 404);
-    register(&url, "pi");
-    let (_, answer) = history(&url, "pi", "1h");
+    register(&url, &register_request("pi"));
+    let (_, answer) = ranged_history(&url, "pi", "1h");
     assert!(points(&answer, "cpu_percent").is_empty(), "{answer}");
 }
 
@@ -352,17 +312,8 @@ fn influxdb_1_answers_the_ranges_with_the_samples_values() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let _primary = start_primary_on_influx_v1(dir.path(), port, &influx, "pivitals", &[]);
-    let _agent = start_agent_with(
-        dir.path(),
-        "live",
-        &url,
-        "1s",
-        &[("PIVITALS_START_JITTER", "false".to_owned())],
-    );
-    let token = register(&url, "old");
-    let (samples, peak_at) = old_samples(8);
-    let count = samples.len() as u64;
-    push(&url, &token, samples);
+    let _agent = live_agent(dir.path(), &url);
+    let (peak_at, count) = feed_old(&url, 8, Vec::new());
     eventually(
         "the old samples in InfluxDB",
         Duration::from_secs(30),
@@ -377,7 +328,7 @@ fn influxdb_1_answers_the_ranges_with_the_samples_values() {
         },
     );
 
-    let (status, day) = history(&url, "old", "24h");
+    let (status, day) = ranged_history(&url, "old", "24h");
     assert_eq!(status, 200, "{day}");
     check_shape(&day, "24h", 288, "influxdb");
     let cpu = points(&day, "cpu_percent");
@@ -407,7 +358,7 @@ fn influxdb_1_answers_the_ranges_with_the_samples_values() {
             .all(|p| num(&p[1]) == 25.0)
     );
 
-    let (status, week) = history(&url, "old", "7d");
+    let (status, week) = ranged_history(&url, "old", "7d");
     assert_eq!(status, 200, "{week}");
     check_shape(&week, "7d", 2016, "influxdb");
     assert!(points(&week, "cpu_percent").len() <= 300);
@@ -417,7 +368,7 @@ fn influxdb_1_answers_the_ranges_with_the_samples_values() {
 
     // The live agent: its points come from InfluxDB too, with values a sample can have.
     let live = eventually("the agent's points", Duration::from_secs(30), || {
-        let (_, answer) = history(&url, "live", "1h");
+        let (_, answer) = ranged_history(&url, "live", "1h");
         (!points(&answer, "cpu_percent").is_empty()).then_some(answer)
     });
     check_shape(&live, "1h", 12, "influxdb");
@@ -445,8 +396,8 @@ fn an_unreachable_influxdb_or_a_local_never_answering_receiver_answers_502() {
         ]
     };
     let mut primary = start_primary(dir.path(), port, &settings(closed));
-    register(&url, "pi");
-    let (status, answer) = history(&url, "pi", "1h");
+    register(&url, &register_request("pi"));
+    let (status, answer) = ranged_history(&url, "pi", "1h");
     assert_eq!(status, 502, "{answer}");
     assert!(
         answer["error"].as_str().unwrap().contains("InfluxDB v1"),
@@ -467,7 +418,7 @@ fn an_unreachable_influxdb_or_a_local_never_answering_receiver_answers_502() {
     });
     let _primary = start_primary(dir.path(), port, &settings(hanging_port));
     let started = Instant::now();
-    let (status, answer) = history(&url, "pi", "24h");
+    let (status, answer) = ranged_history(&url, "pi", "24h");
     let took = started.elapsed();
     assert_eq!(status, 502, "{answer}");
     assert!(
@@ -592,8 +543,8 @@ fn flux_history_follows_the_documented_api_v2_query() {
             ("PIVITALS_SELF_MONITOR", "false".to_owned()),
         ],
     );
-    register(&url, "pi");
-    let (status, answer) = history(&url, "pi", "6h");
+    register(&url, &register_request("pi"));
+    let (status, answer) = ranged_history(&url, "pi", "6h");
     assert_eq!(status, 200, "{answer}");
     check_shape(&answer, "6h", 72, "influxdb");
     let cpu = points(&answer, "cpu_percent");

@@ -140,8 +140,15 @@ fn the_installer_writes_binary_settings_and_unit_once_and_uninstall_restores_the
     let out = String::from_utf8_lossy(&first.stdout);
     assert!(out.contains("node pi-07: installed, not started"), "{out}");
 
-    let bin = root.join("usr/local/bin/pivitals-agent");
+    let bin = root.join("var/lib/pivitals-agent/bin/pivitals-agent");
     let agent = std::fs::read(workspace_binary("pivitals-agent")).unwrap();
+    // In the state directory, where the sandboxed agent may replace it; linked from the PATH.
+    let link = root.join("usr/local/bin/pivitals-agent");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("../../../var/lib/pivitals-agent/bin/pivitals-agent")
+    );
+    assert_eq!(std::fs::read(&link).unwrap(), agent, "the link resolves");
     assert_eq!(
         std::fs::read(&bin).unwrap(),
         agent,
@@ -167,9 +174,10 @@ fn the_installer_writes_binary_settings_and_unit_once_and_uninstall_restores_the
     let unit_path = root.join("etc/systemd/system/pivitals-agent.service");
     assert_eq!(mode(&unit_path), 0o644);
     let unit = std::fs::read_to_string(&unit_path).unwrap();
-    assert!(
-        unit.contains("ExecStart=/usr/local/bin/pivitals-agent --config /etc/pivitals/agent.toml")
-    );
+    assert!(unit.contains(
+        "ExecStart=/var/lib/pivitals-agent/bin/pivitals-agent --config /etc/pivitals/agent.toml"
+    ));
+    assert!(unit.lines().any(|l| l == "RestartForceExitStatus=75"));
     // The sandboxing of deploy/systemd/pivitals-agent.service, line for line.
     let deployed = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/systemd/pivitals-agent.service"),
@@ -193,7 +201,10 @@ fn the_installer_writes_binary_settings_and_unit_once_and_uninstall_restores_the
         let installed_bin = format!("ExecStart={}", bin.display());
         std::fs::write(
             &copy,
-            unit.replace("ExecStart=/usr/local/bin/pivitals-agent", &installed_bin),
+            unit.replace(
+                "ExecStart=/var/lib/pivitals-agent/bin/pivitals-agent",
+                &installed_bin,
+            ),
         )
         .unwrap();
         let verify = Command::new("systemd-analyze")

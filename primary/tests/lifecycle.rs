@@ -259,3 +259,38 @@ fn the_webhook_gets_down_and_recovery_and_a_failed_post_is_retried() {
         primary.log_tail()
     );
 }
+
+/// What the primary last saw of a node survives its restart for display: `last_seen` and the
+/// newest sample come back (its status is judged from the new start).
+#[test]
+fn a_restarted_primary_shows_each_nodes_last_known_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let node_url = format!("{url}/api/v1/nodes/lk-a");
+    let node = || -> Option<Value> {
+        let answer = pivitals_testkit::http::get(&node_url).ok()?;
+        (answer.status == 200).then(|| serde_json::from_slice(&answer.body).ok())?
+    };
+    let mut primary = start_primary(dir.path(), port, &[]);
+    let mut agent = start_agent(dir.path(), "lk-a", &url, "1s");
+    let before = eventually("a sample of lk-a", Duration::from_secs(20), || {
+        node().filter(|n| !n["latest"].is_null() && !n["last_seen"].is_null())
+    });
+    agent.stop_cleanly(Duration::from_secs(10));
+    let seen = eventually("lk-a stopped", Duration::from_secs(10), || {
+        node().filter(|n| n["status"] == "stopped")
+    });
+    primary.stop_cleanly(Duration::from_secs(30));
+
+    let primary = start_primary(dir.path(), port, &[]);
+    let after = node().expect("lk-a is still registered");
+    assert_eq!(after["last_seen"], seen["last_seen"], "{after}");
+    assert_eq!(
+        after["latest"]["timestamp_ms"], seen["latest"]["timestamp_ms"],
+        "{after}"
+    );
+    assert!(after["latest"]["cpu"].is_object(), "{after}");
+    assert!(before["latest"]["timestamp_ms"].as_i64() <= after["latest"]["timestamp_ms"].as_i64());
+    drop(primary);
+}

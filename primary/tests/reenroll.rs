@@ -14,11 +14,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pivitals_testkit::actions::json_request;
 use pivitals_testkit::free_port;
 use pivitals_testkit::harness::{
     ENROLL, Proc, eventually, get_json, node_status, start_agent_with, start_primary,
 };
-use pivitals_testkit::http::{HttpResponse, request};
 use pivitals_testkit::samples::{now_ms, push_body, sample};
 use serde_json::{Value, json};
 
@@ -66,21 +66,6 @@ fn stored_token(agent_dir: &Path, name: &str) -> Option<String> {
     credential["node_token"].as_str().map(str::to_owned)
 }
 
-fn post(url: &str, token: &str, body: &Value) -> HttpResponse {
-    let auth = format!("Bearer {token}");
-    let body = serde_json::to_vec(body).unwrap();
-    request(
-        "POST",
-        url,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        &body,
-    )
-    .unwrap_or_else(|e| panic!("POST {url}: {e}"))
-}
-
 /// Waits until the primary's log records node `node`'s status change `from` → `to`.
 fn status_recorded(primary: &Proc, node: &str, from: &str, to: &str) {
     let (from, to) = (format!("from={from}"), format!("to={to}"));
@@ -101,10 +86,6 @@ fn status_recorded(primary: &Proc, node: &str, from: &str, to: &str) {
                 .then_some(())
         },
     );
-}
-
-fn json_of(response: &HttpResponse) -> Value {
-    serde_json::from_slice(&response.body).unwrap_or(Value::Null)
 }
 
 /// Waits until the agent's log has a line with every one of `needles`; that line.
@@ -194,12 +175,13 @@ fn with_reenroll_on_a_reflashed_board_takes_its_name_back_and_other_boards_do_no
     // A sample of five minutes ago, pushed with the old token: a history slot that no later
     // sample can fill, and proof that the token works before the re-flash.
     let five_minutes_ago = now_ms() - 300_000;
-    let pushed = post(
+    let (status, reply) = json_request(
+        "POST",
         &format!("{url}/api/v1/vitals"),
-        &old_token,
+        Some(&old_token),
         &push_body(vec![sample(five_minutes_ago, 42.0)]),
     );
-    assert_eq!(pushed.status, 200, "{}", pushed.text());
+    assert_eq!(status, 200, "{reply}");
     let old_slot = five_minutes_ago - five_minutes_ago.rem_euclid(10_000);
     status_recorded(&primary, node, "unknown", "up");
     first.stop_cleanly(WITHIN);
@@ -218,12 +200,13 @@ fn with_reenroll_on_a_reflashed_board_takes_its_name_back_and_other_boards_do_no
         stored_token(&second_dir, node)
     });
     assert_ne!(new_token, old_token);
-    let refused = post(
+    let (status, reply) = json_request(
+        "POST",
         &format!("{url}/api/v1/vitals"),
-        &old_token,
+        Some(&old_token),
         &push_body(vec![]),
     );
-    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert_eq!(status, 401, "{reply}");
     let shown = eventually("the node is up again with the new labels", WITHIN, || {
         let shown = get_json(&node_url);
         (shown["status"] == "up" && shown["latest"]["timestamp_ms"].as_i64()? > five_minutes_ago)
@@ -269,16 +252,14 @@ fn with_reenroll_on_a_reflashed_board_takes_its_name_back_and_other_boards_do_no
     assert!(line.contains("board serial"), "{line}");
     assert_eq!(stored_token(&third_dir, node), None);
     let hardware = json!({"serial": OTHER_SERIAL});
-    let answer = post(
+    let (status, answer) = json_request(
+        "POST",
         &format!("{url}/api/v1/register"),
-        ENROLL,
+        Some(ENROLL),
         &register_body(node, Some(hardware)),
     );
-    assert_eq!(answer.status, 409, "{}", answer.text());
-    let error = json_of(&answer)["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    assert_eq!(status, 409, "{answer}");
+    let error = answer["error"].as_str().unwrap_or_default().to_owned();
     assert!(
         error.contains("board serial differs") && error.contains("PIVITALS_REENROLL"),
         "{error}"
@@ -290,29 +271,28 @@ fn with_reenroll_on_a_reflashed_board_takes_its_name_back_and_other_boards_do_no
     drop(third);
 
     // An agent from before the hardware identity: its body has no `hardware` field.
-    let old_style = post(
+    let (status, old_style) = json_request(
+        "POST",
         &format!("{url}/api/v1/register"),
-        ENROLL,
+        Some(ENROLL),
         &register_body("pi-old-agent", None),
     );
-    assert_eq!(old_style.status, 200, "{}", old_style.text());
-    assert_eq!(json_of(&old_style)["node_name"], "pi-old-agent");
+    assert_eq!(status, 200, "{old_style}");
+    assert_eq!(old_style["node_name"], "pi-old-agent");
     assert!(
-        json_of(&old_style)["node_token"]
+        old_style["node_token"]
             .as_str()
             .is_some_and(|t| t.len() == 64)
     );
     // Nothing on record proves which board it was, so no board can take the name back.
-    let claim = post(
+    let (status, claim) = json_request(
+        "POST",
         &format!("{url}/api/v1/register"),
-        ENROLL,
+        Some(ENROLL),
         &register_body("pi-old-agent", Some(json!({"serial": SERIAL}))),
     );
-    assert_eq!(claim.status, 409, "{}", claim.text());
-    let error = json_of(&claim)["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    assert_eq!(status, 409, "{claim}");
+    let error = claim["error"].as_str().unwrap_or_default().to_owned();
     assert!(
         error.contains("cannot be proven") && error.contains("without a hardware identity"),
         "{error}"

@@ -374,8 +374,14 @@ fn systemd_units_are_hardened_and_pass_systemd_analyze_verify() {
         } else {
             "primary"
         };
+        // The agent's binary is in its state directory, where it may replace itself.
+        let exec_start = if binary == "pivitals-agent" {
+            "/var/lib/pivitals-agent/bin/pivitals-agent".to_owned()
+        } else {
+            format!("/usr/local/bin/{binary}")
+        };
         for (key, value) in [
-            ("ExecStart", format!("/usr/local/bin/{binary}")),
+            ("ExecStart", exec_start.clone()),
             ("Restart", "on-failure".to_owned()),
             ("StateDirectory", state.to_owned()),
             ("EnvironmentFile", format!("/etc/pivitals/{env_file}.env")),
@@ -409,7 +415,7 @@ fn systemd_units_are_hardened_and_pass_systemd_analyze_verify() {
             std::fs::write(
                 &copy,
                 text.replace(
-                    &format!("ExecStart=/usr/local/bin/{binary}"),
+                    &format!("ExecStart={exec_start}"),
                     &format!("ExecStart={}", real.display()),
                 ),
             )

@@ -9,13 +9,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pivitals_common::RegisterReply;
+use pivitals_common::RegisterRequest;
 use serde_json::Value;
 
+pub use crate::archive::archived;
 use crate::free_port;
 use crate::harness::binaries::start_primary_with_config;
 use crate::harness::{ADMIN, ENROLL, Proc, eventually, workspace_binary};
-use crate::http;
+use crate::http::{self, HttpResponse};
 use crate::samples::register_request;
 
 /// How long the helpers here wait for a result, a registration or an archive line.
@@ -42,19 +43,43 @@ pub fn start_primary_for_actions(
 /// the status and the answer's JSON (`Null` when it has none).
 pub fn json_request(method: &str, url: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
     let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(auth) = &auth {
-        headers.push(("Authorization", auth.as_str()));
-    }
+    let headers: Vec<(&str, &str)> = auth
+        .iter()
+        .map(|auth| ("Authorization", auth.as_str()))
+        .collect();
+    let response = send_json(method, url, &headers, body);
+    let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    (response.status, body)
+}
+
+/// `method` on `url` with `body` as JSON (none when `Null`) and `headers` besides its
+/// Content-Type; the whole answer, for tests that read its headers too.
+pub fn send_json(method: &str, url: &str, headers: &[(&str, &str)], body: &Value) -> HttpResponse {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
     let bytes = if body.is_null() {
         Vec::new()
     } else {
         body.to_string().into_bytes()
     };
-    let response = http::request(method, url, &headers, &bytes)
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-    (response.status, body)
+    http::request(method, url, &all, &bytes).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// Registers `request` at the primary `url` with the harness's enrollment token; the node's
+/// token.
+pub fn register(url: &str, request: &RegisterRequest) -> String {
+    let body = serde_json::to_value(request).expect("a registration is JSON");
+    let (status, reply) = json_request(
+        "POST",
+        &format!("{url}/api/v1/register"),
+        Some(ENROLL),
+        &body,
+    );
+    assert_eq!(status, 200, "{reply}");
+    reply["node_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("node_token in {reply}"))
+        .to_owned()
 }
 
 /// Registers `name` with `labels` at the primary `url`, with no agent behind it; its node token.
@@ -64,21 +89,7 @@ pub fn register_labelled(url: &str, name: &str, labels: &[(&str, &str)]) -> Stri
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let auth = format!("Bearer {ENROLL}");
-    let response = http::request(
-        "POST",
-        &format!("{url}/api/v1/register"),
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        &serde_json::to_vec(&request).expect("a registration is JSON"),
-    )
-    .expect("POST /api/v1/register");
-    assert_eq!(response.status, 200, "{}", response.text());
-    let reply: RegisterReply =
-        serde_json::from_slice(&response.body).expect("a registration reply");
-    reply.node_token
+    register(url, &request)
 }
 
 /// The agent binary as node `name` labelled `stack=<stack>`, pushing every second to `url`,
@@ -91,6 +102,17 @@ pub fn start_agent_with_actions(
     url: &str,
     settings: &str,
 ) -> Proc {
+    start_labelled_agent_with_actions(dir, name, &format!("stack={stack}"), url, settings)
+}
+
+/// [`start_agent_with_actions`] with all of the node's labels given (`key=value,…`).
+pub fn start_labelled_agent_with_actions(
+    dir: &Path,
+    name: &str,
+    labels: &str,
+    url: &str,
+    settings: &str,
+) -> Proc {
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, settings).expect("the agent's settings file");
     let env = [
@@ -99,7 +121,7 @@ pub fn start_agent_with_actions(
         ("PIVITALS_NODE_NAME", name.to_owned()),
         ("PIVITALS_INTERVAL", "1s".to_owned()),
         ("PIVITALS_START_JITTER", "false".to_owned()),
-        ("PIVITALS_LABELS", format!("stack={stack}")),
+        ("PIVITALS_LABELS", labels.to_owned()),
         ("PIVITALS_STATE_DIR", dir.join(name).display().to_string()),
     ];
     let agent = Proc::spawn_with_args(
@@ -157,27 +179,6 @@ pub fn finished(url: &str, id: &str, within: Duration) -> Vec<Value> {
             .all(|r| !matches!(r["state"].as_str(), Some("queued" | "sent")))
             .then_some(results)
     })
-}
-
-/// The `measurement` lines of every archive file of the primary whose data are in `data_dir`;
-/// none while it has written no file.
-pub fn archived(data_dir: &Path, measurement: &str) -> Vec<String> {
-    let prefix = format!("{measurement},");
-    let Ok(entries) = std::fs::read_dir(data_dir.join("archive")) else {
-        return Vec::new();
-    };
-    let mut lines = Vec::new();
-    for entry in entries.map_while(Result::ok) {
-        if entry.path().extension().is_some_and(|e| e == "lp") {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            lines.extend(
-                text.lines()
-                    .filter(|l| l.starts_with(&prefix))
-                    .map(str::to_owned),
-            );
-        }
-    }
-    lines
 }
 
 /// Waits for the archived `action` line of action `id` for target `node`; the line.

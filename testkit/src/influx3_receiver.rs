@@ -268,24 +268,15 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    /// [`Exchange::new`], then the checks every endpoint makes: only `allowed` query
+    /// The checks every endpoint makes after [`Exchange::new`]: only `allowed` query
     /// parameters, each at most once, and the token. Err is the answer already given.
-    fn open(
-        shared: &'a Shared,
-        method: &str,
-        path: &str,
-        params: Vec<(String, String)>,
-        headers: &HeaderMap,
-        body: String,
-        allowed: &[&str],
-    ) -> Result<Exchange<'a>, Box<Response>> {
-        let mut x = Exchange::new(shared, method, path, params, headers, body);
-        x.check_params(allowed)?;
-        x.authorize()?;
-        Ok(x)
+    fn checked(mut self, allowed: &[&str]) -> Result<Exchange<'a>, Box<Response>> {
+        self.check_params(allowed)?;
+        self.authorize()?;
+        Ok(self)
     }
 
-    /// [`Exchange::open`] for a `POST` of a JSON object (`request`, a schema of the API
+    /// [`Exchange::checked`] for a `POST` of a JSON object (`request`, a schema of the API
     /// reference, whose keys are `keys`) with no query parameter: Content-Type
     /// `application/json`, a JSON object, no key but `keys`. The exchange and the object.
     fn open_json(
@@ -297,7 +288,7 @@ impl<'a> Exchange<'a> {
         (request, keys): (&str, &[&str]),
     ) -> Result<(Exchange<'a>, JsonObject), Box<Response>> {
         let body = String::from_utf8_lossy(body).into_owned();
-        let mut x = Exchange::open(shared, "POST", path, params, headers, body, &[])?;
+        let mut x = Exchange::new(shared, "POST", path, params, headers, body).checked(&[])?;
         if text(headers, header::CONTENT_TYPE).as_deref() != Some("application/json") {
             let what = "Content-Type is not application/json".into();
             return Err(Box::new(x.violation(what)));
@@ -425,15 +416,15 @@ async fn write_lp(
         .as_ref()
         .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
         .unwrap_or_default();
-    let opened = Exchange::open(
+    let opened = Exchange::new(
         &shared,
         "POST",
         "/api/v3/write_lp",
         params,
         &headers,
         body_text.clone(),
-        &["db", "precision", "accept_partial", "no_sync"],
-    );
+    )
+    .checked(&["db", "precision", "accept_partial", "no_sync"]);
     let mut x = match opened {
         Ok(x) => x,
         Err(answer) => return *answer,
@@ -580,15 +571,15 @@ async fn list_databases(
     Query(params): Params,
     headers: HeaderMap,
 ) -> Response {
-    let opened = Exchange::open(
+    let opened = Exchange::new(
         &shared,
         "GET",
         "/api/v3/configure/database",
         params,
         &headers,
         String::new(),
-        &["format", "show_deleted"],
-    );
+    )
+    .checked(&["format", "show_deleted"]);
     let mut x = match opened {
         Ok(x) => x,
         Err(answer) => return *answer,

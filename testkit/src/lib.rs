@@ -12,6 +12,8 @@
 //! - [`actions`] asks a primary binary for actions, starts agents with `[actions.*]` settings
 //!   and reads results and `action` lines back.
 //! - [`samples`] builds registrations and vitals payloads from the wire types.
+//! - [`history`] pushes nodes' samples, old ones too, and reads the ranged history back.
+//! - [`archive`] reads the measurement lines of a primary's archive files.
 //! - [`query_text`] reads which names a Flux or InfluxQL dashboard query refers to.
 //! - [`repo_files`] reads the repository's own files (JSON, YAML through Python).
 //!
@@ -27,8 +29,10 @@
 //! a dev-dependency: cargo allows that), never the other way round.
 
 pub mod actions;
+pub mod archive;
 pub mod browser;
 pub mod harness;
+pub mod history;
 pub mod http;
 pub mod influx3_receiver;
 mod influx_v1;

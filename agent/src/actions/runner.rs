@@ -1,13 +1,14 @@
 //! [`Actions`]: looks a requested name up in the node's settings and runs what it names, or the
-//! built-in `ping`, `reboot` and `shutdown`.
+//! built-in `ping`, `reboot`, `shutdown` and `update`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use pivitals_common::actions::{ActionRequest, ActionResult, ActionState};
+use pivitals_common::actions::{ActionRequest, ActionResult, ActionState, UPDATE_ACTION};
 use tokio::process::Command;
 
+use super::update::{UpdateStart, sha256_of};
 use crate::config::{ActionSettings, Config};
 
 /// How long `reboot` and `shutdown` watch their command before answering `accepted`: a command
@@ -20,6 +21,10 @@ pub struct Actions {
     settings: ActionSettings,
     /// `proc/uptime` under the configured root.
     uptime_file: PathBuf,
+    /// The running executable and its SHA-256, read at start when `allow_update` is on (the
+    /// file may be replaced later; the hash stays the one of the running program), or why
+    /// they could not be read.
+    running: Result<(PathBuf, String), String>,
 }
 
 /// What [`Actions::answer`] gives back.
@@ -29,6 +34,8 @@ pub enum Answer {
     Result(ActionResult),
     /// An allowed power action, not started yet.
     Power(PowerStart),
+    /// An allowed `update` to a binary other than the running one, not downloaded yet.
+    Update(UpdateStart),
 }
 
 /// A `reboot` or `shutdown` to start once the primary knows it is accepted.
@@ -69,9 +76,15 @@ impl Actions {
 
     /// `root` is where `proc/` is read, as [`Config::root`].
     pub fn new(settings: ActionSettings, root: &Path) -> Self {
+        let running = if settings.allow_update {
+            running_executable()
+        } else {
+            Err("updates are not allowed".into())
+        };
         Self {
             settings,
             uptime_file: root.join("proc/uptime"),
+            running,
         }
     }
 
@@ -82,6 +95,17 @@ impl Actions {
         match self.answer(request).await {
             Answer::Result(result) => result,
             Answer::Power(power) => power.start().await,
+            Answer::Update(update) => {
+                let mut result = failed(
+                    None,
+                    format!(
+                        "update from {} needs the primary's client (the agent's action loop)",
+                        update.request.url
+                    ),
+                );
+                finish(&mut result, &update.id, update.started);
+                result
+            }
         }
     }
 
@@ -93,6 +117,10 @@ impl Actions {
         let name = request.action.as_str();
         let mut result = match name {
             "ping" => self.ping(),
+            UPDATE_ACTION => match self.update(request, started) {
+                Ok(update) => return Answer::Update(update),
+                Err(result) => result,
+            },
             "reboot" | "shutdown" if !self.settings.allow_power => refused(format!(
                 "{name} is not allowed on this node: its config does not set \
                  PIVITALS_ACTIONS__ALLOW_POWER=true ([actions] allow_power = true)"
@@ -120,6 +148,66 @@ impl Actions {
         };
         finish(&mut result, &request.id, started);
         Answer::Result(result)
+    }
+
+    /// An `update` to start, or the answer without one: refused unless allowed, `done` when
+    /// the running binary is already the requested one (or, for `verify_only`, when it is),
+    /// `failed` for a request without a binary or a `verify_only` that does not match.
+    fn update(
+        &self,
+        request: &ActionRequest,
+        started: Instant,
+    ) -> Result<UpdateStart, ActionResult> {
+        if !self.settings.allow_update {
+            return Err(refused(
+                "update is not allowed on this node: its config does not set \
+                 PIVITALS_ALLOW_UPDATE=true ([actions] allow_update = true)"
+                    .into(),
+            ));
+        }
+        let Some(wanted) = &request.update else {
+            return Err(failed(
+                None,
+                "the update names no binary (url, sha256)".into(),
+            ));
+        };
+        let served_for = wanted.url.rsplit('/').next().unwrap_or_default();
+        if !runs_here(served_for) {
+            return Err(failed(
+                None,
+                format!(
+                    "the binary at {} is not for this agent's machine ({})",
+                    wanted.url,
+                    std::env::consts::ARCH
+                ),
+            ));
+        }
+        let (executable, sha256) = self
+            .running
+            .as_ref()
+            .map_err(|reason| failed(None, format!("cannot read the running binary: {reason}")))?;
+        let running = format!(
+            "running {} (sha256 {sha256})",
+            pivitals_collect::agent_version()
+        );
+        if sha256.eq_ignore_ascii_case(&wanted.sha256) {
+            return Err(result(ActionState::Done, running));
+        }
+        if wanted.verify_only {
+            return Err(ActionResult {
+                output: running,
+                ..failed(
+                    None,
+                    format!("not the binary with sha256 {}", wanted.sha256),
+                )
+            });
+        }
+        Ok(UpdateStart {
+            id: request.id.clone(),
+            request: wanted.clone(),
+            executable: executable.clone(),
+            started,
+        })
     }
 
     /// `pong: up N s`, the host's uptime in whole seconds.
@@ -172,6 +260,25 @@ async fn start_power(argv: &[String]) -> ActionResult {
     }
 }
 
+/// Whether a binary served for `arch` (as the primary names them: `x86_64`, `aarch64`,
+/// `armv7`, `armv6`) runs where this agent was built to run: a wrong one would leave the node
+/// without an agent that starts.
+fn runs_here(arch: &str) -> bool {
+    match std::env::consts::ARCH {
+        "x86_64" => arch == "x86_64",
+        "aarch64" => arch == "aarch64",
+        "arm" => matches!(arch, "armv7" | "armv6"),
+        _ => false,
+    }
+}
+
+/// This process's executable and its SHA-256.
+fn running_executable() -> Result<(PathBuf, String), String> {
+    let executable = std::env::current_exe().map_err(|e| format!("its path: {e}"))?;
+    let sha256 = sha256_of(&executable).map_err(|e| format!("{}: {e}", executable.display()))?;
+    Ok((executable, sha256))
+}
+
 /// A result in `state` with `output`; the id and duration are set by [`Actions::run`].
 fn result(state: ActionState, output: String) -> ActionResult {
     ActionResult {
@@ -215,6 +322,7 @@ mod tests {
     fn actions(commands: &[(&str, &[&str], Duration)]) -> Actions {
         let settings = ActionSettings {
             allow_power: false,
+            allow_update: false,
             reboot_command: argv(&["true"]),
             shutdown_command: argv(&["true"]),
             commands: commands
@@ -237,6 +345,7 @@ mod tests {
         ActionRequest {
             id: format!("req-{action}"),
             action: action.to_owned(),
+            update: None,
         }
     }
 
@@ -380,6 +489,47 @@ mod tests {
         let result = actions.run(&request("shutdown")).await;
         assert_eq!(result.state, ActionState::Failed);
         assert!(result.message.unwrap().starts_with("cannot start"));
+    }
+
+    fn update_request(sha256: &str, verify_only: bool) -> ActionRequest {
+        ActionRequest {
+            update: Some(pivitals_common::actions::UpdateRequest {
+                url: format!("agent/{}", std::env::consts::ARCH),
+                sha256: sha256.into(),
+                verify_only,
+            }),
+            ..request("update")
+        }
+    }
+
+    #[tokio::test]
+    async fn update_needs_allow_update_and_compares_the_running_binary() {
+        let refused = actions(&[]).run(&update_request("00", false)).await;
+        assert_eq!(refused.state, ActionState::Refused);
+        let message = refused.message.unwrap();
+        assert!(message.contains("PIVITALS_ALLOW_UPDATE=true"), "{message}");
+
+        let settings = ActionSettings {
+            allow_update: true,
+            ..ActionSettings::default()
+        };
+        let actions = Actions::new(settings, Path::new("/"));
+        let own = sha256_of(&std::env::current_exe().unwrap()).unwrap();
+        let current = actions.run(&update_request(&own, false)).await;
+        assert_eq!(current.state, ActionState::Done, "{current:?}");
+        assert!(current.output.contains(&own), "{current:?}");
+        let verified = actions.run(&update_request(&own, true)).await;
+        assert_eq!(verified.state, ActionState::Done);
+        let other = actions.run(&update_request(&"0".repeat(64), true)).await;
+        assert_eq!(other.state, ActionState::Failed, "{other:?}");
+        let bare = actions.run(&request("update")).await;
+        assert_eq!(bare.state, ActionState::Failed);
+        assert!(matches!(
+            actions
+                .answer(&update_request(&"0".repeat(64), false))
+                .await,
+            Answer::Update(_)
+        ));
     }
 
     #[test]

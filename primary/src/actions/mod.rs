@@ -56,6 +56,11 @@
 //! run's task records its result with [`Actions::record`] like an agent would; expiry, keeping
 //! and storage are the same (the runs' own timeouts end them well before any expiry).
 //!
+//! # Updating agents
+//!
+//! "Update agents" is a rollout of the built-in `update` action over a set of nodes, a few at a
+//! time, each awaited until it runs the new binary: [`rollout`] (its doc is the spec).
+//!
 //! # How much is kept
 //!
 //! At most [`MAX_KEPT`] actions per primary; creating one more forgets the oldest, whatever its
@@ -66,6 +71,7 @@
 
 pub mod config;
 pub mod host;
+pub mod rollout;
 pub mod storage;
 pub mod store;
 pub mod target;

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pivitals_common::Labels;
-use pivitals_common::actions::{ActionRequest, ActionResult, ActionState, MAX_ACTION_OUTPUT};
+use pivitals_common::actions::{
+    ActionRequest, ActionResult, ActionState, MAX_ACTION_OUTPUT, UPDATE_ACTION, UpdateRequest,
+};
 use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{Notify, mpsc, watch};
@@ -174,6 +176,8 @@ struct Action {
     by: String,
     created_at_ms: i64,
     targets: BTreeMap<String, Target>,
+    /// The binary of an `update` ([`Actions::create_update`]); None for other actions.
+    update: Option<UpdateRequest>,
 }
 
 impl Action {
@@ -292,14 +296,30 @@ impl Actions {
     /// Queues `action`, asked `by` someone, for each of `targets` (already resolved and
     /// checked) and wakes their waiting polls; the new action's id.
     pub fn create(&self, action: &str, by: &str, targets: Vec<NewTarget>) -> String {
-        self.insert(action, by, targets, TargetState::Queued)
+        self.insert(action, by, targets, TargetState::Queued, None)
+    }
+
+    /// Like [`Actions::create`] for the built-in `update`, whose request names the binary.
+    pub fn create_update(
+        &self,
+        by: &str,
+        targets: Vec<NewTarget>,
+        update: UpdateRequest,
+    ) -> String {
+        self.insert(
+            UPDATE_ACTION,
+            by,
+            targets,
+            TargetState::Queued,
+            Some(update),
+        )
     }
 
     /// Records `action`, asked `by` someone, as started on the primary's own host for each of
     /// `targets` (`stack:NAME`): they are `sent` at once, no poll takes them, and the host's
     /// runner records their results with [`Actions::record`]. The new action's id.
     pub fn start_on_host(&self, action: &str, by: &str, targets: Vec<NewTarget>) -> String {
-        self.insert(action, by, targets, TargetState::Sent)
+        self.insert(action, by, targets, TargetState::Sent, None)
     }
 
     fn insert(
@@ -308,6 +328,7 @@ impl Actions {
         by: &str,
         targets: Vec<NewTarget>,
         state: TargetState,
+        update: Option<UpdateRequest>,
     ) -> String {
         let now = now_ms();
         let mut inner = self.lock(now);
@@ -338,6 +359,7 @@ impl Actions {
                     (t.node, target)
                 })
                 .collect(),
+            update,
         });
         while inner.kept.len() > MAX_KEPT {
             inner.kept.pop_front();
@@ -393,6 +415,7 @@ impl Actions {
                 taken.push(ActionRequest {
                     id: action.id.clone(),
                     action: action.action.clone(),
+                    update: action.update.clone(),
                 });
             }
         }
@@ -618,7 +641,8 @@ mod tests {
             taken,
             vec![ActionRequest {
                 id: id.clone(),
-                action: "hello".into()
+                action: "hello".into(),
+                update: None,
             }]
         );
         assert!(actions.take("a").is_empty(), "sent once");

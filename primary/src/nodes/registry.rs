@@ -12,11 +12,18 @@
 //! again). A primary older than a field ignores it when reading and drops it when it rewrites
 //! the record (a node's new info), which only loses what it cannot use. A change that an older
 //! reader would misread (a field that changes meaning or type) needs a new table instead.
+//!
+//! Beside the records, the table `last_known` keeps what was last seen of each node (the time
+//! of its last push and its newest sample), so a restarted primary shows last known values
+//! and "last seen" instead of blanks. It is display data, written as a whole every five
+//! minutes and at a clean stop, so a crash loses at most that much of it; an unreadable entry
+//! is skipped, never an error.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use pivitals_common::{HardwareIdentity, Labels, NodeInfo};
+use pivitals_common::{HardwareIdentity, Labels, NodeInfo, VitalsPayload};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -25,6 +32,16 @@ use thiserror::Error;
 const CACHE_BYTES: usize = 2 * 1024 * 1024;
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const LAST_KNOWN: TableDefinition<&str, &[u8]> = TableDefinition::new("last_known");
+
+/// What was last seen of a node: kept across restarts for display only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastKnown {
+    /// Wall-clock time of its last accepted push, ms since the epoch.
+    pub last_seen_ms: i64,
+    /// Its newest sample.
+    pub latest: Option<VitalsPayload>,
+}
 
 #[derive(Debug, Error)]
 pub enum RegistryError {
@@ -72,6 +89,7 @@ impl Registry {
         // Create the table up front so that reads of an empty registry succeed.
         let txn = db.begin_write()?;
         txn.open_table(NODES)?;
+        txn.open_table(LAST_KNOWN)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -155,12 +173,55 @@ impl Registry {
         Ok(Some(updated))
     }
 
-    /// Removes a node; returns whether it was there.
+    /// Removes a node (and what was last seen of it); returns whether it was there.
     pub fn remove(&self, name: &str) -> Result<bool, RegistryError> {
         let txn = self.db.begin_write()?;
         let removed = txn.open_table(NODES)?.remove(name)?.is_some();
+        txn.open_table(LAST_KNOWN)?.remove(name)?;
         txn.commit()?;
         Ok(removed)
+    }
+
+    /// Replaces what is kept of the nodes' last state with `nodes` (one transaction), for
+    /// nodes still in the registry only: a node deleted meanwhile is not brought back.
+    pub fn save_last_known(&self, nodes: &[(String, LastKnown)]) -> Result<(), RegistryError> {
+        let txn = self.db.begin_write()?;
+        {
+            let registered = txn.open_table(NODES)?;
+            txn.delete_table(LAST_KNOWN)?;
+            let mut table = txn.open_table(LAST_KNOWN)?;
+            for (name, last) in nodes {
+                if registered.get(name.as_str())?.is_none() {
+                    continue;
+                }
+                let bytes = serde_json::to_vec(last).map_err(|source| RegistryError::Record {
+                    name: name.clone(),
+                    source,
+                })?;
+                table.insert(name.as_str(), bytes.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// What was last seen of each node, by name; unreadable entries are left out (logged).
+    pub fn load_last_known(&self) -> Result<HashMap<String, LastKnown>, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LAST_KNOWN)?;
+        let mut known = HashMap::new();
+        for entry in table.iter()? {
+            let (name, bytes) = entry?;
+            match serde_json::from_slice(bytes.value()) {
+                Ok(last) => {
+                    known.insert(name.value().to_owned(), last);
+                }
+                Err(e) => {
+                    tracing::warn!(node = name.value(), error = %e, "last known state unreadable; skipped");
+                }
+            }
+        }
+        Ok(known)
     }
 }
 
@@ -217,6 +278,38 @@ mod tests {
         assert_eq!(by_name("pi-old").hardware, None);
         assert_eq!(by_name("pi-old").registered_at_ms, 5);
         assert_eq!(by_name("pi-new").hardware, record("pi-new").hardware);
+    }
+
+    #[test]
+    fn the_last_known_state_survives_reopening_and_goes_with_its_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.redb");
+        let seen = |ms: i64| LastKnown {
+            last_seen_ms: ms,
+            latest: None,
+        };
+        {
+            let registry = Registry::open(&path).unwrap();
+            registry.put(&record("pi-1")).unwrap();
+            registry.put(&record("pi-2")).unwrap();
+            registry
+                .save_last_known(&[
+                    ("pi-1".into(), seen(10)),
+                    ("pi-2".into(), seen(20)),
+                    ("gone".into(), seen(30)),
+                ])
+                .unwrap();
+        }
+        let registry = Registry::open(&path).unwrap();
+        let known = registry.load_last_known().unwrap();
+        assert_eq!(known.len(), 2, "a node not in the registry is not kept");
+        assert_eq!(known["pi-1"], seen(10));
+        assert!(registry.remove("pi-2").unwrap());
+        assert!(!registry.load_last_known().unwrap().contains_key("pi-2"));
+        registry
+            .save_last_known(&[("pi-1".into(), seen(11))])
+            .unwrap();
+        assert_eq!(registry.load_last_known().unwrap()["pi-1"], seen(11));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use pivitals_common::{NodeInfo, VitalsPayload};
 
 use super::history::History;
-use super::registry::NodeRecord;
+use super::registry::{LastKnown, NodeRecord};
 use super::status::{self, Recorded, Status};
 use super::token::{self, TokenHash};
 use crate::limits::Bucket;
@@ -114,6 +114,37 @@ impl Nodes {
             nodes.insert(record);
         }
         nodes
+    }
+
+    /// Gives the nodes what was last seen of them before a restart: the time of the last push
+    /// and the newest sample, for display. Their status is still judged from the primary's
+    /// start (`last_seen_at` stays unset), so a restart does not mark the cluster down.
+    pub fn restore_last_known(&mut self, mut known: HashMap<String, LastKnown>) {
+        for node in self.by_name.values_mut() {
+            if let Some(last) = known.remove(&node.record.name) {
+                node.last_seen_ms = Some(last.last_seen_ms);
+                node.latest = last.latest;
+            }
+        }
+    }
+
+    /// What was last seen of every node seen at all, for [`Registry::save_last_known`].
+    ///
+    /// [`Registry::save_last_known`]: super::registry::Registry::save_last_known
+    pub fn last_known(&self) -> Vec<(String, LastKnown)> {
+        self.by_name
+            .values()
+            .filter_map(|node| {
+                let last_seen_ms = node.last_seen_ms?;
+                Some((
+                    node.record.name.clone(),
+                    LastKnown {
+                        last_seen_ms,
+                        latest: node.latest.clone(),
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Adds or replaces a node; a replaced node's old token stops working. A node that

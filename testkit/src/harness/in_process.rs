@@ -284,6 +284,7 @@ pub fn router_state(dir: &Path, env: &[(&str, &str)]) -> AppState {
         started: std::time::Instant::now(),
         alerts: Alerts::disabled(),
         actions: Actions::new(config.actions.expire_after),
+        rollouts: Default::default(),
         sessions: Default::default(),
         history: pivitals_primary::state::HistorySource::Off,
         agent_binaries: config.agent_binaries.as_deref().map(|dir| {

@@ -73,6 +73,32 @@ pub(crate) async fn send(
     })
 }
 
+/// [`send`] for a query: a request that got no answer is described in words.
+pub(crate) async fn send_query(
+    request: reqwest::RequestBuilder,
+    limit: usize,
+) -> Result<Answer, String> {
+    send(request, limit)
+        .await
+        .map_err(|e| describe_network_error(&e))
+}
+
+/// [`send_query`] for an InfluxQL `/query` request: the answer and its JSON. An answer that is
+/// not JSON, or carries a top-level `error` (the request's, not a statement's), is an `Err`;
+/// statement errors and the status are left to the caller.
+pub(crate) async fn send_influxql(
+    request: reqwest::RequestBuilder,
+    limit: usize,
+) -> Result<(Answer, serde_json::Value), String> {
+    let answer = send_query(request, limit).await?;
+    let json: serde_json::Value = serde_json::from_str(&answer.body)
+        .map_err(|_| format!("answer is not InfluxQL JSON: {}", answer.summary()))?;
+    if let Some(error) = json.get("error").and_then(serde_json::Value::as_str) {
+        return Err(format!("{}: {error}", answer.status));
+    }
+    Ok((answer, json))
+}
+
 /// `Retry-After` in seconds; the HTTP-date form is ignored (InfluxDB sends seconds).
 fn parse_retry_after(text: &str) -> Option<Duration> {
     text.trim().parse::<u64>().ok().map(Duration::from_secs)

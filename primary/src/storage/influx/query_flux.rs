@@ -49,9 +49,7 @@ impl Flux {
             .header(ACCEPT, "application/csv")
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_string());
-        let answer = answer::send(request, HISTORY_BODY_LIMIT)
-            .await
-            .map_err(|e| answer::describe_network_error(&e))?;
+        let answer = answer::send_query(request, HISTORY_BODY_LIMIT).await?;
         if !answer.is_success() {
             return Err(answer.summary());
         }

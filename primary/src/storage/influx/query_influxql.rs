@@ -8,7 +8,7 @@ use url::Url;
 
 use super::answer;
 use super::query_series::{HISTORY_BODY_LIMIT, SERIES_QUERIES, SeriesQuery, SeriesRows, TagStep};
-use super::v1::endpoint;
+use super::v1::{endpoint, with_basic_auth};
 use crate::history::Window;
 
 #[derive(Clone)]
@@ -92,21 +92,11 @@ impl InfluxQl {
             .append_pair("db", &self.database)
             .append_pair("epoch", "ms")
             .append_pair("q", q);
-        let mut request = http.get(url);
-        if let Some((user, password)) = &self.basic {
-            request = request.basic_auth(user, Some(password));
-        }
+        let mut request = with_basic_auth(http.get(url), self.basic.as_ref());
         if let Some(value) = &self.authorization {
             request = request.header(AUTHORIZATION, value.clone());
         }
-        let answer = answer::send(request, HISTORY_BODY_LIMIT)
-            .await
-            .map_err(|e| answer::describe_network_error(&e))?;
-        let json: Value = serde_json::from_str(&answer.body)
-            .map_err(|_| format!("answer is not InfluxQL JSON: {}", answer.summary()))?;
-        if let Some(error) = json.get("error").and_then(Value::as_str) {
-            return Err(format!("{}: {error}", answer.status));
-        }
+        let (answer, json) = answer::send_influxql(request, HISTORY_BODY_LIMIT).await?;
         if !answer.is_success() {
             return Err(answer.summary());
         }

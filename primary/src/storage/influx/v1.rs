@@ -139,14 +139,7 @@ impl V1 {
                 "application/x-www-form-urlencoded",
             )
             .body(body);
-        let answer = answer::send(request, QUERY_BODY_LIMIT)
-            .await
-            .map_err(|e| answer::describe_network_error(&e))?;
-        let json: Value = serde_json::from_str(&answer.body)
-            .map_err(|_| format!("answer is not InfluxQL JSON: {}", answer.summary()))?;
-        if let Some(error) = json.get("error").and_then(Value::as_str) {
-            return Err(format!("{}: {error}", answer.status));
-        }
+        let (answer, json) = answer::send_influxql(request, QUERY_BODY_LIMIT).await?;
         if let Some(error) = json.pointer("/results/0/error").and_then(Value::as_str) {
             return Err(error.to_owned());
         }
@@ -157,10 +150,18 @@ impl V1 {
     }
 
     fn authenticate(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.credentials {
-            Some((user, password)) => request.basic_auth(user, Some(password)),
-            None => request,
-        }
+        with_basic_auth(request, self.credentials.as_ref())
+    }
+}
+
+/// The request with HTTP basic auth as `(user, password)`, or as it is without credentials.
+pub(crate) fn with_basic_auth(
+    request: reqwest::RequestBuilder,
+    credentials: Option<&(String, String)>,
+) -> reqwest::RequestBuilder {
+    match credentials {
+        Some((user, password)) => request.basic_auth(user, Some(password)),
+        None => request,
     }
 }
 

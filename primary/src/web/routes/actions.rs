@@ -12,7 +12,9 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use pivitals_common::Labels;
-use pivitals_common::actions::{ActionResult, MAX_ACTION_NAME, is_valid_action_name};
+use pivitals_common::actions::{
+    ActionResult, MAX_ACTION_NAME, UPDATE_ACTION, is_valid_action_name,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::actions::host;
@@ -103,6 +105,11 @@ pub async fn create(
             request.action,
             MAX_ACTION_NAME - 1
         )));
+    }
+    if request.action == UPDATE_ACTION {
+        return Err(ApiError::Unprocessable(
+            "update names the binary to install: start it with POST /api/v1/updates".into(),
+        ));
     }
     let by = checked_by(request.by)?;
     let selector = match (request.nodes, request.labels, request.all) {

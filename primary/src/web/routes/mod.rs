@@ -11,6 +11,7 @@ pub mod nodes;
 pub mod ops;
 pub mod placement;
 pub mod session;
+pub mod updates;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -50,6 +51,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/actions", get(actions::list).post(actions::create))
         .route("/api/v1/actions/{id}", get(actions::show))
+        .route("/api/v1/updates", post(updates::create))
+        .route("/api/v1/updates/{id}", get(updates::show))
         .route("/api/v1/agent/actions", get(actions::poll))
         .route("/api/v1/agent/actions/{id}", post(actions::result))
         .route("/install.sh", get(install::script))

@@ -1364,7 +1364,9 @@ function actionBar(kind, value, place = '') {
   }, name, h('button', { type: 'submit', 'data-action': 'run' }, 'Run'));
   bar.el = h('div', { class: 'actions', 'data-target': `${kind}:${value}`, hidden: !state.signedIn },
     h('div', { class: 'action-buttons', role: 'group', 'aria-label': `Actions on ${label}` },
-      button('ping', 'Ping'), button('reboot', 'Reboot…'), button('shutdown', 'Shut down…'), run),
+      button('ping', 'Ping'), button('reboot', 'Reboot…'), button('shutdown', 'Shut down…'),
+      h('button', { type: 'button', 'data-action': 'update', onclick: () => runUpdate(bar) },
+        kind === 'stack' ? 'Update agents' : 'Update agent'), run),
     bar.results);
   state.actionBars.set(key, bar);
   return bar.el;
@@ -1423,6 +1425,45 @@ async function runAction(bar, action) {
   } catch (e) {
     box.dataset.state = 'error';
     put(box, h('p', { class: 'error' }, `${action} on ${bar.label}: ${e instanceof ApiFailure ? `refused (${e.status}): ${e.body}` : e.message}`));
+  }
+}
+
+// "Update agents": a rollout (POST /api/v1/updates) over the bar's node or stack, one node at
+// a time, its progress shown in place like an action's results.
+async function runUpdate(bar) {
+  const body = { by: 'dashboard', max_parallel: 1 };
+  if (bar.kind === 'stack') body.labels = { [STACK_LABEL]: bar.value };
+  else body.nodes = [bar.value];
+  const box = h('div', { class: 'action-result', 'data-action': 'update', 'data-state': 'asking' },
+    h('p', { class: 'action-head' }, `update on ${bar.label}: asking…`));
+  bar.results.prepend(box);
+  while (bar.results.childElementCount > 3) bar.results.lastElementChild.remove();
+  try {
+    const created = await adminJson('POST', '/api/v1/updates', body);
+    box.dataset.id = created.id;
+    box.dataset.state = 'running';
+    for (;;) {
+      const shown = await adminJson('GET', `/api/v1/updates/${encodeURIComponent(created.id)}`);
+      const counts = new Map();
+      for (const n of shown.nodes) counts.set(n.state, (counts.get(n.state) || 0) + 1);
+      put(box,
+        h('p', { class: 'action-head' }, h('strong', {}, 'update'), ` on ${bar.label} (${shown.state}) `,
+          h('span', { class: 'tally' }, [...counts].map(([k, n]) => `${n} ${k.replace('_', ' ')}`).join(', '))),
+        h('table', { class: 'action-table' },
+          h('thead', {}, h('tr', {}, ['Node', 'State', 'Detail'].map((c) => h('th', { scope: 'col' }, c)))),
+          h('tbody', {}, shown.nodes.map((n) => h('tr', { 'data-node': n.node, 'data-state': n.state },
+            h('th', { scope: 'row' }, n.node),
+            h('td', { class: `state state-${n.state}` }, n.state.replace('_', ' ')),
+            h('td', {}, outputOf({ output: n.message || n.running || '' })))))));
+      if (shown.state !== 'running') break;
+      await new Promise((resolve) => { setTimeout(resolve, 1000); });
+      if (!state.signedIn || !box.isConnected) return;
+    }
+    box.dataset.state = 'final';
+    announce(`update on ${bar.label}: ${box.querySelector('.tally').textContent}`);
+  } catch (e) {
+    box.dataset.state = 'error';
+    put(box, h('p', { class: 'error' }, `update on ${bar.label}: ${e instanceof ApiFailure ? `refused (${e.status}): ${e.body}` : e.message}`));
   }
 }
 

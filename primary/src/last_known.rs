@@ -1,0 +1,43 @@
+//! Keeps what was last seen of each node across restarts: every [`EVERY`] and once more at a
+//! clean stop, the time of each node's last push and its newest sample are written to the
+//! registry's `last_known` table ([`Registry::save_last_known`]), and read back at start
+//! ([`Nodes::restore_last_known`]). Display data only: the dashboard, the API and
+//! `/metrics/nodes` show a node's last known values and "last seen" after a restart instead of
+//! blanks; liveness still judges every node from the primary's start. A crash loses at most
+//! [`EVERY`] of it; a failed write is logged and tried again next time.
+//!
+//! [`Registry::save_last_known`]: crate::nodes::registry::Registry::save_last_known
+//! [`Nodes::restore_last_known`]: crate::nodes::table::Nodes::restore_last_known
+
+use std::time::Duration;
+
+use crate::shutdown::{Shutdown, stopped};
+use crate::state::AppState;
+
+/// How often the last known state is written.
+pub const EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// Writes the last known state every [`EVERY`] until `shutdown`; the final write is [`save`]'s,
+/// called by the primary after its server has stopped.
+pub async fn keep(state: AppState, mut shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(EVERY) => save(&state).await,
+            () = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Writes what is known now (one registry transaction off the async threads).
+pub async fn save(state: &AppState) {
+    let known = state.nodes().last_known();
+    let count = known.len();
+    match state
+        .registry
+        .blocking(move |registry| registry.save_last_known(&known))
+        .await
+    {
+        Ok(()) => tracing::debug!(nodes = count, "last known state written"),
+        Err(e) => tracing::warn!(error = %e, "last known state not written; trying again later"),
+    }
+}
