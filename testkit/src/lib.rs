@@ -4,7 +4,8 @@
 //! - [`InfluxV1`] runs the Debian `influxdb` package's `influxd` (1.x) in a temporary directory.
 //! - [`VictoriaMetrics`] runs the Debian `victoria-metrics` package's single-node server.
 //! - [`influx3_receiver`] is a local receiver of the InfluxDB 3 HTTP API (not a real server:
-//!   none can run here) that checks each request as the API reference documents it.
+//!   none can run here) that checks each request as the API reference documents it, writes
+//!   and the v1-compatible `/query` of the history alike.
 //! - [`Prometheus`] runs the Debian `prometheus` package's server, scraping what a test names.
 //! - [`smtp::SmtpServer`] runs Python's `aiosmtpd` (PyPI), filing received mail in a Maildir.
 //! - [`http`] is a tiny blocking HTTP/1.1 client for poking at those servers from tests.
