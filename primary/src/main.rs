@@ -355,30 +355,7 @@ async fn update(args: UpdateArgs, token: &str) -> anyhow::Result<bool> {
         &args.labels,
         args.all,
     );
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("building the HTTP client")?;
-    let created = call(
-        http.post(format!("{base}/api/v1/updates"))
-            .bearer_auth(token)
-            .json(&body),
-        "POST /api/v1/updates",
-    )
-    .await?;
-    let id = created["id"]
-        .as_str()
-        .context("the primary's answer has no update id")?
-        .to_owned();
-    let targets: Vec<String> = created["targets"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter_map(|n| n.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let Asked { http, id, targets } = ask(&base, token, "/api/v1/updates", &body).await?;
     println!(
         "update {id} started for {}, at most {} at a time",
         plural(targets.len(), "node"),
@@ -414,6 +391,48 @@ async fn update(args: UpdateArgs, token: &str) -> anyhow::Result<bool> {
             }
         }
     }
+}
+
+/// What the primary answered to an action or update asked of nodes.
+struct Asked {
+    http: reqwest::Client,
+    id: String,
+    targets: Vec<String>,
+}
+
+/// Posts `body` to `endpoint` (`/api/v1/actions` or `/api/v1/updates`) with the admin token;
+/// the client to follow it with, its id and its target nodes.
+async fn ask(
+    base: &str,
+    token: &str,
+    endpoint: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<Asked> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    let created = call(
+        http.post(format!("{base}{endpoint}"))
+            .bearer_auth(token)
+            .json(body),
+        &format!("POST {endpoint}"),
+    )
+    .await?;
+    let id = created["id"]
+        .as_str()
+        .with_context(|| format!("the primary's answer to POST {endpoint} has no id"))?
+        .to_owned();
+    let targets = created["targets"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Asked { http, id, targets })
 }
 
 /// `--url`, else `PIVITALS_URL`, else [`DEFAULT_URL`], without a trailing `/`.
@@ -473,30 +492,7 @@ async fn action(args: ActionArgs, token: &str) -> anyhow::Result<bool> {
         &args.labels,
         args.all,
     );
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("building the HTTP client")?;
-    let created = call(
-        http.post(format!("{base}/api/v1/actions"))
-            .bearer_auth(token)
-            .json(&body),
-        "POST /api/v1/actions",
-    )
-    .await?;
-    let id = created["id"]
-        .as_str()
-        .context("the primary's answer has no action id")?
-        .to_owned();
-    let targets: Vec<String> = created["targets"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter_map(|n| n.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let Asked { http, id, targets } = ask(&base, token, "/api/v1/actions", &body).await?;
     println!(
         "action {} ({id}) queued for {}",
         args.name,

@@ -1,6 +1,7 @@
 //! `pivitals-primary action`: the real binary queues an action on a real primary binary, polls
 //! its results and prints one row per node; exit 0 when all are done, 1 when any is not, 2 for
-//! a missing admin token or an error answer from the primary.
+//! a missing admin token or an error answer from the primary. `pivitals-primary update` asks
+//! the same way.
 
 use std::path::Path;
 use std::process::Output;
@@ -191,4 +192,17 @@ fn action_without_the_admin_token_or_with_an_unknown_node_exits_2() {
 
     let output = cluster.action(Some(ADMIN), &["hello", "--all", "--stack", "1"]);
     assert_eq!(output.status.code(), Some(2), "one selector only");
+
+    // `update` asks the same way: an error answer of the primary is one line and exit 2.
+    let output = command(Path::new(env!("CARGO_BIN_EXE_pivitals-primary")))
+        .args(["update", "--node", "pi-09", "--url", &cluster.url])
+        .env("PIVITALS_ADMIN_TOKEN", ADMIN)
+        .output()
+        .expect("run pivitals-primary update");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("POST /api/v1/updates"),
+        "the primary's error: {stderr}"
+    );
 }
