@@ -1,4 +1,6 @@
-//! Encoding a node's sample as InfluxDB line protocol, with the `influxdb-line-protocol` crate.
+//! Encoding a node's sample as InfluxDB line protocol: samples are written straight into the
+//! output (the hot path of every push), the rarer points with the `influxdb-line-protocol`
+//! crate's builder, whose output the sample encoder matches byte for byte.
 //!
 //! Rules the encoder keeps, whatever the input:
 //! - every point carries the tag `node` and the node's labels; tags are sorted by key;
@@ -24,7 +26,7 @@
 use std::borrow::Cow;
 
 use influxdb_line_protocol::LineProtocolBuilder;
-use influxdb_line_protocol::builder::{AfterField, AfterMeasurement};
+use influxdb_line_protocol::builder::AfterMeasurement;
 use thiserror::Error;
 
 use crate::vitals::{Labels, VitalsPayload};
@@ -779,37 +781,131 @@ struct Lines<'a> {
 }
 
 impl Lines<'_> {
+    /// Writes one point straight into `out`, byte for byte what the `influxdb-line-protocol`
+    /// builder writes (a test compares them), without its per-character `core::fmt` calls
+    /// and the tag list it allocates per line: this runs for every point of every push.
     fn point(&mut self, point: Point<'_>) {
         let mut fields = point.fields();
         let Some(first) = fields.next() else {
             return;
         };
-        let builder = tagged_line(
-            self.out,
-            point.measurement(),
-            self.node,
-            self.labels,
-            point.tags(),
-        );
-        let mut builder = first_field(builder, first);
-        for (key, value) in fields {
-            builder = match value {
-                Value::Float(f) => builder.field(key, f),
-                Value::Integer(i) => builder.field(key, i),
-            };
+        let out = &mut *self.out;
+        push_escaped(out, point.measurement(), MEASUREMENT_SPECIAL);
+        let extra = point.tags();
+        let mut tags = SortedTags::default();
+        tags.push(("node", self.node));
+        for (key, value) in self.labels {
+            tags.push((key.as_str(), value.as_str()));
         }
-        *self.out = builder.timestamp(self.ts).close_line().build();
+        for tag in extra {
+            tags.push(tag);
+        }
+        for (key, value) in tags.sorted() {
+            out.push(b',');
+            push_escaped(out, key, TAG_SPECIAL);
+            out.push(b'=');
+            push_escaped(out, value, TAG_SPECIAL);
+        }
+        out.push(b' ');
+        push_field(out, first);
+        for field in fields {
+            out.push(b',');
+            push_field(out, field);
+        }
+        out.push(b' ');
+        push_int(out, self.ts);
+        out.push(b'\n');
         self.points += 1;
     }
 }
 
-fn first_field(
-    builder: LineProtocolBuilder<Vec<u8>, AfterMeasurement>,
-    (key, value): (&str, Value),
-) -> LineProtocolBuilder<Vec<u8>, AfterField> {
+/// Characters line protocol escapes with a backslash (besides the backslash itself) in a
+/// measurement, and in tag keys, tag values and field keys.
+const MEASUREMENT_SPECIAL: &[u8] = b", ";
+const TAG_SPECIAL: &[u8] = b", =";
+
+/// Appends `text` escaped as the builder escapes it: a backslash before every character of
+/// `special` and before every backslash. All of them are ASCII, so bytes can be compared.
+fn push_escaped(out: &mut Vec<u8>, text: &str, special: &[u8]) {
+    let needs = |b: &u8| *b == b'\\' || special.contains(b);
+    if !text.as_bytes().iter().any(needs) {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
+    for b in text.as_bytes() {
+        if needs(b) {
+            out.push(b'\\');
+        }
+        out.push(*b);
+    }
+}
+
+/// Appends `key=value`: an integer with the `i` suffix, a float as Rust displays it (the
+/// shortest text that reads back to the same value), as the builder writes them.
+fn push_field(out: &mut Vec<u8>, (key, value): (&str, Value)) {
+    push_escaped(out, key, TAG_SPECIAL);
+    out.push(b'=');
     match value {
-        Value::Float(f) => builder.field(key, f),
-        Value::Integer(i) => builder.field(key, i),
+        Value::Integer(i) => {
+            push_int(out, i);
+            out.push(b'i');
+        }
+        Value::Float(f) => {
+            use std::io::Write;
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{f}");
+        }
+    }
+}
+
+/// Appends the decimal digits of `value`.
+fn push_int(out: &mut Vec<u8>, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// The tags of one line, on the stack (the node, at most [`crate::validate::MAX_LABELS`]
+/// labels and a point's few extra tags fit); more than that spill into a `Vec`.
+#[derive(Default)]
+struct SortedTags<'a> {
+    inline: [(&'a str, &'a str); 24],
+    len: usize,
+    spilled: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> SortedTags<'a> {
+    fn push(&mut self, tag: (&'a str, &'a str)) {
+        if self.len < self.inline.len() {
+            self.inline[self.len] = tag;
+            self.len += 1;
+        } else {
+            self.spilled.push(tag);
+        }
+    }
+
+    /// The tags sorted by key, as InfluxDB prefers.
+    fn sorted(&mut self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        let tags: &mut [(&str, &str)] = if self.spilled.is_empty() {
+            &mut self.inline[..self.len]
+        } else {
+            self.spilled.extend_from_slice(&self.inline[..self.len]);
+            &mut self.spilled
+        };
+        tags.sort_unstable_by_key(|(key, _)| *key);
+        tags.iter().copied()
     }
 }
 
@@ -885,6 +981,70 @@ mod tests {
             process_count: Some(123),
             throttling: Some(Throttling { raw: 0x50005 }),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_sample_encoder_writes_what_the_crate_builder_writes() {
+        // Labels that need every escape, so the direct writer is checked against the crate.
+        let labels: Labels = [("a b", "x,y"), ("k=v", "back\\slash"), ("zone", "eu west")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        for sample in [full_sample(), sample_with_every_family()] {
+            let mut direct = Vec::new();
+            let written = encode_sample("pi 01", &labels, &sample, &mut direct).unwrap();
+            let ts = nanos(sample.timestamp_ms).unwrap();
+            let mut built = Vec::new();
+            let mut points = 0;
+            visit_points(&sample, |point| {
+                let mut fields = point.fields();
+                let Some((key, value)) = fields.next() else {
+                    return;
+                };
+                let builder = tagged_line(
+                    &mut built,
+                    point.measurement(),
+                    "pi 01",
+                    &labels,
+                    point.tags(),
+                );
+                let mut builder = match value {
+                    Value::Float(f) => builder.field(key, f),
+                    Value::Integer(i) => builder.field(key, i),
+                };
+                for (key, value) in fields {
+                    builder = match value {
+                        Value::Float(f) => builder.field(key, f),
+                        Value::Integer(i) => builder.field(key, i),
+                    };
+                }
+                built = builder.timestamp(ts).close_line().build();
+                points += 1;
+            });
+            assert_eq!(written, points);
+            assert_eq!(
+                String::from_utf8(direct).unwrap(),
+                String::from_utf8(built).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn push_int_writes_every_edge() {
+        for value in [
+            0,
+            7,
+            -7,
+            10,
+            -10,
+            i64::MAX,
+            i64::MIN,
+            1_700_000_000_123_000_000,
+        ] {
+            let mut out = Vec::new();
+            push_int(&mut out, value);
+            assert_eq!(String::from_utf8(out).unwrap(), value.to_string());
         }
     }
 

@@ -1,8 +1,14 @@
 //! The committer task: one redb write transaction, synced, for every append waiting when it
 //! starts (group commit), then every waiter is answered.
+//!
+//! Each commit costs about the same whatever it holds (a redb transaction and one fdatasync),
+//! so under load the committer gathers for `GATHER` before committing: when the last commit
+//! was shared by several appends, pushes are arriving concurrently and a short wait lets one
+//! commit take many of them. A lone append (an idle primary) is committed at once.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -10,6 +16,11 @@ use super::types::{AppendError, Inner, RECORDS, SpoolError};
 
 /// The most appends one commit takes.
 const MAX_GROUP: usize = 4096;
+
+/// How long a commit waits for more appends once the previous one was shared. Measured with
+/// 2,000 nodes pushing every second: fewer commits of more appends each, for a few ms more per
+/// push.
+const GATHER: Duration = Duration::from_millis(2);
 
 pub(super) struct Append {
     pub(super) value: Vec<u8>,
@@ -25,7 +36,18 @@ pub(super) async fn run(
     mut next_seq: u64,
 ) {
     let mut group = Vec::with_capacity(64);
+    let mut last_group = 0;
     while requests.recv_many(&mut group, MAX_GROUP).await > 0 {
+        if last_group > 1 && group.len() < MAX_GROUP {
+            tokio::time::sleep(GATHER).await;
+            while group.len() < MAX_GROUP {
+                match requests.try_recv() {
+                    Ok(append) => group.push(append),
+                    Err(_) => break,
+                }
+            }
+        }
+        last_group = group.len();
         let values: Vec<(Vec<u8>, u64)> = group
             .iter_mut()
             .map(|a| (std::mem::take(&mut a.value), a.points))
