@@ -278,43 +278,27 @@ const POLL_EVERY: Duration = Duration::from_millis(250);
 
 /// `pivitals-primary action`: its exit code (0 all done, 1 any not done, 2 usage or HTTP error).
 fn run_action(args: ActionArgs) -> i32 {
-    let token = match std::env::var("PIVITALS_ADMIN_TOKEN") {
-        Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
-        _ => {
-            eprintln!(
-                "pivitals-primary: PIVITALS_ADMIN_TOKEN is not set: action needs the primary's admin token"
-            );
-            return 2;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("pivitals-primary: starting the runtime: {err}");
-            return 2;
-        }
-    };
-    match runtime.block_on(action(args, &token)) {
-        Ok(true) => 0,
-        Ok(false) => 1,
-        Err(err) => {
-            eprintln!("pivitals-primary: {err:#}");
-            2
-        }
-    }
+    run_admin_command("action", |token| action(args, token))
 }
 
 /// `pivitals-primary update`: its exit code (0 all updated, 1 the rollout failed, 2 usage or
 /// HTTP error).
 fn run_update(args: UpdateArgs) -> i32 {
+    run_admin_command("update", |token| update(args, token))
+}
+
+/// Runs `command` (`name` in messages) with the admin token from `PIVITALS_ADMIN_TOKEN` on a
+/// small runtime; exit code 0 when it answers Ok(true), 1 for Ok(false), 2 for a missing token
+/// or an error (printed on one line).
+fn run_admin_command<F>(name: &str, command: impl FnOnce(String) -> F) -> i32
+where
+    F: Future<Output = anyhow::Result<bool>>,
+{
     let token = match std::env::var("PIVITALS_ADMIN_TOKEN") {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
         _ => {
             eprintln!(
-                "pivitals-primary: PIVITALS_ADMIN_TOKEN is not set: update needs the primary's admin token"
+                "pivitals-primary: PIVITALS_ADMIN_TOKEN is not set: {name} needs the primary's admin token"
             );
             return 2;
         }
@@ -329,7 +313,7 @@ fn run_update(args: UpdateArgs) -> i32 {
             return 2;
         }
     };
-    match runtime.block_on(update(args, &token)) {
+    match runtime.block_on(command(token)) {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(err) => {
@@ -341,7 +325,8 @@ fn run_update(args: UpdateArgs) -> i32 {
 
 /// Starts the rollout, then prints a row each time a node's state changes until it is over;
 /// Ok(whether it is done rather than failed).
-async fn update(args: UpdateArgs, token: &str) -> anyhow::Result<bool> {
+async fn update(args: UpdateArgs, token: String) -> anyhow::Result<bool> {
+    let token = token.as_str();
     let base = primary_base(args.url.clone());
     let mut body = serde_json::json!({
         "by": "cli",
@@ -482,7 +467,8 @@ const FINAL_STATES: &[&str] = &[
 ];
 
 /// Queues the action, then prints each node's row once final; Ok(whether all succeeded).
-async fn action(args: ActionArgs, token: &str) -> anyhow::Result<bool> {
+async fn action(args: ActionArgs, token: String) -> anyhow::Result<bool> {
+    let token = token.as_str();
     let base = primary_base(args.url.clone());
     let mut body = serde_json::json!({ "action": args.name, "by": "cli" });
     select_nodes(

@@ -75,8 +75,24 @@ pub const DEFAULT_BY: &str = "api";
 /// The longest `by`, in bytes.
 pub const MAX_BY: usize = 64;
 
+/// Exactly one of node names, labels or all; 422 otherwise. For actions and updates.
+pub(super) fn selector(
+    nodes: Option<Vec<String>>,
+    labels: Option<Labels>,
+    all: bool,
+) -> Result<Selector, ApiError> {
+    match (nodes, labels, all) {
+        (Some(names), None, false) => Ok(Selector::Names(names)),
+        (None, Some(labels), false) => Ok(Selector::Labels(labels)),
+        (None, None, true) => Ok(Selector::All),
+        _ => Err(ApiError::Unprocessable(
+            "choose nodes with exactly one of \"nodes\", \"labels\" or \"all\": true".into(),
+        )),
+    }
+}
+
 /// `by` as given, or [`DEFAULT_BY`]; 422 unless it is 1 to [`MAX_BY`] bytes of printable text.
-fn checked_by(by: Option<String>) -> Result<String, ApiError> {
+pub(super) fn checked_by(by: Option<String>) -> Result<String, ApiError> {
     let Some(by) = by else {
         return Ok(DEFAULT_BY.to_owned());
     };
@@ -88,10 +104,11 @@ fn checked_by(by: Option<String>) -> Result<String, ApiError> {
     Ok(by)
 }
 
+/// The 202 answer to an action or update asked: its id and the nodes it went to.
 #[derive(Debug, Serialize)]
 pub struct Created {
-    id: String,
-    targets: Vec<String>,
+    pub(super) id: String,
+    pub(super) targets: Vec<String>,
 }
 
 pub async fn create(
@@ -112,16 +129,7 @@ pub async fn create(
         ));
     }
     let by = checked_by(request.by)?;
-    let selector = match (request.nodes, request.labels, request.all) {
-        (Some(names), None, false) => Selector::Names(names),
-        (None, Some(labels), false) => Selector::Labels(labels),
-        (None, None, true) => Selector::All,
-        _ => {
-            return Err(ApiError::Unprocessable(
-                "choose nodes with exactly one of \"nodes\", \"labels\" or \"all\": true".into(),
-            ));
-        }
-    };
+    let selector = selector(request.nodes, request.labels, request.all)?;
     if request.primary {
         return start_on_host(state, &request.action, &by, &selector);
     }

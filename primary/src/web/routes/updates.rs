@@ -12,13 +12,13 @@ use axum::http::StatusCode;
 use pivitals_common::Labels;
 use serde::{Deserialize, Serialize};
 
-use super::actions::ActionsAdmin;
+use super::actions::{ActionsAdmin, Created, checked_by, selector};
 use crate::actions::Actions;
 use crate::actions::rollout::{
     DEFAULT_MAX_PARALLEL, DEFAULT_TIMEOUT, MAX_PARALLEL, MAX_TIMEOUT, MIN_TIMEOUT, NodeState,
     NodeUpdate, Rollout, RolloutState, Rollouts, arch_of,
 };
-use crate::actions::target::{self, Selector};
+use crate::actions::target;
 use crate::clock::rfc3339;
 use crate::state::{AppState, Shared};
 use crate::web::error::ApiError;
@@ -38,27 +38,12 @@ pub struct CreateUpdate {
     by: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Created {
-    id: String,
-    targets: Vec<String>,
-}
-
 pub async fn create(
     State(state): State<AppState>,
     _admin: ActionsAdmin,
     ApiJson(request): ApiJson<CreateUpdate>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    let selector = match (request.nodes, request.labels, request.all) {
-        (Some(names), None, false) => Selector::Names(names),
-        (None, Some(labels), false) => Selector::Labels(labels),
-        (None, None, true) => Selector::All,
-        _ => {
-            return Err(ApiError::Unprocessable(
-                "choose nodes with exactly one of \"nodes\", \"labels\" or \"all\": true".into(),
-            ));
-        }
-    };
+    let selector = selector(request.nodes, request.labels, request.all)?;
     let max_parallel = request.max_parallel.unwrap_or(DEFAULT_MAX_PARALLEL);
     if !(1..=MAX_PARALLEL).contains(&max_parallel) {
         return Err(ApiError::Unprocessable(format!(
@@ -76,15 +61,7 @@ pub async fn create(
                 ))
             })?,
     };
-    let by = match request.by {
-        None => "api".to_owned(),
-        Some(by) if !by.is_empty() && by.len() <= 64 && !by.chars().any(char::is_control) => by,
-        Some(_) => {
-            return Err(ApiError::Unprocessable(
-                "by must be 1 to 64 bytes of printable text".into(),
-            ));
-        }
-    };
+    let by = checked_by(request.by)?;
     let binaries = state.agent_binaries.clone().ok_or_else(|| {
         ApiError::Conflict(
             "this primary serves no agent binaries: set PIVITALS_AGENT_BINARIES".into(),
