@@ -18,6 +18,7 @@
 //! | `PIVITALS_TLS__INSECURE_SKIP_VERIFY` | `[tls] insecure_skip_verify` | `false`      |
 //! | `PIVITALS_ACTIONS__ALLOW_POWER` | `[actions] allow_power` | `false`: the built-in `reboot` and `shutdown` actions are refused |
 //! | `PIVITALS_ACTIONS__ALLOW_UPDATE` (or `PIVITALS_ALLOW_UPDATE`) | `[actions] allow_update` | `false`: the built-in `update` (replace this agent's binary with the one the primary serves) is refused |
+//! | `PIVITALS_ACTIONS__UPDATE_PUBLIC_KEY` | `[actions] update_public_key` | none: an update checks the SHA-256 only; set, the base64 of a raw 32-byte Ed25519 public key, and an update also needs the binary's signature by its private key ([`parse_public_key`]) |
 //! | —                       | `[actions] reboot_command` | `["systemctl", "reboot"]`            |
 //! | —                       | `[actions] shutdown_command` | `["systemctl", "poweroff"]`        |
 //! | —                       | `[actions.NAME] command` | none; an action the primary may ask for by `NAME`: argv, run without a shell |
@@ -91,6 +92,7 @@ const TLS_KEYS: &[&str] = &["ca", "insecure_skip_verify"];
 const ACTIONS_KEYS: &[&str] = &[
     "allow_power",
     "allow_update",
+    "update_public_key",
     "reboot_command",
     "shutdown_command",
 ];
@@ -144,6 +146,8 @@ pub struct ActionSettings {
     pub allow_power: bool,
     /// Whether the built-in `update` runs (the agent replaces its own binary); refused otherwise.
     pub allow_update: bool,
+    /// The Ed25519 public key an update's binary must be signed with; `None`: SHA-256 only.
+    pub update_public_key: Option<[u8; 32]>,
     /// What `reboot` runs (argv, not empty).
     pub reboot_command: Vec<String>,
     /// What `shutdown` runs (argv, not empty).
@@ -158,6 +162,7 @@ impl Default for ActionSettings {
         Self {
             allow_power: false,
             allow_update: false,
+            update_public_key: None,
             reboot_command: vec!["systemctl".into(), "reboot".into()],
             shutdown_command: vec!["systemctl".into(), "poweroff".into()],
             commands: BTreeMap::new(),
@@ -233,6 +238,8 @@ pub enum ConfigError {
     AllowPower(String),
     #[error("PIVITALS_ACTIONS__ALLOW_UPDATE (actions.allow_update) {0:?} is not true or false")]
     AllowUpdate(String),
+    #[error("PIVITALS_ACTIONS__UPDATE_PUBLIC_KEY (actions.update_public_key): {0}")]
+    UpdatePublicKey(String),
 }
 
 impl Config {
@@ -406,6 +413,10 @@ impl Config {
         };
         if let Some(text) = allow_update {
             actions.allow_update = parse_bool(&text).ok_or(ConfigError::AllowUpdate(text))?;
+        }
+        if let Some(text) = raw.nested("actions", "update_public_key")? {
+            let key = parse_public_key(&text).map_err(ConfigError::UpdatePublicKey)?;
+            actions.update_public_key = Some(key);
         }
 
         Ok(Self {
@@ -603,8 +614,60 @@ fn unknown_key(file: &toml::Table) -> Option<(String, &'static [&'static str])> 
     None
 }
 
-/// The `[actions]` table of the file, but `allow_power` and `allow_update`, which the
-/// environment may override.
+/// A raw Ed25519 public key from its standard base64 (44 characters, padded; surrounding
+/// spaces ignored), as `openssl pkey -in key.pem -pubout -outform DER | tail -c 32 | base64`
+/// prints it. The error says what is wrong, never the key's bytes.
+pub fn parse_public_key(text: &str) -> Result<[u8; 32], String> {
+    let bytes = base64_decode(text.trim()).ok_or_else(|| {
+        "not base64; expected the output of \
+         `openssl pkey -in key.pem -pubout -outform DER | tail -c 32 | base64`"
+            .to_owned()
+    })?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "{} bytes, not the 32 of a raw Ed25519 public key; expected the output of \
+             `openssl pkey -in key.pem -pubout -outform DER | tail -c 32 | base64`",
+            bytes.len()
+        )
+    })
+}
+
+/// Standard base64 with `=` padding (the alphabet `A-Za-z0-9+/`); `None` when it is not that.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    let quads = bytes.len() / 4;
+    for (i, quad) in bytes.chunks(4).enumerate() {
+        let padding = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if padding > 2 || (padding > 0 && i + 1 != quads) {
+            return None;
+        }
+        let mut word = 0u32;
+        for &c in &quad[..4 - padding] {
+            word = (word << 6) | value(c)?;
+        }
+        word <<= 6 * padding as u32;
+        let decoded = [(word >> 16) as u8, (word >> 8) as u8, word as u8];
+        out.extend_from_slice(&decoded[..3 - padding]);
+    }
+    Some(out)
+}
+
+/// The `[actions]` table of the file, but `allow_power`, `allow_update` and
+/// `update_public_key`, which the environment may override.
 /// The error names the key.
 fn parse_actions(file: &toml::Table) -> Result<ActionSettings, String> {
     let mut settings = ActionSettings::default();
@@ -617,7 +680,7 @@ fn parse_actions(file: &toml::Table) -> Result<ActionSettings, String> {
     for (name, value) in actions {
         let key = format!("actions.{name}");
         match name.as_str() {
-            "allow_power" | "allow_update" => {}
+            "allow_power" | "allow_update" | "update_public_key" => {}
             "reboot_command" => settings.reboot_command = argv(&key, value)?,
             "shutdown_command" => settings.shutdown_command = argv(&key, value)?,
             _ => {
@@ -1311,6 +1374,66 @@ mod tests {
     }
 
     #[test]
+    fn the_update_public_key_is_32_bytes_of_base64() {
+        // RFC 8032, test 1's public key.
+        let hex = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let raw: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let text = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+        assert_eq!(parse_public_key(text).unwrap().as_slice(), raw.as_slice());
+        assert_eq!(
+            parse_public_key(&format!("  {text}\n")).unwrap().as_slice(),
+            raw.as_slice()
+        );
+        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
+        assert_eq!(base64_decode("YWJj").unwrap(), b"abc");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        for bad in [
+            "",
+            "YQ=",
+            "Y===",
+            "YQ==YWJj",
+            "YW*j",
+            "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+        ] {
+            assert!(base64_decode(bad).is_none(), "{bad}");
+        }
+        let short = parse_public_key("YWJj").unwrap_err();
+        assert!(short.starts_with("3 bytes, not the 32"), "{short}");
+        assert!(
+            parse_public_key("not a key")
+                .unwrap_err()
+                .starts_with("not base64")
+        );
+
+        let plain = Config::from_sources(None, minimal()).unwrap();
+        assert_eq!(
+            plain.actions.update_public_key, None,
+            "SHA-256 only unless set"
+        );
+        let file = toml_file(&format!("[actions]\nupdate_public_key = \"{text}\"\n"));
+        let cfg = Config::from_sources(Some(file.path()), minimal()).unwrap();
+        assert_eq!(
+            cfg.actions.update_public_key.map(|k| k.to_vec()),
+            Some(raw.clone())
+        );
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_ACTIONS__UPDATE_PUBLIC_KEY", text)]));
+        let cfg = Config::from_sources(None, vars).unwrap();
+        assert_eq!(cfg.actions.update_public_key.map(|k| k.to_vec()), Some(raw));
+        let mut vars = minimal();
+        vars.extend(env(&[("PIVITALS_ACTIONS__UPDATE_PUBLIC_KEY", "YWJj")]));
+        let error = error_text(None, vars);
+        assert!(
+            error.starts_with(
+                "PIVITALS_ACTIONS__UPDATE_PUBLIC_KEY (actions.update_public_key): 3 bytes"
+            ) && !error.contains('\n'),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn bad_actions_are_refused_naming_the_key_and_the_file() {
         for (text, expected) in [
             (
@@ -1391,7 +1514,7 @@ mod tests {
         assert_eq!(
             error_text(Some(file.path()), minimal()),
             format!(
-                "config file {}: unknown key `actions.allow_powr` (expected one of allow_power, allow_update, reboot_command, shutdown_command)",
+                "config file {}: unknown key `actions.allow_powr` (expected one of allow_power, allow_update, update_public_key, reboot_command, shutdown_command)",
                 file.path().display()
             )
         );

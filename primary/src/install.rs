@@ -8,17 +8,22 @@
 //!   [`check_public_url`], so it can sit between single quotes in a shell script.
 //! - One agent binary per [`Arch`], from the directory `PIVITALS_AGENT_BINARIES`, where it is
 //!   named `pivitals-agent-<arch>` (`pivitals-agent-armv6`). Other files are ignored.
+//! - Optionally, beside a binary, `pivitals-agent-<arch>.sig`: the raw 64-byte Ed25519
+//!   signature of that binary (what `openssl pkeyutl -sign -rawin` writes), served to agents
+//!   whose `update_public_key` asks for one. The primary never holds the private key and does
+//!   not check the signature itself.
 //!
 //! # The catalogue
 //!
 //! [`AgentBinaries::scan`] runs once, at start: it lists the directory and hashes (SHA-256)
 //! each binary found. The hashes are what the installer checks its download against, so a
 //! binary replaced while the primary runs is refused by every installer until the primary
-//! restarts (and scans again): a half-copied file is never installed. The bytes themselves are
+//! restarts (and scans again): a half-copied file is never installed. A signature is read with
+//! the hash, and so is also the one of the scan until a restart. The bytes themselves are
 //! read from disk for each download, so the catalogue holds only paths, sizes and hashes.
 //!
 //! A configured directory that does not exist, or cannot be read, stops the start with
-//! [`InstallError`]; a directory holding no binary at all is accepted (and logged), and every
+//! [`InstallError`], as does a `.sig` file that is not 64 bytes long; a directory holding no binary at all is accepted (and logged), and every
 //! architecture then answers "no binary".
 
 use std::collections::BTreeMap;
@@ -99,6 +104,8 @@ pub struct AgentBinary {
     pub size: u64,
     /// Lower-case hex, as `sha256sum` prints it.
     pub sha256: String,
+    /// The raw Ed25519 signature from `pivitals-agent-<arch>.sig`, when that file exists.
+    pub signature: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Error)]
@@ -107,6 +114,39 @@ pub enum InstallError {
     Directory { dir: PathBuf, source: io::Error },
     #[error("PIVITALS_AGENT_BINARIES: hashing {path}: {source}")]
     Hashing { path: PathBuf, source: io::Error },
+    #[error("PIVITALS_AGENT_BINARIES: the signature {path}: {reason}")]
+    Signature { path: PathBuf, reason: String },
+}
+
+/// The length of a raw Ed25519 signature, the only length a `.sig` file may have.
+pub const SIGNATURE_LEN: usize = 64;
+
+/// The signature file beside the binary `file_name` in `dir`: `None` when there is none.
+fn read_signature(dir: &Path, file_name: &str) -> Result<Option<Vec<u8>>, InstallError> {
+    let path = dir.join(format!("{file_name}.sig"));
+    let error = |reason: String| InstallError::Signature {
+        path: path.clone(),
+        reason,
+    };
+    let size = match std::fs::metadata(&path) {
+        Ok(metadata) => metadata.len(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(error(e.to_string())),
+    };
+    if size != SIGNATURE_LEN as u64 {
+        return Err(error(format!(
+            "{size} bytes, not the {SIGNATURE_LEN} of a raw Ed25519 signature \
+             (openssl pkeyutl -sign -rawin)"
+        )));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| error(e.to_string()))?;
+    if bytes.len() != SIGNATURE_LEN {
+        return Err(error(format!(
+            "{} bytes, not the {SIGNATURE_LEN} of a raw Ed25519 signature",
+            bytes.len()
+        )));
+    }
+    Ok(Some(bytes))
 }
 
 /// The agent binaries found at start, by architecture.
@@ -143,7 +183,16 @@ impl AgentBinaries {
                 path: path.clone(),
                 source,
             })?;
-            binaries.insert(arch, AgentBinary { path, size, sha256 });
+            let signature = read_signature(dir, &arch.file_name())?;
+            binaries.insert(
+                arch,
+                AgentBinary {
+                    path,
+                    size,
+                    sha256,
+                    signature,
+                },
+            );
         }
         Ok(Self {
             dir: dir.to_owned(),
@@ -248,6 +297,30 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert!(binaries.get(Arch::X86_64).is_none());
+        assert_eq!(armv6.signature, None);
+    }
+
+    #[test]
+    fn a_signature_beside_a_binary_is_read_and_must_be_64_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pivitals-agent-armv6"), b"abc").unwrap();
+        std::fs::write(dir.path().join("pivitals-agent-armv6.sig"), [7u8; 64]).unwrap();
+        // A signature without its binary is ignored.
+        std::fs::write(dir.path().join("pivitals-agent-armv7.sig"), b"short").unwrap();
+        let binaries = AgentBinaries::scan(dir.path()).unwrap();
+        assert_eq!(binaries.arches().collect::<Vec<_>>(), vec![Arch::Armv6]);
+        assert_eq!(
+            binaries.get(Arch::Armv6).unwrap().signature.as_deref(),
+            Some(&[7u8; 64][..])
+        );
+        std::fs::write(dir.path().join("pivitals-agent-armv6.sig"), [7u8; 65]).unwrap();
+        let err = AgentBinaries::scan(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("PIVITALS_AGENT_BINARIES")
+                && err.contains("pivitals-agent-armv6.sig")
+                && err.contains("65 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@
 //! (d) a served file that no longer matches the SHA-256 the primary hashed: `failed`, the
 //! node's binary untouched and the old agent still running.
 //!
-//! A second test signs in to the dashboard in a headless Chromium and clicks a stack's
+//! A second test: agents with `update_public_key` (a key made with `openssl genpkey`), each
+//! against its own primary: (a) the binary signed with the key is installed; (b) a signature
+//! of another file, or (c) none served, is `failed`, the old binary untouched and still running.
+//!
+//! A third test signs in to the dashboard in a headless Chromium and clicks a stack's
 //! "Update agents": both nodes of the stack show `updated` in place.
 
 use std::path::{Path, PathBuf};
@@ -94,6 +98,19 @@ impl Supervised {
         allow_update: bool,
         restart: bool,
     ) -> Self {
+        Self::start_with(dir, name, labels, url, allow_update, restart, &[])
+    }
+
+    /// [`Supervised::start`] with more environment variables for the agent.
+    fn start_with(
+        dir: &Path,
+        name: &str,
+        labels: &str,
+        url: &str,
+        allow_update: bool,
+        restart: bool,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let home = dir.join(name);
         std::fs::create_dir_all(&home).unwrap();
         let binary = home.join("pivitals-agent");
@@ -113,6 +130,14 @@ impl Supervised {
             ("PIVITALS_ALLOW_UPDATE".into(), allow_update.to_string()),
             ("PIVITALS_LOG".into(), "info".into()),
         ];
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .chain(
+                extra
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            )
+            .collect();
         let stop = Arc::new(AtomicBool::new(false));
         let starts = Arc::new(AtomicUsize::new(0));
         let exits = Arc::new(Mutex::new(Vec::new()));
@@ -479,6 +504,144 @@ fn rollouts_update_stacks_and_stop_at_the_first_node_that_does_not_update() {
         reply["error"].as_str().unwrap().contains("/api/v1/updates"),
         "{reply}"
     );
+}
+
+/// Runs `script` with `sh -c` in `dir`; its standard output. Fails naming openssl when the
+/// machine has none.
+fn sh(dir: &Path, script: &str) -> Vec<u8> {
+    let has_openssl = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        has_openssl,
+        "this test needs the openssl command line tool (OpenSSL 3) to make an Ed25519 key"
+    );
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[test]
+fn with_a_public_key_only_a_binary_signed_with_it_is_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    // The key and the signatures, made as the README says.
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    sh(&keys, "openssl genpkey -algorithm ed25519 -out key.pem");
+    let public_key = sh(
+        &keys,
+        "openssl pkey -in key.pem -pubout -outform DER | tail -c 32 | base64",
+    );
+    let public_key = String::from_utf8(public_key).unwrap().trim().to_owned();
+    assert_eq!(public_key.len(), 44, "{public_key}");
+
+    // One primary per case: it reads the signatures at start. `sign`: the file to sign, if any.
+    let stack = |case: &str, sign: Option<&str>| {
+        let home = dir.path().join(case);
+        std::fs::create_dir(&home).unwrap();
+        let Builds { old, next, served } = builds(&home);
+        std::fs::write(home.join("other"), b"not the agent").unwrap();
+        if let Some(what) = sign {
+            let what = if what == "served" {
+                served.display().to_string()
+            } else {
+                home.join(what).display().to_string()
+            };
+            sh(
+                &keys,
+                &format!(
+                    "openssl pkeyutl -sign -rawin -inkey key.pem -in '{what}' -out '{}.sig'",
+                    served.display()
+                ),
+            );
+            assert_eq!(
+                std::fs::metadata(format!("{}.sig", served.display()))
+                    .unwrap()
+                    .len(),
+                64
+            );
+        }
+        let (primary, url) = start_primary_for_actions(
+            &home,
+            "",
+            &[(
+                "PIVITALS_AGENT_BINARIES",
+                served.parent().unwrap().display().to_string(),
+            )],
+        );
+        let agent = Supervised::start_with(
+            &home,
+            &format!("{case}-1"),
+            "stack=6",
+            &url,
+            true,
+            true,
+            &[("PIVITALS_ACTIONS__UPDATE_PUBLIC_KEY", public_key.as_str())],
+        );
+        (primary, url, agent, sha256(&old), sha256(&next))
+    };
+    let sig_url = |url: &str| format!("{url}/agent/{}.sig", served_arch());
+
+    // (a) Signed with the key: installed.
+    let (_primary, url, agent, _, next_sha) = stack("signed", Some("served"));
+    let served_sig = pivitals_testkit::http::get(&sig_url(&url)).unwrap();
+    assert_eq!(served_sig.status, 200);
+    assert_eq!(served_sig.body.len(), 64);
+    let (id, _) = roll(&url, json!({"nodes": ["signed-1"], "timeout": "60s"}));
+    let (view, _) = follow(&url, &id, Duration::from_secs(120));
+    assert_eq!(view["state"], "done", "{view}\n{}", agent.log());
+    assert_eq!(states(&view), pairs(&[("signed-1", "updated")]));
+    assert_eq!(agent.binary_sha256(), next_sha);
+    assert_eq!(*agent.exits.lock().unwrap(), [Some(UPDATE_EXIT_CODE)]);
+    assert!(agent.running());
+
+    // (b) A signature of another file, (c) no signature at all: failed, nothing changed.
+    for (case, sign, needle) in [
+        ("forged", Some("other"), "not signed by"),
+        ("unsigned", None, "no signature"),
+    ] {
+        let (_primary, url, agent, old_sha, _) = stack(case, sign);
+        if sign.is_none() {
+            let (status, reply) = json_request("GET", &sig_url(&url), None, &Value::Null);
+            assert_eq!(status, 404, "{reply}");
+            assert!(reply["error"].as_str().unwrap().contains(".sig"), "{reply}");
+        }
+        let node = format!("{case}-1");
+        let (id, _) = roll(&url, json!({"nodes": [node], "timeout": "60s"}));
+        let (view, _) = follow(&url, &id, Duration::from_secs(60));
+        assert_eq!(view["state"], "failed", "{view}");
+        assert_eq!(states(&view), pairs(&[(node.as_str(), "failed")]));
+        let message = view["nodes"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains(needle) && message.contains("untouched"),
+            "{case}: {message}"
+        );
+        assert_eq!(agent.binary_sha256(), old_sha, "{case}: untouched");
+        assert!(
+            agent.running() && agent.exits.lock().unwrap().is_empty(),
+            "{case}: still running"
+        );
+        assert!(
+            std::fs::read_dir(agent.binary.parent().unwrap())
+                .unwrap()
+                .all(|e| !e
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".update")),
+            "{case}: no temporary file left"
+        );
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! | `ping`                | nothing; output `pong: up N s`, the host's uptime | `done`           |
 //! | `reboot`, `shutdown`  | `[actions] reboot_command` / `shutdown_command`, only with `allow_power`; started and not awaited | `accepted`, or `refused` without `allow_power` |
 //! | `[actions.NAME]`      | its `command`, argv without a shell     | `done` (exit 0), `failed`, `timed_out` |
-//! | `update`              | only with `allow_update`: downloads the binary the request names from the primary, checks its SHA-256, replaces the executable ([`update`](UpdateStart)); the agent then exits with [`UPDATE_EXIT_CODE`] | `accepted`, `done` if already running it, `failed`, or `refused` without `allow_update` |
+//! | `update`              | only with `allow_update`: downloads the binary the request names from the primary, checks its SHA-256 (and, with `update_public_key`, its Ed25519 signature), replaces the executable ([`update`](UpdateStart)); the agent then exits with [`UPDATE_EXIT_CODE`] | `accepted`, `done` if already running it, `failed`, or `refused` without `allow_update` |
 //! | anything else         | nothing                                 | `refused`                  |
 //!
 //! **Architecture Invariant:** the primary can never make a node run something the node's

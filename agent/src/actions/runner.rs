@@ -206,6 +206,7 @@ impl Actions {
             id: request.id.clone(),
             request: wanted.clone(),
             executable: executable.clone(),
+            public_key: self.settings.update_public_key,
             started,
         })
     }
@@ -323,6 +324,7 @@ mod tests {
         let settings = ActionSettings {
             allow_power: false,
             allow_update: false,
+            update_public_key: None,
             reboot_command: argv(&["true"]),
             shutdown_command: argv(&["true"]),
             commands: commands

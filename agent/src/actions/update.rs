@@ -8,6 +8,14 @@
 //! renamed over the executable (atomic: the path names the old or the new binary, never half
 //! of one) and the directory is synced, so the rename survives a power cut. The answer is then
 //! `accepted`; the caller reports it and exits.
+//!
+//! With `[actions] update_public_key` set, the binary must also carry a signature: the agent
+//! first downloads `{url}.sig` (the raw 64-byte Ed25519 signature of the binary, at most
+//! [`MAX_SIGNATURE`] bytes read) and, after the SHA-256 matched, verifies the downloaded file
+//! with the key before the rename. A signature the primary does not serve, or one that does not
+//! verify, answers `failed` the same way, the running binary untouched. The SHA-256 comes from
+//! the primary; the key does not, so a primary that is not trusted cannot install a binary the
+//! key's owner did not sign.
 
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -26,6 +34,8 @@ pub use pivitals_common::actions::UPDATE_EXIT_CODE;
 pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 /// The largest binary accepted (an agent is a few MiB).
 pub const MAX_BINARY: u64 = 256 * 1024 * 1024;
+/// The most bytes read of a signature (an Ed25519 signature is 64).
+pub const MAX_SIGNATURE: usize = 1024;
 
 /// An allowed `update` whose binary differs from the running one, not yet downloaded.
 #[derive(Debug)]
@@ -33,6 +43,8 @@ pub struct UpdateStart {
     pub(super) id: String,
     pub(super) request: UpdateRequest,
     pub(super) executable: PathBuf,
+    /// `[actions] update_public_key`: the binary must be signed with it.
+    pub(super) public_key: Option<[u8; 32]>,
     pub(super) started: Instant,
 }
 
@@ -69,6 +81,13 @@ impl UpdateStart {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "pivitals-agent".into());
+        let signature = match &self.public_key {
+            Some(_) => {
+                let sig_url = binary_url(client.base(), &format!("{}.sig", self.request.url))?;
+                Some(download_signature(client, &sig_url).await?)
+            }
+            None => None,
+        };
         let temp = dir.join(format!(".{name}.update"));
         let written = download_to(client, &url, &temp).await;
         let actual = match written {
@@ -84,6 +103,15 @@ impl UpdateStart {
                 "the binary downloaded from {url} has SHA-256 {actual}, not {}: refused, \
                  the running binary is untouched",
                 self.request.sha256
+            ));
+        }
+        if let (Some(key), Some(signature)) = (&self.public_key, &signature)
+            && let Err(message) = verify_file(key, &temp, signature)
+        {
+            let _ = std::fs::remove_file(&temp);
+            return Err(format!(
+                "the binary downloaded from {url} {message}: refused, the running binary is \
+                 untouched"
             ));
         }
         install_over(&temp, &self.executable, dir).map_err(|e| {
@@ -153,6 +181,59 @@ async fn download_to(client: &PrimaryClient, url: &Url, temp: &Path) -> Result<S
     Ok(hex(&hasher.finalize()))
 }
 
+/// The signature at `url` (`{binary}.sig`); an error saying the update is refused without it.
+async fn download_signature(client: &PrimaryClient, url: &Url) -> Result<Vec<u8>, String> {
+    let refused = "refused (this node's update_public_key asks for a signature), the running \
+                   binary is untouched";
+    let mut response = client
+        .http()
+        .get(url.clone())
+        .timeout(DOWNLOAD_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| format!("cannot download the signature {url}: {e}: {refused}"))?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "no signature: the primary answered {} for {url}: {refused}",
+            response.status()
+        ));
+    }
+    let mut signature = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("downloading the signature {url}: {e}: {refused}"))?
+    {
+        signature.extend_from_slice(&chunk);
+        if signature.len() > MAX_SIGNATURE {
+            return Err(format!(
+                "the signature at {url} is larger than {MAX_SIGNATURE} bytes: {refused}"
+            ));
+        }
+    }
+    Ok(signature)
+}
+
+/// Checks the file at `path` against its Ed25519 `signature` by `public_key`; the error reads
+/// after "the binary …".
+fn verify_file(public_key: &[u8; 32], path: &Path, signature: &[u8]) -> Result<(), String> {
+    let binary = std::fs::read(path).map_err(|e| format!("cannot be read back: {e}"))?;
+    verify(public_key, &binary, signature)
+}
+
+/// Checks `binary` against its Ed25519 `signature` by `public_key`.
+fn verify(public_key: &[u8; 32], binary: &[u8], signature: &[u8]) -> Result<(), String> {
+    if signature.len() != 64 {
+        return Err(format!(
+            "has a signature of {} bytes, not the 64 of an Ed25519 signature",
+            signature.len()
+        ));
+    }
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
+        .verify(binary, signature)
+        .map_err(|_| "is not signed by this node's update_public_key".to_owned())
+}
+
 /// Makes `temp` durable with mode 0755, renames it over `executable` and syncs `dir`.
 fn install_over(temp: &Path, executable: &Path, dir: &Path) -> io::Result<()> {
     let file = std::fs::File::open(temp)?;
@@ -195,6 +276,25 @@ mod tests {
             let error = binary_url(&base, bad).unwrap_err();
             assert!(error.contains("refused"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn a_signature_verifies_only_the_binary_it_was_made_for() {
+        use ring::signature::{Ed25519KeyPair, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let key: [u8; 32] = pair.public_key().as_ref().try_into().unwrap();
+        let signature = pair.sign(b"the new binary");
+        assert_eq!(verify(&key, b"the new binary", signature.as_ref()), Ok(()));
+        let other = verify(&key, b"another binary", signature.as_ref()).unwrap_err();
+        assert!(other.contains("not signed"), "{other}");
+        let short = verify(&key, b"the new binary", &signature.as_ref()[..63]).unwrap_err();
+        assert!(short.contains("63 bytes"), "{short}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("binary");
+        std::fs::write(&file, b"the new binary").unwrap();
+        assert_eq!(verify_file(&key, &file, signature.as_ref()), Ok(()));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The one-line installer over HTTP: `GET /install.sh`, `GET /agent/{arch}`,
-//! `GET /agent/{arch}.sha256` and `GET /api/v1/admin/install-command`.
+//! `GET /agent/{arch}.sha256`, `GET /agent/{arch}.sig` and `GET /api/v1/admin/install-command`.
 //!
 //! | request | answer |
 //! |---|---|
 //! | `GET /install.sh` | the script with this primary's URL; 404 when `PIVITALS_AGENT_BINARIES` is unset |
 //! | `GET /agent/{arch}` | the binary, `application/octet-stream`, its hash in `X-Pivitals-Sha256`; 404 naming the arch when it is not served |
 //! | `GET /agent/{arch}.sha256` | `HASH  pivitals-agent-<arch>\n`, as `sha256sum` prints it |
+//! | `GET /agent/{arch}.sig` | the 64-byte Ed25519 signature of the binary, `application/octet-stream`, when `pivitals-agent-<arch>.sig` sits beside it; 404 otherwise |
 //! | `GET /api/v1/admin/install-command` | admin only: `{"command": "curl -fsSL URL/install.sh \| sudo sh -s -- --token TOKEN"}` |
 //!
 //! The URL is `PIVITALS_PUBLIC_URL`, else the scheme this primary serves (HTTPS when
@@ -45,7 +46,8 @@ pub async fn script(State(state): State<AppState>, headers: HeaderMap) -> Respon
     }
 }
 
-/// `GET /agent/{arch}` and `GET /agent/{arch}.sha256` (one path segment, so one route).
+/// `GET /agent/{arch}`, `GET /agent/{arch}.sha256` and `GET /agent/{arch}.sig` (one path
+/// segment, so one route).
 pub async fn agent(State(state): State<AppState>, Path(file): Path<String>) -> Response {
     match agent_file(&state, &file).await {
         Ok(response) => response,
@@ -55,9 +57,12 @@ pub async fn agent(State(state): State<AppState>, Path(file): Path<String>) -> R
 
 async fn agent_file(state: &AppState, file: &str) -> Result<Response, ApiError> {
     let binaries = served(state)?;
-    let (arch_name, checksum_only) = match file.strip_suffix(".sha256") {
-        Some(arch) => (arch, true),
-        None => (file, false),
+    let (arch_name, part) = if let Some(arch) = file.strip_suffix(".sha256") {
+        (arch, Part::Checksum)
+    } else if let Some(arch) = file.strip_suffix(".sig") {
+        (arch, Part::Signature)
+    } else {
+        (file, Part::Binary)
     };
     let arch: Arch = arch_name
         .parse()
@@ -70,7 +75,21 @@ async fn agent_file(state: &AppState, file: &str) -> Result<Response, ApiError> 
     })?;
     let hash =
         HeaderValue::from_str(&binary.sha256).map_err(|e| ApiError::internal("binary hash", e))?;
-    if checksum_only {
+    if part == Part::Signature {
+        let signature = binary.signature.clone().ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "this primary serves no signature for {arch} (no {}.sig in PIVITALS_AGENT_BINARIES)",
+                arch.file_name()
+            ))
+        })?;
+        let mut response = Body::from(signature).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        return Ok(response);
+    }
+    if part == Part::Checksum {
         let line = format!("{}  {}\n", binary.sha256, arch.file_name());
         let mut response = line.into_response();
         response.headers_mut().insert(SHA256_HEADER, hash);
@@ -87,6 +106,14 @@ async fn agent_file(state: &AppState, file: &str) -> Result<Response, ApiError> 
     );
     headers.insert(SHA256_HEADER, hash);
     Ok(response)
+}
+
+/// Which file of an architecture `GET /agent/…` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Binary,
+    Checksum,
+    Signature,
 }
 
 /// The line the dashboard shows an admin: the installer with the current enrollment token.
