@@ -21,6 +21,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use pivitals_common::HardwareIdentity;
+use pivitals_common::hex::to_hex;
 use sha2::{Digest, Sha256};
 
 use crate::files::{ReadError, read_trimmed};
@@ -99,7 +100,7 @@ pub fn hash_machine_id(id: &str) -> String {
         .chain_update(MACHINE_ID_CONTEXT)
         .chain_update(id.trim().to_ascii_lowercase())
         .finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    to_hex(&digest)
 }
 
 /// A file's trimmed content; None when it is missing, unreadable for want of permission, or

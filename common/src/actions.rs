@@ -3,8 +3,8 @@
 //! The primary sends only an action's name ([`ActionRequest`]); the node runs it only if its own
 //! settings define it, and answers with an [`ActionResult`]. The built-in [`UPDATE_ACTION`]
 //! also names the agent binary to install ([`UpdateRequest`]), which a node runs only when its
-//! settings allow updates. These are the wire types and the
-//! rule for an action's name; running an action is the agent's business.
+//! settings allow updates. These are the wire types and the rule for an action's name; running
+//! a command is `pivitals-exec`'s (for the agent, and for the primary's actions on its host).
 
 use serde::{Deserialize, Serialize};
 

@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod backoff;
 pub mod errors;
+pub mod hex;
 pub mod limits;
 pub mod line_protocol;
 pub mod registration;

@@ -32,6 +32,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use pivitals_common::hex::to_hex;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -228,11 +229,7 @@ pub fn hash_file(path: &Path) -> io::Result<(u64, String)> {
         size += read as u64;
         hasher.update(&buffer[..read]);
     }
-    Ok((size, hex(&hasher.finalize())))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok((size, to_hex(&hasher.finalize())))
 }
 
 /// A URL the installer may be told to use: `http://` or `https://`, a host, no user, query

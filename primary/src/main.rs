@@ -62,7 +62,7 @@ enum Command {
         .multiple(false)
         .args(["nodes", "stack", "labels", "all"])
 ))]
-struct UpdateArgs {
+struct NodeSelection {
     /// A node by name (repeat for more).
     #[arg(long = "node", value_name = "NODE")]
     nodes: Vec<String>,
@@ -75,6 +75,12 @@ struct UpdateArgs {
     /// Every registered node (not the primary's own host).
     #[arg(long)]
     all: bool,
+}
+
+#[derive(clap::Args)]
+struct UpdateArgs {
+    #[command(flatten)]
+    target: NodeSelection,
     /// Nodes updating at once.
     #[arg(long, value_name = "N", default_value_t = 1)]
     max_parallel: usize,
@@ -87,28 +93,12 @@ struct UpdateArgs {
 }
 
 #[derive(clap::Args)]
-#[command(group(
-    ArgGroup::new("target")
-        .required(true)
-        .multiple(false)
-        .args(["nodes", "stack", "labels", "all"])
-))]
 struct ActionArgs {
     /// The action's name, as the nodes' settings define it (`[actions.NAME]`).
     #[arg(value_name = "NAME")]
     name: String,
-    /// A node by name (repeat for more).
-    #[arg(long = "node", value_name = "NODE")]
-    nodes: Vec<String>,
-    /// Every node labelled stack=S (the same as --label stack=S).
-    #[arg(long, value_name = "S")]
-    stack: Option<String>,
-    /// Every node with this label (repeat: a node must have all of them).
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
-    labels: Vec<(String, String)>,
-    /// Every registered node (not the primary's own host).
-    #[arg(long)]
-    all: bool,
+    #[command(flatten)]
+    target: NodeSelection,
     /// The primary's URL [default: PIVITALS_URL, else http://127.0.0.1:7070].
     #[arg(long, value_name = "URL")]
     url: Option<String>,
@@ -333,13 +323,7 @@ async fn update(args: UpdateArgs, token: String) -> anyhow::Result<bool> {
         "max_parallel": args.max_parallel,
         "timeout": args.timeout,
     });
-    select_nodes(
-        &mut body,
-        &args.nodes,
-        args.stack.as_ref(),
-        &args.labels,
-        args.all,
-    );
+    args.target.put_into(&mut body);
     let Asked { http, id, targets } = ask(&base, token, "/api/v1/updates", &body).await?;
     println!(
         "update {id} started for {}, at most {} at a time",
@@ -432,27 +416,23 @@ fn primary_base(url: Option<String>) -> String {
     base.trim().trim_end_matches('/').to_owned()
 }
 
-/// Puts exactly one selector into `body`: `all`, `nodes`, or `labels` (with `stack`).
-fn select_nodes(
-    body: &mut serde_json::Value,
-    nodes: &[String],
-    stack: Option<&String>,
-    labels: &[(String, String)],
-    all: bool,
-) {
-    if all {
-        body["all"] = true.into();
-    } else if !nodes.is_empty() {
-        body["nodes"] = nodes.to_vec().into();
-    } else {
-        let mut map = serde_json::Map::new();
-        if let Some(stack) = stack {
-            map.insert("stack".into(), stack.clone().into());
+impl NodeSelection {
+    /// Puts exactly one selector into `body`: `all`, `nodes`, or `labels` (with `stack`).
+    fn put_into(&self, body: &mut serde_json::Value) {
+        if self.all {
+            body["all"] = true.into();
+        } else if !self.nodes.is_empty() {
+            body["nodes"] = self.nodes.clone().into();
+        } else {
+            let mut map = serde_json::Map::new();
+            if let Some(stack) = &self.stack {
+                map.insert("stack".into(), stack.clone().into());
+            }
+            for (key, value) in &self.labels {
+                map.insert(key.clone(), value.clone().into());
+            }
+            body["labels"] = map.into();
         }
-        for (key, value) in labels {
-            map.insert(key.clone(), value.clone().into());
-        }
-        body["labels"] = map.into();
     }
 }
 
@@ -471,13 +451,7 @@ async fn action(args: ActionArgs, token: String) -> anyhow::Result<bool> {
     let token = token.as_str();
     let base = primary_base(args.url.clone());
     let mut body = serde_json::json!({ "action": args.name, "by": "cli" });
-    select_nodes(
-        &mut body,
-        &args.nodes,
-        args.stack.as_ref(),
-        &args.labels,
-        args.all,
-    );
+    args.target.put_into(&mut body);
     let Asked { http, id, targets } = ask(&base, token, "/api/v1/actions", &body).await?;
     println!(
         "action {} ({id}) queued for {}",

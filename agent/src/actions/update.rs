@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pivitals_common::actions::{ActionResult, ActionState, UpdateRequest};
+use pivitals_common::hex::to_hex;
 use reqwest::Url;
 use sha2::{Digest, Sha256};
 
@@ -139,21 +140,34 @@ fn binary_url(base: &Url, path: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// Streams `url` into `temp` (created 0700, truncated), hashing as it goes; the hex SHA-256.
-async fn download_to(client: &PrimaryClient, url: &Url, temp: &Path) -> Result<String, String> {
-    let mut response = client
+/// Why a download from the primary did not start.
+enum Fetch {
+    Failed(reqwest::Error),
+    Answered(reqwest::StatusCode),
+}
+
+/// GETs `url` from the primary within [`DOWNLOAD_TIMEOUT`]; the response when it is 2xx.
+async fn get(client: &PrimaryClient, url: &Url) -> Result<reqwest::Response, Fetch> {
+    let response = client
         .http()
         .get(url.clone())
         .timeout(DOWNLOAD_TIMEOUT)
         .send()
         .await
-        .map_err(|e| format!("cannot download {url}: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "downloading {url}: the primary answered {}",
-            response.status()
-        ));
+        .map_err(Fetch::Failed)?;
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(Fetch::Answered(response.status()))
     }
+}
+
+/// Streams `url` into `temp` (created 0700, truncated), hashing as it goes; the hex SHA-256.
+async fn download_to(client: &PrimaryClient, url: &Url, temp: &Path) -> Result<String, String> {
+    let mut response = get(client, url).await.map_err(|e| match e {
+        Fetch::Failed(e) => format!("cannot download {url}: {e}"),
+        Fetch::Answered(status) => format!("downloading {url}: the primary answered {status}"),
+    })?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -178,26 +192,19 @@ async fn download_to(client: &PrimaryClient, url: &Url, temp: &Path) -> Result<S
         file.write_all(&chunk)
             .map_err(|e| format!("cannot write {}: {e}", temp.display()))?;
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(to_hex(&hasher.finalize()))
 }
 
 /// The signature at `url` (`{binary}.sig`); an error saying the update is refused without it.
 async fn download_signature(client: &PrimaryClient, url: &Url) -> Result<Vec<u8>, String> {
     let refused = "refused (this node's update_public_key asks for a signature), the running \
                    binary is untouched";
-    let mut response = client
-        .http()
-        .get(url.clone())
-        .timeout(DOWNLOAD_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| format!("cannot download the signature {url}: {e}: {refused}"))?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "no signature: the primary answered {} for {url}: {refused}",
-            response.status()
-        ));
-    }
+    let mut response = get(client, url).await.map_err(|e| match e {
+        Fetch::Failed(e) => format!("cannot download the signature {url}: {e}: {refused}"),
+        Fetch::Answered(status) => {
+            format!("no signature: the primary answered {status} for {url}: {refused}")
+        }
+    })?;
     let mut signature = Vec::new();
     while let Some(chunk) = response
         .chunk()
@@ -249,11 +256,7 @@ pub fn sha256_of(path: &Path) -> io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher)?;
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(to_hex(&hasher.finalize()))
 }
 
 #[cfg(test)]

@@ -24,9 +24,7 @@ pub fn tokens_match(presented: &str, expected: &str) -> bool {
     hash_token(presented).ct_eq(&hash_token(expected)).into()
 }
 
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use pivitals_common::hex::to_hex;
 
 pub fn from_hex(text: &str) -> Option<TokenHash> {
     let mut out = [0u8; 32];
