@@ -235,6 +235,7 @@ pub async fn run(
                     listener,
                     router,
                     header_timeout,
+                    Arc::clone(&state.metrics),
                     stop_rx.clone(),
                 ))
             }
@@ -244,6 +245,7 @@ pub async fn run(
                     listener,
                     router,
                     header_timeout,
+                    Arc::clone(&state.metrics),
                     stop_rx.clone(),
                 ))
             }

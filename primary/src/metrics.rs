@@ -24,6 +24,10 @@ pub struct Metrics {
     pub batches_written: AtomicU64,
     pub write_requests: AtomicU64,
     pub write_seconds_micros: AtomicU64,
+    /// Open HTTP connections between requests, holding only their socket (gauge).
+    pub connections_parked: AtomicU64,
+    /// Open HTTP connections hyper is serving (gauge).
+    pub connections_serving: AtomicU64,
     /// Points the storage refused for their content, by reason.
     points_rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// Failed writes by HTTP status (`network` when there was no answer).

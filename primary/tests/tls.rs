@@ -210,3 +210,54 @@ async fn the_agent_binary_lands_over_https_and_says_why_it_refuses_another_ca() 
     wrong.kill_hard();
     primary.stop().await;
 }
+
+/// One kept-alive TLS connection (a client of rustls trusting the test CA): requests after
+/// pauses, in which the primary parks the connection, and two pipelined in one TLS record,
+/// where the second may wait as plaintext rustls already decrypted when the first is answered.
+#[tokio::test]
+async fn a_kept_alive_tls_connection_serves_requests_after_pauses_and_pipelined() {
+    use pivitals_testkit::http::read_one_answer;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_and_server();
+    let primary = https_primary(dir.path(), &cert, &key).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let address = primary.url.trim_start_matches("https://");
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    let request = "GET /healthz HTTP/1.1\r\nHost: pivitals\r\n\r\n";
+    for round in 0..3 {
+        let requests = if round == 2 {
+            request.repeat(2)
+        } else {
+            request.to_owned()
+        };
+        tls.write_all(requests.as_bytes()).await.unwrap();
+        tls.flush().await.unwrap();
+        for _ in 0..requests.matches("GET").count() {
+            let answer = tokio::time::timeout(Duration::from_secs(10), read_one_answer(&mut tls))
+                .await
+                .expect("an answer on the kept-alive connection")
+                .unwrap();
+            assert_eq!(answer.status, 200, "{}", answer.text());
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    primary.stop().await;
+}

@@ -83,6 +83,37 @@ pub fn request(
     parse_response(&raw).map_err(|e| format!("answer to {method} {url}: {e}"))
 }
 
+/// Reads exactly one answer from a kept-alive connection (sized by `Content-Length`), leaving
+/// the connection open for the next request; bytes of a following answer stay unread.
+pub async fn read_one_answer<S>(stream: &mut S) -> Result<HttpResponse, String>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    // Byte by byte up to the end of the head, so nothing past this answer is consumed.
+    while !raw.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(0) => return Err(format!("connection closed after {} bytes", raw.len())),
+            Ok(_) => raw.push(byte[0]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    let head = parse_response(&raw)?;
+    let length: usize = head
+        .header("content-length")
+        .ok_or("no content-length")?
+        .parse()
+        .map_err(|_| "bad content-length")?;
+    let mut body = vec![0u8; length];
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(|e| format!("read body of {length} bytes: {e}"))?;
+    Ok(HttpResponse { body, ..head })
+}
+
 /// Percent-encodes a query-string component (RFC 3986 unreserved characters stay).
 pub fn url_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

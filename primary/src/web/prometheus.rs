@@ -51,6 +51,16 @@ pub fn render(
     );
     family(
         &mut out,
+        "pivitals_http_connections",
+        "gauge",
+        "Open HTTP connections: parked between requests (only their socket kept) or serving.",
+        &[
+            ("{state=\"parked\"}", get(&metrics.connections_parked)),
+            ("{state=\"serving\"}", get(&metrics.connections_serving)),
+        ],
+    );
+    family(
+        &mut out,
         "pivitals_registrations_total",
         "counter",
         "Successful agent registrations.",
