@@ -202,11 +202,13 @@ impl Connection {
         }
         let parts = connection.into_parts();
         let transport = parts.io.into_inner();
-        // What hyper read but did not use comes before what it never read.
-        let rest = if transport.unread.is_empty() {
-            parts.read_buf
+        // What hyper read but did not use comes before what it never read; copied, because
+        // `read_buf` is a view of hyper's whole read buffer and would keep it alive.
+        let rest = if parts.read_buf.is_empty() && transport.unread.is_empty() {
+            Bytes::new()
         } else {
-            let mut both = BytesMut::from(parts.read_buf);
+            let mut both = BytesMut::with_capacity(parts.read_buf.len() + transport.unread.len());
+            both.extend_from_slice(&parts.read_buf);
             both.extend_from_slice(&transport.unread);
             both.freeze()
         };
