@@ -127,7 +127,23 @@ enum TokenAction {
     Rotate,
 }
 
+/// Turns glibc's fastbins off. They keep small freed chunks unmerged, and then every larger
+/// allocation (hyper takes 8 KiB buffers for each request of a parked connection) first merges
+/// them all (`malloc_consolidate`): about 4 % of the primary's CPU per push in two alternating
+/// pairs of runs. Small allocations still come from glibc's per-thread cache.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    // SAFETY: mallopt only sets a parameter of glibc's allocator; no thread has started yet.
+    unsafe {
+        libc::mallopt(libc::M_MXFAST, 0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() {
+    tune_allocator();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -1,5 +1,5 @@
-//! The committer task: one redb write transaction, synced, for every append waiting when it
-//! starts (group commit), then every waiter is answered.
+//! The committer: one redb write transaction, synced, for every append waiting when it starts
+//! (group commit), then every waiter is answered.
 //!
 //! Each commit costs about the same whatever it holds (a redb transaction and one fdatasync),
 //! so under load the committer gathers for `GATHER` before committing: when the last commit
@@ -30,35 +30,26 @@ pub(super) struct Append {
     pub(super) done: oneshot::Sender<Result<(), AppendError>>,
 }
 
-pub(super) async fn run(
-    inner: Arc<Inner>,
-    mut requests: mpsc::Receiver<Append>,
-    mut next_seq: u64,
-) {
+/// The committer's loop, on a thread of its own for the spool's life (started with
+/// `spawn_blocking`): it sleeps on the queue and commits on the same thread, where a task
+/// handing every commit to a blocking thread and back cost two thread switches a commit.
+/// Ends when every sender of `requests` is gone.
+pub(super) fn run(inner: Arc<Inner>, mut requests: mpsc::Receiver<Append>, mut next_seq: u64) {
     let mut group = Vec::with_capacity(64);
     let mut last_group = 0;
-    while requests.recv_many(&mut group, MAX_GROUP).await > 0 {
+    while let Some(first) = requests.blocking_recv() {
+        group.push(first);
+        take_waiting(&mut requests, &mut group);
         if last_group > 1 && group.len() < MAX_GROUP {
-            tokio::time::sleep(GATHER).await;
-            while group.len() < MAX_GROUP {
-                match requests.try_recv() {
-                    Ok(append) => group.push(append),
-                    Err(_) => break,
-                }
-            }
+            std::thread::sleep(GATHER);
+            take_waiting(&mut requests, &mut group);
         }
         last_group = group.len();
         let values: Vec<(Vec<u8>, u64)> = group
             .iter_mut()
             .map(|a| (std::mem::take(&mut a.value), a.points))
             .collect();
-        let first_seq = next_seq;
-        let db_inner = Arc::clone(&inner);
-        let result = tokio::task::spawn_blocking(move || commit(&db_inner, first_seq, &values))
-            .await
-            .map_err(|e| AppendError::Storage(format!("commit task: {e}")))
-            .and_then(|r| r.map_err(|e| AppendError::Storage(e.to_string())));
-        match result {
+        match commit(&inner, next_seq, &values) {
             Ok((count, oldest)) => {
                 next_seq += count;
                 let points: u64 = group.iter().map(|a| a.points).sum();
@@ -76,6 +67,7 @@ pub(super) async fn run(
                 inner.appended.notify_one();
             }
             Err(err) => {
+                let err = AppendError::Storage(err.to_string());
                 tracing::error!(error = %err, appends = group.len(), "spool commit failed; pushes answered 500");
                 for append in group.drain(..) {
                     // Release the reservation `append` made; the record is not in the spool.
@@ -83,6 +75,16 @@ pub(super) async fn run(
                     let _ = append.done.send(Err(err.clone()));
                 }
             }
+        }
+    }
+}
+
+/// Moves the appends already queued into `group`, up to [`MAX_GROUP`].
+fn take_waiting(requests: &mut mpsc::Receiver<Append>, group: &mut Vec<Append>) {
+    while group.len() < MAX_GROUP {
+        match requests.try_recv() {
+            Ok(append) => group.push(append),
+            Err(_) => break,
         }
     }
 }

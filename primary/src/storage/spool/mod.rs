@@ -9,7 +9,7 @@
 //! mid-write leaves the last committed state, never a torn record.
 //!
 //! # Durability and fsync policy
-//! - Appends go through one committer task (`committer.rs`): every append waiting when a commit
+//! - Appends go through one committer thread (`committer.rs`): every append waiting when a commit
 //!   starts joins it, and the commit is made with immediate durability (fsync) before any of
 //!   them is answered. Many concurrent pushes share one fsync (group commit); under load (the
 //!   last commit was shared) a commit first waits 2 ms for more appends, so that it takes

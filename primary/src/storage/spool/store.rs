@@ -73,7 +73,10 @@ impl Spool {
             appended: Notify::new(),
         });
         let (queue, requests) = mpsc::channel(QUEUE);
-        let committer = tokio::spawn(committer::run(Arc::clone(&inner), requests, next_seq));
+        let committer_inner = Arc::clone(&inner);
+        let committer = tokio::task::spawn_blocking(move || {
+            committer::run(committer_inner, requests, next_seq);
+        });
         Ok(Self {
             inner,
             queue,
