@@ -239,12 +239,17 @@ struct Tracker {
     in_flight: AtomicUsize,
     /// Requests answered in full.
     answered: AtomicUsize,
+    /// Request bodies not read to their end: hyper cannot keep such a connection alive.
+    bodies_open: AtomicUsize,
 }
 
 impl Tracker {
-    /// At least one request answered and none pending: no answer's head is still to come.
+    /// At least one request answered, none pending (no answer's head is still to come) and
+    /// every request's body read to its end (what follows on the socket is a new request).
     fn idle(&self) -> bool {
-        self.answered.load(Ordering::Relaxed) > 0 && self.in_flight.load(Ordering::Relaxed) == 0
+        self.answered.load(Ordering::Relaxed) > 0
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && self.bodies_open.load(Ordering::Relaxed) == 0
     }
 }
 
@@ -265,7 +270,8 @@ impl Drop for InFlight {
     }
 }
 
-/// The router as a hyper service whose answers' bodies carry their request's [`InFlight`].
+/// The router as a hyper service whose answers' bodies carry their request's [`InFlight`],
+/// and whose requests' bodies say when they were read to their end.
 struct TrackedService {
     inner: TowerToHyperService<Router>,
     tracker: Arc<Tracker>,
@@ -277,14 +283,16 @@ impl hyper::service::Service<Request<Incoming>> for TrackedService {
     type Future = TrackedFuture;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let guard = InFlight::new(&self.tracker);
+        let request = request.map(|body| Body::new(TrackedIncoming::new(body, &self.tracker)));
         TrackedFuture {
-            guard: Some(InFlight::new(&self.tracker)),
+            guard: Some(guard),
             inner: self.inner.call(request),
         }
     }
 }
 
-type RouterFuture = TowerToHyperServiceFuture<Router, Request<Incoming>>;
+type RouterFuture = TowerToHyperServiceFuture<Router, Request<Body>>;
 
 struct TrackedFuture {
     inner: RouterFuture,
@@ -303,6 +311,48 @@ impl Future for TrackedFuture {
                 _guard: guard,
             })
         }))
+    }
+}
+
+/// A request's body, counted in [`Tracker::bodies_open`] until read to its end.
+struct TrackedIncoming {
+    body: Incoming,
+    open: Option<Arc<Tracker>>,
+}
+
+impl TrackedIncoming {
+    fn new(body: Incoming, tracker: &Arc<Tracker>) -> Self {
+        let open = (!http_body::Body::is_end_stream(&body)).then(|| {
+            tracker.bodies_open.fetch_add(1, Ordering::Relaxed);
+            Arc::clone(tracker)
+        });
+        Self { body, open }
+    }
+}
+
+impl http_body::Body for TrackedIncoming {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        if (frame.is_none() || self.body.is_end_stream())
+            && let Some(tracker) = self.open.take()
+        {
+            tracker.bodies_open.fetch_sub(1, Ordering::Relaxed);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
