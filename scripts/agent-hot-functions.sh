@@ -2,7 +2,8 @@
 # Writes agent/link/hot-functions.txt again: the functions the release agent runs, which
 # agent/build.rs has the linker place first and together (see its `//!` doc).
 #
-#   scripts/agent-hot-functions.sh
+#   scripts/agent-hot-functions.sh            # adds to the list the functions it lacks
+#   scripts/agent-hot-functions.sh --fresh    # starts from an empty list
 #
 # Needs valgrind, perf and python3 (root, for perf's page faults). Builds the release agent
 # and primary, starts the primary on 127.0.0.1, then:
@@ -13,8 +14,11 @@
 #    is found natively: the agent, linked with the list, runs under `perf record -e
 #    page-faults` (fresh, at 60 s, restarted with its credential); each fault on code beyond
 #    the listed functions names one more, added to the list, until a round finds none.
-# Run it after a dependency or toolchain update (names carry their crate's hash); review the
-# diff, then compare `BENCH_PHASES=a bash bench/run.sh` before and after.
+# A round finds at most one function per 64 KiB block of code, so a fresh list takes some runs
+# to settle: without --fresh the list already there is kept, first, and only added to. Run it
+# --fresh after a dependency or toolchain update (names carry their crate's hash; names that
+# no longer exist are skipped by the linker) and again without it; review the diff, then compare
+# `BENCH_PHASES=a bash bench/run.sh` before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -88,8 +92,9 @@ print(f"{len(new)} more functions", file=sys.stderr)
 sys.stdout.write("".join(n + "\n" for n in names + new))
 '
 
-# 1. Under lackey, without the list (the order the functions first ran).
-: >"$LIST"
+# 1. Under lackey, with the list there is (--fresh: none), the order the functions first ran.
+[[ ${1:-} == --fresh ]] && : >"$LIST"
+cp "$LIST" "$WORK/kept"
 build
 for run in every-second every-minute; do
     vars=()
@@ -101,12 +106,12 @@ for run in every-second every-minute; do
         -- "${vars[@]}"
     wait $!
 done
-python3 -c "$MAPPER" "$WORK/agent.map" - "$WORK/every-second.addresses" \
+python3 -c "$MAPPER" "$WORK/agent.map" "$WORK/kept" "$WORK/every-second.addresses" \
     "$WORK/every-minute.addresses" >"$WORK/list"
 cp "$WORK/list" "$LIST"
 
 # 2. Natively, until the page faults on code name no function beyond the list.
-for round in 1 2 3 4 5 6 7 8; do
+for round in $(seq 1 12); do
     build
     rm -rf "$WORK/fresh" "$WORK/minute"
     : >"$WORK/faults"
