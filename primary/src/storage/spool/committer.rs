@@ -18,9 +18,9 @@ use super::types::{AppendError, Inner, RECORDS, SpoolError};
 const MAX_GROUP: usize = 4096;
 
 /// How long a commit waits for more appends once the previous one was shared. Measured with
-/// 2,000 nodes pushing every second: fewer commits of more appends each, for a few ms more per
-/// push.
-const GATHER: Duration = Duration::from_millis(2);
+/// 2,000 nodes pushing every second, three alternating pairs: 2 ms gave 98 µs of CPU a push
+/// (p50 2.5 ms), 5 ms 81 µs (p50 3.7 ms, p99 7-15 ms): fewer commits of more appends each.
+const GATHER: Duration = Duration::from_millis(5);
 
 pub(super) struct Append {
     pub(super) value: Vec<u8>,

@@ -12,7 +12,7 @@
 //! - Appends go through one committer thread (`committer.rs`): every append waiting when a commit
 //!   starts joins it, and the commit is made with immediate durability (fsync) before any of
 //!   them is answered. Many concurrent pushes share one fsync (group commit); under load (the
-//!   last commit was shared) a commit first waits 2 ms for more appends, so that it takes
+//!   last commit was shared) a commit first waits 5 ms for more appends, so that it takes
 //!   more of them.
 //! - The flusher reads records in sequence order, writes them, and deletes them only after the
 //!   storage confirmed them (or refused their content for good). Deletions commit without
