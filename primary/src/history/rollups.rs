@@ -50,22 +50,25 @@ impl Rollups {
 
     /// Adds accepted samples of `node` to its pending buckets. Samples older than a
     /// resolution's keep are left out of it. Never blocks on disk.
+    ///
+    /// A sample goes into one pending bucket only: its minute, or its ten minutes when it is
+    /// too old for minutes. The ten-minute buckets of pending minutes are folded from them
+    /// when they are written or answered, so a node costs one pending bucket a minute, not two.
     pub fn record(&self, node: &str, samples: &[VitalsPayload], now_ms: i64) {
         let mut pending = self.inner.pending();
         for sample in samples {
-            let values = readings(sample);
-            for resolution in Resolution::ALL {
+            let Some(resolution) = Resolution::ALL.into_iter().find(|resolution| {
                 let start_ms = resolution.bucket_of(sample.timestamp_ms);
-                if start_ms + resolution.bucket_ms() <= now_ms - resolution.keep_ms() {
-                    continue;
-                }
-                let key = BucketKey {
-                    node: node.to_owned(),
-                    resolution,
-                    start_ms,
-                };
-                pending.entry(key).or_default().add(&values);
-            }
+                start_ms + resolution.bucket_ms() > now_ms - resolution.keep_ms()
+            }) else {
+                continue;
+            };
+            let key = BucketKey {
+                node: node.to_owned(),
+                resolution,
+                start_ms: resolution.bucket_of(sample.timestamp_ms),
+            };
+            pending.entry(key).or_default().add(&readings(sample));
         }
         if pending.len() >= MAX_PENDING {
             self.inner.full.notify_one();
@@ -90,11 +93,12 @@ impl Rollups {
                 .store
                 .read(&node, resolution, window.from_ms, window.to_ms)?;
             let pending = inner.pending();
+            // Pending minutes count in the ten-minute answers too (see `record`).
             buckets.extend(
                 pending
                     .iter()
-                    .filter(|(k, _)| k.node == node && k.resolution == resolution)
-                    .map(|(k, b)| (k.start_ms, *b)),
+                    .filter(|(k, _)| k.node == node && k.resolution <= resolution)
+                    .map(|(k, b)| (resolution.bucket_of(k.start_ms), *b)),
             );
             Ok((window, fold(&window, buckets)))
         })
@@ -213,7 +217,11 @@ mod tests {
             NOW,
         );
         let (_, before) = rollups.answer("pi", Range::Hour, NOW).await.unwrap();
-        assert_eq!(rollups.write(NOW).await.unwrap(), 2, "one per resolution");
+        assert_eq!(
+            rollups.write(NOW).await.unwrap(),
+            1,
+            "the minute; its ten minutes are folded from it"
+        );
         let (_, after) = rollups.answer("pi", Range::Hour, NOW).await.unwrap();
         assert_eq!(before, after);
         let points = after.get(Series::CpuPercent);
@@ -235,6 +243,34 @@ mod tests {
                 .get(Series::CpuPercent)
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn pending_minutes_fold_into_one_ten_minute_bucket() {
+        let (_dir, rollups) = open();
+        let window = Resolution::TenMinutes.bucket_of(NOW - 3_600_000);
+        rollups.record(
+            "pi",
+            &[
+                cpu(window + 60_000, 10.0, 10.0),
+                cpu(window + 120_000, 20.0, 40.0),
+                cpu(window + 540_000, 30.0, 30.0),
+            ],
+            NOW,
+        );
+        let (_, before) = rollups.answer("pi", Range::Week, NOW).await.unwrap();
+        assert_eq!(
+            rollups.write(NOW).await.unwrap(),
+            3,
+            "three minutes pending"
+        );
+        assert_eq!(rollups.stored(Resolution::Minute).unwrap(), 3);
+        assert_eq!(rollups.stored(Resolution::TenMinutes).unwrap(), 1);
+        let (_, after) = rollups.answer("pi", Range::Week, NOW).await.unwrap();
+        assert_eq!(before, after);
+        let cpu = after.get(Series::CpuPercent);
+        assert_eq!(cpu.len(), 1);
+        assert_eq!((cpu[0].mean, cpu[0].max), (Some(20.0), Some(40.0)));
     }
 
     #[tokio::test]

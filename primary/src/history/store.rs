@@ -99,22 +99,28 @@ impl RollupStore {
     }
 
     /// Merges `pending` into the stored buckets and deletes the buckets older than each
-    /// resolution's keep before `now_ms`, in one transaction.
+    /// resolution's keep before `now_ms`, in one transaction. Pending minutes are merged into
+    /// their ten-minute buckets as well.
     pub fn write(&self, pending: &Pending, now_ms: i64) -> Result<(), RollupError> {
         let txn = self.db.begin_write()?;
         for resolution in Resolution::ALL {
             let mut table = txn.open_table(resolution.table())?;
-            for (key, bucket) in pending.iter().filter(|(k, _)| k.resolution == resolution) {
-                let mut merged = *bucket;
-                if let Some(stored) = table.get((key.node.as_str(), key.start_ms))?
-                    && let Some(stored) = Bucket::decode(stored.value())
-                {
-                    merged.merge(&stored);
+            // In key order a node's finer buckets come first and ascending, so the ones that
+            // fall in the same coarser bucket are neighbours: fold each run, then merge it.
+            let mut run: Option<((&str, i64), Bucket)> = None;
+            for (key, bucket) in pending.iter().filter(|(k, _)| k.resolution <= resolution) {
+                let at = (key.node.as_str(), resolution.bucket_of(key.start_ms));
+                match &mut run {
+                    Some((run_at, folded)) if *run_at == at => folded.merge(bucket),
+                    _ => {
+                        if let Some((run_at, folded)) = run.replace((at, *bucket)) {
+                            merge_into(&mut table, run_at, folded)?;
+                        }
+                    }
                 }
-                table.insert(
-                    (key.node.as_str(), key.start_ms),
-                    merged.encode().as_slice(),
-                )?;
+            }
+            if let Some((run_at, folded)) = run {
+                merge_into(&mut table, run_at, folded)?;
             }
             let cutoff = now_ms - resolution.keep_ms();
             for node in nodes_in(&table)? {
@@ -164,6 +170,21 @@ impl RollupStore {
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(resolution.table())?.len()?)
     }
+}
+
+/// Merges `bucket` into the stored bucket at `key` (node, start), or stores it.
+fn merge_into(
+    table: &mut redb::Table<'_, (&'static str, i64), &'static [u8]>,
+    key: (&str, i64),
+    mut bucket: Bucket,
+) -> Result<(), RollupError> {
+    if let Some(stored) = table.get(key)?
+        && let Some(stored) = Bucket::decode(stored.value())
+    {
+        bucket.merge(&stored);
+    }
+    table.insert(key, bucket.encode().as_slice())?;
+    Ok(())
 }
 
 /// The node names a table holds buckets of, one seek per node.
