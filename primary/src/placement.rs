@@ -295,7 +295,7 @@ impl Snapshot {
             .reduce(f64::max);
         Self {
             node: node.record.name.clone(),
-            labels: node.record.labels.clone(),
+            labels: Labels::clone(&node.record.labels),
             status,
             cores,
             cpu_percent,
@@ -778,7 +778,7 @@ mod tests {
     fn live_node() -> LiveNode {
         let record = NodeRecord {
             name: "n".to_owned(),
-            labels: Labels::new(),
+            labels: Default::default(),
             token_hash: None,
             info: pivitals_common::NodeInfo {
                 cpu_cores: 8,

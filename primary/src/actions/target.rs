@@ -88,7 +88,7 @@ pub fn with_labels(names: &[String], nodes: &Nodes) -> Vec<NewTarget> {
             node: name.clone(),
             labels: nodes
                 .get(name)
-                .map(|n| n.record.labels.clone())
+                .map(|n| Labels::clone(&n.record.labels))
                 .unwrap_or_default(),
         })
         .collect()

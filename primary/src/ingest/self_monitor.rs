@@ -48,7 +48,7 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
     let record = NodeRecord {
         name: name.clone(),
         info,
-        labels: labels.clone(),
+        labels: labels.clone().into(),
         interval_seconds: interval.as_secs().max(1),
         token_hash: None,
         registered_at_ms: crate::clock::now_ms(),

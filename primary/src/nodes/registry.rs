@@ -63,8 +63,10 @@ crate::redb_error::from_redb_errors!(RegistryError);
 pub struct NodeRecord {
     pub name: String,
     pub info: NodeInfo,
+    /// Shared: nodes with the same labels hold one copy ([`Nodes`](super::table::Nodes)
+    /// interns them).
     #[serde(default)]
-    pub labels: Labels,
+    pub labels: Arc<Labels>,
     pub interval_seconds: u64,
     /// Hex SHA-256 of the node token; `None` for the primary's own host.
     pub token_hash: Option<String>,
@@ -236,7 +238,7 @@ mod tests {
                 hostname: name.into(),
                 ..Default::default()
             },
-            labels: [("stack".to_string(), "1".to_string())].into(),
+            labels: Arc::new([("stack".to_string(), "1".to_string())].into()),
             interval_seconds: 60,
             token_hash: Some("ab".repeat(32)),
             registered_at_ms: 1,

@@ -62,7 +62,7 @@ impl NodeSnapshot {
     pub fn of(node: &LiveNode, now: Instant, started: Instant) -> Self {
         Self {
             name: node.record.name.clone(),
-            labels: node.record.labels.clone(),
+            labels: Labels::clone(&node.record.labels),
             status: node.status_at(now, started),
             last_seen_ms: node.last_seen_ms,
             interval_seconds: node.record.interval_seconds,

@@ -115,7 +115,7 @@ pub async fn register(
     let record = NodeRecord {
         name: request.node_name.clone(),
         info: request.info,
-        labels: request.labels,
+        labels: request.labels.into(),
         interval_seconds: request.interval_seconds,
         token_hash: Some(token::to_hex(&token::hash_token(&token))),
         registered_at_ms: crate::clock::now_ms(),

@@ -45,7 +45,7 @@ impl NodeView {
             name: node.record.name.clone(),
             status: node.status_at(now, started),
             last_seen: node.last_seen_ms.and_then(rfc3339),
-            labels: node.record.labels.clone(),
+            labels: Labels::clone(&node.record.labels),
             info: node.record.info.clone(),
             primary_ipv4: node.record.info.primary_ipv4().map(str::to_owned),
             primary_ipv6: node.record.info.primary_ipv6().map(str::to_owned),

@@ -90,7 +90,7 @@ pub async fn create(
             })?;
             nodes.push(NodeUpdate {
                 node: name,
-                labels: live.record.labels.clone(),
+                labels: Labels::clone(&live.record.labels),
                 arch,
                 sha256: binary.sha256.clone(),
                 state: NodeState::Pending,
