@@ -9,8 +9,10 @@
 //! [`Registry::save_last_known`]: crate::nodes::registry::Registry::save_last_known
 //! [`Nodes::restore_last_known`]: crate::nodes::table::Nodes::restore_last_known
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::nodes::registry::LastKnown;
 use crate::shutdown::{Shutdown, stopped};
 use crate::state::AppState;
 
@@ -28,16 +30,40 @@ pub async fn keep(state: AppState, mut shutdown: Shutdown) {
     }
 }
 
-/// Writes what is known now (one registry transaction off the async threads).
+/// Nodes copied out of the table at a time while the state is written.
+const PAGE: usize = 256;
+
+/// Writes what is known now (one registry transaction off the async threads). The nodes are
+/// copied out of the table [`PAGE`] at a time as the transaction takes them, each page under
+/// a short read lock, so the write never holds a second copy of every node's newest sample.
 pub async fn save(state: &AppState) {
-    let known = state.nodes().last_known();
-    let count = known.len();
-    match state
+    let pages = Arc::clone(state);
+    let written = state
         .registry
-        .blocking(move |registry| registry.save_last_known(&known))
-        .await
-    {
-        Ok(()) => tracing::debug!(nodes = count, "last known state written"),
+        .blocking(move |registry| {
+            let mut count = 0;
+            let mut after: Option<String> = None;
+            let mut page = Vec::<(String, LastKnown)>::new().into_iter();
+            let known = std::iter::from_fn(|| {
+                loop {
+                    if let Some(entry) = page.next() {
+                        after = Some(entry.0.clone());
+                        count += 1;
+                        return Some(entry);
+                    }
+                    let next = pages.nodes().last_known_page(after.as_deref(), PAGE);
+                    if next.is_empty() {
+                        return None;
+                    }
+                    page = next.into_iter();
+                }
+            });
+            registry.save_last_known(known)?;
+            Ok(count)
+        })
+        .await;
+    match written {
+        Ok(count) => tracing::debug!(nodes = count, "last known state written"),
         Err(e) => tracing::warn!(error = %e, "last known state not written; trying again later"),
     }
 }

@@ -185,8 +185,12 @@ impl Registry {
     }
 
     /// Replaces what is kept of the nodes' last state with `nodes` (one transaction), for
-    /// nodes still in the registry only: a node deleted meanwhile is not brought back.
-    pub fn save_last_known(&self, nodes: &[(String, LastKnown)]) -> Result<(), RegistryError> {
+    /// nodes still in the registry only: a node deleted meanwhile is not brought back. `nodes`
+    /// is consumed one at a time, so a caller can hand them over a few at a time.
+    pub fn save_last_known(
+        &self,
+        nodes: impl IntoIterator<Item = (String, LastKnown)>,
+    ) -> Result<(), RegistryError> {
         let txn = self.db.begin_write()?;
         {
             let registered = txn.open_table(NODES)?;
@@ -196,7 +200,7 @@ impl Registry {
                 if registered.get(name.as_str())?.is_none() {
                     continue;
                 }
-                let bytes = serde_json::to_vec(last).map_err(|source| RegistryError::Record {
+                let bytes = serde_json::to_vec(&last).map_err(|source| RegistryError::Record {
                     name: name.clone(),
                     source,
                 })?;
@@ -295,7 +299,7 @@ mod tests {
             registry.put(&record("pi-1")).unwrap();
             registry.put(&record("pi-2")).unwrap();
             registry
-                .save_last_known(&[
+                .save_last_known([
                     ("pi-1".into(), seen(10)),
                     ("pi-2".into(), seen(20)),
                     ("gone".into(), seen(30)),
@@ -309,7 +313,7 @@ mod tests {
         assert!(registry.remove("pi-2").unwrap());
         assert!(!registry.load_last_known().unwrap().contains_key("pi-2"));
         registry
-            .save_last_known(&[("pi-1".into(), seen(11))])
+            .save_last_known([("pi-1".into(), seen(11))])
             .unwrap();
         assert_eq!(registry.load_last_known().unwrap()["pi-1"], seen(11));
     }

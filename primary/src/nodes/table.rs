@@ -3,6 +3,7 @@
 //! name or by node token. In memory only; rebuilt from the registry at start.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -132,13 +133,17 @@ impl Nodes {
         }
     }
 
-    /// What was last seen of every node seen at all, for [`Registry::save_last_known`].
+    /// What was last seen of the first `limit` nodes seen at all after `after` in name order,
+    /// for [`Registry::save_last_known`]: copied a page at a time, because a copy of every
+    /// node's newest sample at once is about 1.3 KB a node (13 MB for 10,000) on top of the
+    /// table.
     ///
     /// [`Registry::save_last_known`]: super::registry::Registry::save_last_known
-    pub fn last_known(&self) -> Vec<(String, LastKnown)> {
+    pub fn last_known_page(&self, after: Option<&str>, limit: usize) -> Vec<(String, LastKnown)> {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.by_name
-            .values()
-            .filter_map(|node| {
+            .range::<str, _>((from, Bound::Unbounded))
+            .filter_map(|(_, node)| {
                 let last_seen_ms = node.last_seen_ms?;
                 Some((
                     node.record.name.clone(),
@@ -148,6 +153,7 @@ impl Nodes {
                     },
                 ))
             })
+            .take(limit)
             .collect()
     }
 
@@ -340,6 +346,23 @@ mod tests {
             labels(&nodes, "b").get("stack").map(String::as_str),
             Some("3")
         );
+    }
+
+    #[test]
+    fn last_known_pages_through_the_nodes_seen_in_name_order() {
+        let mut nodes = Nodes::default();
+        for name in ["a", "b", "c", "d"] {
+            nodes.insert(record(name, "1"));
+        }
+        for name in ["a", "c", "d"] {
+            nodes.get_mut(name).unwrap().last_seen_ms = Some(7);
+        }
+        let names = |page: Vec<(String, LastKnown)>| -> Vec<String> {
+            page.into_iter().map(|(name, _)| name).collect()
+        };
+        assert_eq!(names(nodes.last_known_page(None, 2)), ["a", "c"]);
+        assert_eq!(names(nodes.last_known_page(Some("c"), 2)), ["d"]);
+        assert!(nodes.last_known_page(Some("d"), 2).is_empty());
     }
 
     #[test]
