@@ -90,9 +90,12 @@ impl Bucket {
     /// Reads a stored bucket; `None` when the bytes are not one (a damaged record is skipped,
     /// not fatal: this is display data).
     pub fn decode(bytes: &[u8]) -> Option<Bucket> {
-        if bytes.len() != BUCKET_BYTES {
-            return None;
-        }
+        <&[u8; BUCKET_BYTES]>::try_from(bytes)
+            .ok()
+            .map(Bucket::unpack)
+    }
+
+    fn unpack(bytes: &[u8; BUCKET_BYTES]) -> Bucket {
         let mut bucket = Bucket::default();
         for (chunk, acc) in bytes.chunks_exact(SERIES_BYTES).zip(bucket.0.iter_mut()) {
             let word =
@@ -105,7 +108,38 @@ impl Bucket {
                 max: float(12),
             };
         }
-        Some(bucket)
+        bucket
+    }
+}
+
+/// A bucket in its stored form, as pending buckets wait for the minute's write: 144 bytes
+/// instead of [`Bucket`]'s 288, and an answer shows the same values before and after the
+/// write. Each sample added is one unpack and pack of nine series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Packed([u8; BUCKET_BYTES]);
+
+impl Default for Packed {
+    fn default() -> Self {
+        Packed(Bucket::default().encode())
+    }
+}
+
+impl Packed {
+    pub fn bucket(&self) -> Bucket {
+        Bucket::unpack(&self.0)
+    }
+
+    /// Adds one sample's readings.
+    pub fn add(&mut self, readings: &[Option<Reading>; SERIES_COUNT]) {
+        let mut bucket = self.bucket();
+        bucket.add(readings);
+        self.0 = bucket.encode();
+    }
+
+    pub fn merge(&mut self, other: &Packed) {
+        let mut bucket = self.bucket();
+        bucket.merge(&other.bucket());
+        self.0 = bucket.encode();
     }
 }
 
@@ -152,5 +186,37 @@ mod tests {
         assert_eq!(bytes.len(), 144);
         assert_eq!(Bucket::decode(&bytes), Some(bucket));
         assert_eq!(Bucket::decode(&bytes[1..]), None);
+    }
+
+    #[test]
+    fn a_packed_bucket_holds_what_is_stored() {
+        let mut packed = Packed::default();
+        assert!(packed.bucket().is_empty());
+        let mut sample = [None; SERIES_COUNT];
+        sample[0] = reading(10.1, 5.0, 30.0);
+        packed.add(&sample);
+        sample[0] = reading(20.2, 1.0, 90.0);
+        packed.add(&sample);
+        let mut other = Packed::default();
+        other.add(&sample);
+        packed.merge(&other);
+        let mut exact = Bucket::default();
+        sample[0] = reading(10.1, 5.0, 30.0);
+        exact.add(&sample);
+        sample[0] = reading(20.2, 1.0, 90.0);
+        exact.add(&sample);
+        exact.add(&sample);
+        assert_eq!(
+            Bucket::decode(&packed.bucket().encode()),
+            Some(packed.bucket())
+        );
+        let (cpu, want) = (packed.bucket().0[0], exact.0[0]);
+        assert_eq!((cpu.count, cpu.min, cpu.max), (3, 1.0, 90.0));
+        assert!(
+            (cpu.mean - want.mean).abs() < 1e-5,
+            "{} {}",
+            cpu.mean,
+            want.mean
+        );
     }
 }

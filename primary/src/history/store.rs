@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::bucket::Bucket;
+use super::bucket::{Bucket, Packed};
 use super::error::RollupError;
 use super::range::Range;
 
@@ -77,8 +77,8 @@ pub struct BucketKey {
     pub start_ms: i64,
 }
 
-/// Buckets waiting to be merged into the store.
-pub type Pending = BTreeMap<BucketKey, Bucket>;
+/// Buckets waiting to be merged into the store, in their stored form.
+pub type Pending = BTreeMap<BucketKey, Packed>;
 
 #[derive(Clone)]
 pub struct RollupStore {
@@ -111,9 +111,9 @@ impl RollupStore {
             for (key, bucket) in pending.iter().filter(|(k, _)| k.resolution <= resolution) {
                 let at = (key.node.as_str(), resolution.bucket_of(key.start_ms));
                 match &mut run {
-                    Some((run_at, folded)) if *run_at == at => folded.merge(bucket),
+                    Some((run_at, folded)) if *run_at == at => folded.merge(&bucket.bucket()),
                     _ => {
-                        if let Some((run_at, folded)) = run.replace((at, *bucket)) {
+                        if let Some((run_at, folded)) = run.replace((at, bucket.bucket())) {
                             merge_into(&mut table, run_at, folded)?;
                         }
                     }
