@@ -12,8 +12,11 @@ use super::bucket::{Bucket, Packed};
 use super::error::RollupError;
 use super::range::Range;
 
-/// Page cache of the rollups database: reads are one node's range at a time.
-const CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// Page cache of the rollups database: reads are one node's range at a time, and what the cache
+/// misses comes from the operating system's file cache; a larger one fills up to its size over
+/// a long run and only holds memory (8 MiB before, of which 10,000 nodes used 2 to 3 MB in
+/// their first minutes).
+const CACHE_BYTES: usize = 2 * 1024 * 1024;
 
 type BucketTable = TableDefinition<'static, (&'static str, i64), &'static [u8]>;
 const MINUTE: BucketTable = TableDefinition::new("minute");
