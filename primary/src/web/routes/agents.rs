@@ -23,10 +23,11 @@ use crate::web::extract::{ApiJson, EnrollAuth, NodeAuth, PushAuth};
 /// Longest push interval an agent may declare (a day).
 const MAX_INTERVAL_SECONDS: u64 = 86_400;
 
-/// Nodes pushing at least this often keep their connection open between pushes; slower ones
-/// are told to close it. An idle HTTP/1.1 connection holds about 8 KiB of buffers in the
-/// primary: 10,000 nodes at the default 60 s would hold 80 MiB for connections used once a
-/// minute, while a reconnect costs one TCP (or TLS) handshake per push.
+/// Nodes pushing at least this often keep their connection open between pushes (parked by
+/// `web::serve`: a socket and about 1.7 KiB each); slower ones are told to close it. The
+/// primary closes a connection idle for the header timeout (30 s by default) anyway, and at the
+/// default 60 s a kept connection would hold a socket a minute for each push, where a
+/// reconnect costs one TCP (or TLS) handshake.
 const KEEP_ALIVE_MAX_INTERVAL_SECONDS: u64 = 10;
 
 /// `response`, marked `Connection: close` when the node pushes too rarely to keep a connection.
