@@ -34,7 +34,7 @@ pub async fn keep(state: AppState, mut shutdown: Shutdown) {
 const PAGE: usize = 256;
 
 /// Writes what is known now (one registry transaction off the async threads). The nodes are
-/// copied out of the table [`PAGE`] at a time as the transaction takes them, each page under
+/// copied out of the table 256 (`PAGE`) at a time as the transaction takes them, each page under
 /// a short read lock, so the write never holds a second copy of every node's newest sample.
 pub async fn save(state: &AppState) {
     let pages = Arc::clone(state);
