@@ -139,3 +139,34 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
     assert!(started.elapsed() < Duration::from_secs(3));
     primary.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_the_client_closes_ends_after_its_answer_even_when_it_was_slow_to_flush() {
+    // An answer larger than the socket buffers on both sides (an 8 MiB agent binary served to
+    // the installer), asked for with `Connection: close` and read slowly.
+    let dir = tempfile::tempdir().unwrap();
+    let binary: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("pivitals-agent-x86_64"), &binary).unwrap();
+    let binaries = dir.path().to_str().unwrap();
+    let primary = Primary::start_with(&[("PIVITALS_AGENT_BINARIES", binaries)]).await;
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let mut slow = socket
+        .connect(address(&primary).parse().unwrap())
+        .await
+        .unwrap();
+    slow.write_all(b"GET /agent/x86_64 HTTP/1.1\r\nHost: pivitals\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answer = read_one_answer(&mut slow).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(answer.body == binary, "the binary arrived whole");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest))
+        .await
+        .expect("the connection closed after the answer to `Connection: close`")
+        .unwrap();
+    assert!(rest.is_empty());
+    primary.stop().await;
+}

@@ -11,8 +11,9 @@
 //! the primary's memory goal. What the client sees does not change: answers keep
 //! `keep-alive`, pipelined bytes hyper had already read are handed to the next hyper
 //! connection first, and an answer is never cut short: parking begins only once every answer's
-//! body was handed to hyper (so its head went out with keep-alive), and hyper lets the
-//! connection go only after flushing what it holds.
+//! body was handed to hyper (so its head went out with keep-alive) and everything hyper wrote
+//! was flushed. A connection that a request or an answer closes (`Connection: close`,
+//! HTTP/1.0) is never parked: it ends through hyper's own shutdown, which flushes first.
 //!
 //! Time limits: a parked connection counts as idle, and is closed when it stays idle for the
 //! header timeout, as hyper closes an idle kept-alive connection; a request's head must arrive
@@ -26,7 +27,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -36,8 +37,9 @@ use axum::serve::Listener;
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
+use hyper::header::CONNECTION;
 use hyper::server::conn::http1;
-use hyper::{Request, Response};
+use hyper::{HeaderMap, Request, Response, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::{TowerToHyperService, TowerToHyperServiceFuture};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -163,7 +165,11 @@ impl Connection {
             inner: TowerToHyperService::new(self.router.clone()),
             tracker: Arc::clone(&tracker),
         };
-        let transport = Unread { io, unread };
+        let transport = Unread {
+            io,
+            unread,
+            tracker: Arc::clone(&tracker),
+        };
         let head_timeout = head_deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
@@ -181,7 +187,14 @@ impl Connection {
                     stopping = true;
                     Pin::new(&mut connection).graceful_shutdown();
                 }
-                match connection.poll_without_shutdown(cx) {
+                // Only a connection being parked ends without hyper's shutdown, which is where
+                // hyper flushes a connection it closes itself (`Connection: close`, errors).
+                let polled = if parking {
+                    connection.poll_without_shutdown(cx)
+                } else {
+                    Pin::new(&mut connection).poll(cx)
+                };
+                match polled {
                     Poll::Ready(result) => return Poll::Ready(result),
                     Poll::Pending if !parking && !stopping && tracker.idle() => {
                         // Idle: closing the hyper state now ends it at once, socket kept.
@@ -241,6 +254,11 @@ struct Tracker {
     answered: AtomicUsize,
     /// Request bodies not read to their end: hyper cannot keep such a connection alive.
     bodies_open: AtomicUsize,
+    /// Bytes were written since the transport was last flushed.
+    unflushed: AtomicBool,
+    /// A request or an answer said `Connection: close` (or the request was HTTP/1.0 without
+    /// keep-alive): hyper closes the connection after that answer, and so must the loop.
+    closing: AtomicBool,
 }
 
 impl Tracker {
@@ -250,7 +268,28 @@ impl Tracker {
         self.answered.load(Ordering::Relaxed) > 0
             && self.in_flight.load(Ordering::Relaxed) == 0
             && self.bodies_open.load(Ordering::Relaxed) == 0
+            && !self.closing.load(Ordering::Relaxed)
+            && !self.unflushed.load(Ordering::Relaxed)
     }
+}
+
+/// Whether `headers` carry `option` (`close`, `keep-alive`) in their `Connection` header.
+fn has_connection_option(headers: &HeaderMap, option: &str) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|found| found.trim().eq_ignore_ascii_case(option))
+}
+
+/// Whether a request ends its connection: `Connection: close`, or HTTP/1.0 without
+/// `Connection: keep-alive`.
+fn request_closes(request: &Request<Incoming>) -> bool {
+    if request.version() == Version::HTTP_10 {
+        return !has_connection_option(request.headers(), "keep-alive");
+    }
+    has_connection_option(request.headers(), "close")
 }
 
 /// Counts a request as in flight until dropped with its answer's body (or with the request).
@@ -283,6 +322,9 @@ impl hyper::service::Service<Request<Incoming>> for TrackedService {
     type Future = TrackedFuture;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        if request_closes(&request) {
+            self.tracker.closing.store(true, Ordering::Relaxed);
+        }
         let guard = InFlight::new(&self.tracker);
         let request = request.map(|body| Body::new(TrackedIncoming::new(body, &self.tracker)));
         TrackedFuture {
@@ -305,6 +347,11 @@ impl Future for TrackedFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let response = ready!(Pin::new(&mut self.inner).poll(cx));
         let guard = self.guard.take();
+        if let (Ok(response), Some(InFlight(tracker))) = (&response, &guard)
+            && has_connection_option(response.headers(), "close")
+        {
+            tracker.closing.store(true, Ordering::Relaxed);
+        }
         Poll::Ready(response.map(|response| {
             response.map(|body| TrackedBody {
                 body,
@@ -382,10 +429,12 @@ impl http_body::Body for TrackedBody {
     }
 }
 
-/// The transport under hyper: serves bytes read before parking first.
+/// The transport under hyper: serves bytes read before parking first, and notes whether
+/// everything hyper wrote has been flushed (a connection is parked only then).
 struct Unread<I> {
     io: I,
     unread: Bytes,
+    tracker: Arc<Tracker>,
 }
 
 impl<I: Park> AsyncRead for Unread<I> {
@@ -410,6 +459,7 @@ impl<I: Park> AsyncWrite for Unread<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.tracker.unflushed.store(true, Ordering::Relaxed);
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
@@ -418,6 +468,7 @@ impl<I: Park> AsyncWrite for Unread<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.tracker.unflushed.store(true, Ordering::Relaxed);
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
@@ -426,7 +477,11 @@ impl<I: Park> AsyncWrite for Unread<I> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let flushed = ready!(Pin::new(&mut self.io).poll_flush(cx));
+        if flushed.is_ok() {
+            self.tracker.unflushed.store(false, Ordering::Relaxed);
+        }
+        Poll::Ready(flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
