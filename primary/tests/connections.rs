@@ -36,6 +36,16 @@ async fn connections(observer: &mut TcpStream, state: &str) -> u64 {
         .unwrap()
 }
 
+/// A connection with a 2 KiB receive window, so that large answers wait in the primary.
+async fn slow_reader(primary: &Primary) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    socket
+        .connect(address(primary).parse().unwrap())
+        .await
+        .unwrap()
+}
+
 fn address(primary: &Primary) -> String {
     primary.url.trim_start_matches("http://").to_owned()
 }
@@ -98,12 +108,7 @@ async fn answers_larger_than_the_socket_buffers_read_slowly_arrive_whole_before_
     // buffers on both sides, a small receive window, and nothing read for a while: the primary
     // holds answers it could not flush, and must not park the connection meanwhile.
     const REQUESTS: usize = 80;
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(2048).unwrap();
-    let mut slow = socket
-        .connect(address(&primary).parse().unwrap())
-        .await
-        .unwrap();
+    let mut slow = slow_reader(&primary).await;
     slow.write_all(get("/assets/app.js").repeat(REQUESTS).as_bytes())
         .await
         .unwrap();
@@ -149,12 +154,7 @@ async fn a_connection_the_client_closes_ends_after_its_answer_even_when_it_was_s
     std::fs::write(dir.path().join("pivitals-agent-x86_64"), &binary).unwrap();
     let binaries = dir.path().to_str().unwrap();
     let primary = Primary::start_with(&[("PIVITALS_AGENT_BINARIES", binaries)]).await;
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(2048).unwrap();
-    let mut slow = socket
-        .connect(address(&primary).parse().unwrap())
-        .await
-        .unwrap();
+    let mut slow = slow_reader(&primary).await;
     slow.write_all(b"GET /agent/x86_64 HTTP/1.1\r\nHost: pivitals\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();

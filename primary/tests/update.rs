@@ -204,6 +204,29 @@ impl Supervised {
         sha256(&std::fs::read(&self.binary).unwrap())
     }
 
+    /// After a refused update: the old binary in place, still running, no temporary file.
+    fn assert_old_binary_kept(&self, old_sha: &str, case: &str) {
+        assert_eq!(
+            self.binary_sha256(),
+            old_sha,
+            "{case}: the binary is untouched"
+        );
+        assert!(
+            self.running() && self.exits.lock().unwrap().is_empty(),
+            "{case}: still running"
+        );
+        assert!(
+            std::fs::read_dir(self.binary.parent().unwrap())
+                .unwrap()
+                .all(|e| !e
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".update")),
+            "{case}: no temporary file left"
+        );
+    }
+
     fn running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
@@ -456,22 +479,7 @@ fn rollouts_update_stacks_and_stop_at_the_first_node_that_does_not_update() {
         message.contains("SHA-256") && message.contains(&next_sha) && message.contains("untouched"),
         "{message}"
     );
-    let bad = &stack4[0];
-    assert_eq!(bad.binary_sha256(), old_sha, "the binary is untouched");
-    assert!(
-        bad.running() && bad.exits.lock().unwrap().is_empty(),
-        "still running"
-    );
-    assert!(
-        std::fs::read_dir(bad.binary.parent().unwrap())
-            .unwrap()
-            .all(|e| !e
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".update")),
-        "no temporary file left"
-    );
+    stack4[0].assert_old_binary_kept(&old_sha, "corrupted download");
     assert_eq!(agent_version(&url, "bad-1"), old_version);
 
     // Bad requests name their field.
@@ -626,21 +634,7 @@ fn with_a_public_key_only_a_binary_signed_with_it_is_installed() {
             message.contains(needle) && message.contains("untouched"),
             "{case}: {message}"
         );
-        assert_eq!(agent.binary_sha256(), old_sha, "{case}: untouched");
-        assert!(
-            agent.running() && agent.exits.lock().unwrap().is_empty(),
-            "{case}: still running"
-        );
-        assert!(
-            std::fs::read_dir(agent.binary.parent().unwrap())
-                .unwrap()
-                .all(|e| !e
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".update")),
-            "{case}: no temporary file left"
-        );
+        agent.assert_old_binary_kept(&old_sha, case);
     }
 }
 
