@@ -29,12 +29,20 @@ use crate::storage::influx::InfluxConfig;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
+    /// Not a `#[source]`: the message already says it all, and printing the error's chain
+    /// would say it twice.
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     #[error("configuration: {0}")]
     Invalid(String),
     #[error(transparent)]
     UnknownKey(#[from] UnknownKey),
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(error: config::ConfigError) -> Self {
+        Self::Load(error)
+    }
 }
 
 #[derive(Clone, Deserialize)]

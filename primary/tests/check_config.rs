@@ -226,3 +226,46 @@ fn the_example_rule_file_passes() {
         assert!(stdout.contains(rule), "{rule}: {stdout}");
     }
 }
+
+#[test]
+fn an_unknown_content_encoding_names_the_key_and_the_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let influx = [
+        ("PIVITALS_INFLUX__API", "v1"),
+        ("PIVITALS_INFLUX__URL", "http://127.0.0.1:8086"),
+    ];
+    let output = check(
+        dir.path(),
+        "",
+        &[
+            influx[0],
+            influx[1],
+            ("PIVITALS_INFLUX__CONTENT_ENCODING", "zstd"),
+        ],
+    );
+    let error = refused(&output);
+    assert!(
+        error.contains("content_encoding")
+            && error.contains("zstd")
+            && error.contains("identity")
+            && error.contains("gzip"),
+        "{error}"
+    );
+    for encoding in ["gzip", "identity"] {
+        let output = check(
+            dir.path(),
+            "",
+            &[
+                influx[0],
+                influx[1],
+                ("PIVITALS_INFLUX__CONTENT_ENCODING", encoding),
+            ],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{encoding}: {:?}",
+            text(&output)
+        );
+    }
+}

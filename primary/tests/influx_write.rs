@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pivitals_primary::storage::influx::{
-    InfluxApi, InfluxConfig, InfluxWriter, RETENTION_SECONDS, RetentionOutcome, WriteError,
+    ContentEncoding, InfluxApi, InfluxConfig, InfluxWriter, RETENTION_SECONDS, RetentionOutcome,
+    WriteError,
 };
 use pivitals_testkit::{InfluxV1, VictoriaMetrics, free_port};
 use serde_json::{Value, json};
@@ -294,7 +295,10 @@ async fn v1_with_auth_uses_basic_auth_and_refuses_a_wrong_password() {
 #[tokio::test]
 async fn v2_write_with_gzip_lands_in_victoria_metrics() {
     let vm = VictoriaMetrics::start().unwrap_or_else(|e| panic!("{e}"));
-    let writer = writer(&v2_config(vm.url()));
+    let writer = writer(&InfluxConfig {
+        content_encoding: ContentEncoding::Gzip,
+        ..v2_config(vm.url())
+    });
     let ts = now_ns() - 5_000_000_000;
     let lines = format!("cpu,node=pi-vm usage=12.5,temp=41 {ts}\nmem,node=pi-vm used=1024i {ts}\n");
 
@@ -657,7 +661,7 @@ async fn stub_v2_bad_token_or_unknown_org_is_unverified() {
 }
 
 #[tokio::test]
-async fn stub_v2_write_sends_gzip_token_and_query() {
+async fn stub_v2_write_sends_plain_lines_by_default() {
     let stub = Stub::start(|_| Reply::new(204, "")).await;
     let lines = cpu_lines("pi-s", 2);
 
@@ -665,6 +669,25 @@ async fn stub_v2_write_sends_gzip_token_and_query() {
         .write(lines.as_bytes())
         .await
         .unwrap();
+
+    let seen = stub.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].headers.get("content-encoding"), None);
+    assert_eq!(seen[0].body, lines.as_bytes());
+}
+
+#[tokio::test]
+async fn stub_v2_write_sends_gzip_token_and_query() {
+    let stub = Stub::start(|_| Reply::new(204, "")).await;
+    let lines = cpu_lines("pi-s", 2);
+
+    writer(&InfluxConfig {
+        content_encoding: ContentEncoding::Gzip,
+        ..v2_config(stub.url.clone())
+    })
+    .write(lines.as_bytes())
+    .await
+    .unwrap();
 
     let seen = stub.seen();
     assert_eq!(seen.len(), 1);

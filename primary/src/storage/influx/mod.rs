@@ -14,7 +14,8 @@
 //! - `answer`: how a write answer is classified into a [`WriteError`].
 //! - `retention`: the 365-day retention that [`InfluxWriter::ensure_retention`] sets up (a
 //!   2.x bucket, a 1.x retention policy, an InfluxDB 3 database's `retention_period`).
-//! - `gzip`: request-body compression (`Content-Encoding: gzip`).
+//! - `gzip`: request-body compression (`Content-Encoding: gzip`), when
+//!   [`ContentEncoding::Gzip`] is chosen.
 //! - `error`: [`InfluxError`] (configuration) and [`WriteError`] (one write).
 //! - `query`: [`InfluxReader`], a node's ranged history read back for the dashboard
 //!   (the series' fields in `query_series`, InfluxQL in `query_influxql` for v1 and v3,
@@ -36,7 +37,7 @@ mod v3;
 mod writer;
 
 pub use api::InfluxApi;
-pub use config::InfluxConfig;
+pub use config::{ContentEncoding, InfluxConfig};
 pub use error::{InfluxError, WriteError};
 pub use query::{InfluxReader, QUERY_TIMEOUT, QueryError};
 pub use retention::{RETENTION, RETENTION_SECONDS, RetentionOutcome};

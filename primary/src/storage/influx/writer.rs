@@ -9,7 +9,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 
 use super::answer::{self, ERROR_BODY_LIMIT};
 use super::api::InfluxApi;
-use super::config::InfluxConfig;
+use super::config::{ContentEncoding, InfluxConfig};
 use super::error::{InfluxError, WriteError};
 use super::gzip;
 use super::retention::RetentionOutcome;
@@ -29,6 +29,7 @@ pub struct InfluxWriter {
 struct Inner {
     http: reqwest::Client,
     timeout: Duration,
+    content_encoding: ContentEncoding,
     backend: Backend,
 }
 
@@ -53,6 +54,7 @@ impl InfluxWriter {
             inner: Arc::new(Inner {
                 http,
                 timeout: cfg.timeout()?,
+                content_encoding: cfg.content_encoding,
                 backend,
             }),
         })
@@ -87,6 +89,7 @@ impl InfluxWriter {
             http,
             timeout,
             backend,
+            ..
         } = &*self.inner;
         match backend {
             Backend::V1(v1) => {
@@ -107,8 +110,8 @@ impl InfluxWriter {
         }
     }
 
-    /// Writes one batch of newline-separated line protocol with nanosecond timestamps,
-    /// gzip-compressed. An empty batch is not sent.
+    /// Writes one batch of newline-separated line protocol with nanosecond timestamps, plain
+    /// or gzip-compressed as configured. An empty batch is not sent.
     pub async fn write(&self, lines: &[u8]) -> Result<(), WriteError> {
         if lines.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
@@ -116,6 +119,7 @@ impl InfluxWriter {
         let Inner {
             http,
             timeout,
+            content_encoding,
             backend,
         } = &*self.inner;
         let request = match backend {
@@ -128,10 +132,13 @@ impl InfluxWriter {
         }
         .timeout(*timeout)
         .header(CONTENT_TYPE, "text/plain; charset=utf-8");
-        let request = match gzip::compress(lines) {
-            Ok(packed) => request.header(CONTENT_ENCODING, "gzip").body(packed),
-            // Compressing into memory does not fail in practice; plain text works too.
-            Err(_) => request.body(lines.to_vec()),
+        let request = match content_encoding {
+            ContentEncoding::Gzip => match gzip::compress(lines) {
+                Ok(packed) => request.header(CONTENT_ENCODING, "gzip").body(packed),
+                // Compressing into memory does not fail in practice; plain text works too.
+                Err(_) => request.body(lines.to_vec()),
+            },
+            ContentEncoding::Identity => request.body(lines.to_vec()),
         };
         match answer::send(request, ERROR_BODY_LIMIT).await {
             Ok(answer) if matches!(backend, Backend::V3(_)) => {
