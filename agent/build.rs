@@ -6,16 +6,21 @@
 //!   so the dynamic loader neither reads some 120 KiB of them at start nor writes every page
 //!   of `.data.rel.ro` (about 80 KiB that would become private, anonymous memory).
 //! - `link/hot-functions.txt` (x86_64 glibc, linked by the toolchain's own lld, the default
-//!   since Rust 1.90): the functions the agent runs, placed first and together. The kernel maps
-//!   a binary's code in blocks of 64 KiB around each first touch (fault-around, large page
-//!   cache folios); scattered over the whole 1.8 MiB of code, the 650 KiB that run made all of
-//!   it resident. Names that no longer match (another toolchain, new dependencies) are skipped
-//!   without a word: the binary is then only larger in memory, never wrong.
-//!   `scripts/agent-hot-functions.sh` writes the list again.
+//!   since Rust 1.90): the functions the agent runs, placed together in a section of their own
+//!   after the rest of the code. The kernel maps a binary's code in blocks of 64 KiB or more
+//!   around each first touch (fault-around, large page cache folios); scattered over the whole
+//!   1.8 MiB of code, the 700 KiB that run made nearly all of it resident. The list holds the
+//!   symbols of one build; the linker script made from it here matches them with their hashes
+//!   as `*` (see [`linker_script`]), so it holds for a build in another directory or with
+//!   other features unified (`cargo build --release` of the whole workspace, the agent with
+//!   the primary for the .deb). Names that match nothing are skipped without a word: the
+//!   binary is then only larger in memory, never wrong. `scripts/agent-hot-functions.sh`
+//!   writes the list again.
 //!
 //! `PIVITALS_AGENT_LINK_MAP=FILE` also writes the linker's map, for that script.
 
 use std::env;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,12 +37,16 @@ fn main() {
     link_arg("-no-pie");
     if var("TARGET") == "x86_64-unknown-linux-gnu" && links_with_rust_lld(&var("RUSTC")) {
         let list = PathBuf::from(var("CARGO_MANIFEST_DIR")).join(HOT_FUNCTIONS);
+        let script = PathBuf::from(var("OUT_DIR")).join("hot-functions.ld");
+        // No list, no script: the default layout, as with any other linker.
+        let Ok(names) = fs::read_to_string(&list) else {
+            return;
+        };
+        if fs::write(&script, linker_script(&names)).is_err() {
+            return;
+        }
         // -Xlinker passes the path as it is (-Wl, would split it at commas).
-        for arg in [
-            "--symbol-ordering-file",
-            &list.to_string_lossy(),
-            "--no-warn-symbol-ordering",
-        ] {
+        for arg in ["-T", &script.to_string_lossy()] {
             link_arg("-Xlinker");
             link_arg(arg);
         }
@@ -46,6 +55,77 @@ fn main() {
             link_arg(&format!("-Map={map}"));
         }
     }
+}
+
+/// The linker script that places the listed functions, in the list's order, in an output
+/// section of their own just before `.text`; `INSERT` keeps the linker's default layout for
+/// everything else. rustc puts each function in a section `.text.<symbol>`, so each name
+/// becomes one input section pattern, with the parts that change between builds of the same
+/// source as `*`: a crate's disambiguator in a v0 name (`Cs<base 62>_`, from cargo's
+/// `-C metadata`, which differs with the directory and with the features unified with the
+/// other packages built at once) and the hash that ends a legacy name (`17h<16 hex>E`). A
+/// pattern that matches nothing is no error; one that matches several instances of a generic
+/// function places them all.
+fn linker_script(names: &str) -> String {
+    // The C runtime's start code (in sections named plain `.text`) runs first.
+    let mut script = String::from(
+        "SECTIONS {\n  .text.hot : {\n    *crt1.o(.text) *crti.o(.text) *crtbegin.o(.text)\n",
+    );
+    for name in names.lines().map(str::trim).filter(|name| !name.is_empty()) {
+        // Names are symbols: anything else (a space, a parenthesis) would end the pattern.
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
+        {
+            continue;
+        }
+        let pattern = pattern(name);
+        script.push_str(&format!(
+            "    *(.text.{pattern} .text.unlikely.{pattern})\n"
+        ));
+    }
+    script.push_str("  }\n}\nINSERT AFTER .text;\n");
+    script
+}
+
+/// `name` with its build-dependent hashes as `*` (see [`linker_script`]).
+fn pattern(name: &str) -> String {
+    // LTO numbers the local copies of a function it makes (`name.123`) in the order it meets
+    // them, which other code before them changes.
+    if let Some((name, number)) = name.rsplit_once('.')
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+    {
+        return format!("{}.*", pattern(name));
+    }
+    if let Some(path) = name.strip_prefix("_ZN")
+        && let Some(hashed) = path.strip_suffix('E')
+        && let Some((path, hash)) = hashed.rsplit_once("17h")
+        && hash.len() == 16
+        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return format!("_ZN{path}17h*E");
+    }
+    if !name.starts_with("_R") {
+        return name.to_owned();
+    }
+    // v0: "Cs", base-62 digits and "_", then the crate's name as a length and its bytes.
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(at) = rest.find("Cs") {
+        out.push_str(&rest[..at + 2]);
+        rest = &rest[at + 2..];
+        let digits = rest.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        let crate_name_follows = rest[digits..]
+            .strip_prefix('_')
+            .is_some_and(|after| after.starts_with(|c: char| c.is_ascii_digit()));
+        if digits > 0 && crate_name_follows {
+            out.push('*');
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn link_arg(arg: &str) {
