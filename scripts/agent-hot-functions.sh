@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes agent/link/hot-functions.txt again: the functions the release agent runs, which
-# agent/build.rs has the linker place first and together (see its `//!` doc).
+# agent/build.rs has the linker place together (see its `//!` doc).
 #
 #   scripts/agent-hot-functions.sh            # adds to the list the functions it lacks
 #   scripts/agent-hot-functions.sh --fresh    # starts from an empty list
@@ -13,11 +13,16 @@
 # 2. valgrind's CPU lacks some instructions (SHA, AVX-512), so the code chosen for this CPU
 #    is found natively: the agent, linked with the list, runs under `perf record -e
 #    page-faults` (fresh, at 60 s, restarted with its credential); each fault on code beyond
-#    the listed functions names one more, added to the list, until a round finds none.
+#    the placed functions names one more, added to the list, until a round finds none. Each
+#    round does this for the three ordinary builds in turn (the agent alone, the whole
+#    workspace, the agent with the primary): the features unified with the other packages
+#    change some of the generic code that is made, and so the functions that run.
 # A round finds at most one function per 64 KiB block of code, so a fresh list takes some runs
-# to settle: without --fresh the list already there is kept, first, and only added to. Run it
-# --fresh after a dependency or toolchain update (names carry their crate's hash; names that
-# no longer exist are skipped by the linker) and again without it; review the diff, then compare
+# to settle: without --fresh the list already there is kept, first, and only added to. The
+# list holds the symbols of the build it was made with; build.rs matches them with their
+# hashes as `*`, so the list stays valid in other directories and with other features, and
+# only a dependency or toolchain update that changes or renames the code that runs calls for a
+# new one: run it --fresh, then again without, review the diff, then compare
 # `BENCH_PHASES=a bash bench/run.sh` before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +40,14 @@ for tool in valgrind perf python3; do
     command -v "$tool" >/dev/null || { echo "agent-hot-functions: $tool is needed" >&2; exit 1; }
 done
 
+# The three ordinary builds: the agent alone (as installed), the whole workspace, the agent with
+# the primary (the .deb).
+BUILDS=("-p pivitals-agent" "--workspace" "-p pivitals-agent -p pivitals-primary")
+
+# build [N]: the agent of build N (default 0) in $WORK/agent, its map in $WORK/agent.map.
 build() {
-    PIVITALS_AGENT_LINK_MAP=$WORK/agent.map cargo build --release -q -p pivitals-agent
+    # shellcheck disable=SC2086 # the packages are words
+    PIVITALS_AGENT_LINK_MAP=$WORK/agent.map cargo build --release -q ${BUILDS[${1:-0}]}
     cp target/release/pivitals-agent "$WORK/agent"
 }
 
@@ -110,22 +121,26 @@ python3 -c "$MAPPER" "$WORK/agent.map" "$WORK/kept" "$WORK/every-second.addresse
     "$WORK/every-minute.addresses" >"$WORK/list"
 cp "$WORK/list" "$LIST"
 
-# 2. Natively, until the page faults on code name no function beyond the list.
+# 2. Natively, in each build, until the page faults on code name no function beyond the list.
 for round in $(seq 1 12); do
-    build
-    rm -rf "$WORK/fresh" "$WORK/minute"
-    : >"$WORK/faults"
-    for run in fresh minute restart; do
-        vars=()
-        state=$WORK/fresh
-        [[ $run == minute ]] && state=$WORK/minute && vars=(PIVITALS_INTERVAL=60s PIVITALS_SAMPLE_EVERY=1s)
-        agent 6 "$state" perf record -q -e page-faults -c 1 -d -o "$WORK/$run.data" -- "${vars[@]}"
-        perf script -i "$WORK/$run.data" -F addr 2>/dev/null >>"$WORK/faults" || true
+    changed=false
+    for b in "${!BUILDS[@]}"; do
+        build "$b"
+        rm -rf "$WORK/fresh" "$WORK/minute"
+        : >"$WORK/faults"
+        for run in fresh minute restart; do
+            vars=()
+            state=$WORK/fresh
+            [[ $run == minute ]] && state=$WORK/minute && vars=(PIVITALS_INTERVAL=60s PIVITALS_SAMPLE_EVERY=1s)
+            agent 6 "$state" perf record -q -e page-faults -c 1 -d -o "$WORK/$run.data" -- "${vars[@]}"
+            perf script -i "$WORK/$run.data" -F addr 2>/dev/null >>"$WORK/faults" || true
+        done
+        python3 -c "$MAPPER" "$WORK/agent.map" "$LIST" "$WORK/faults" >"$WORK/list" 2>"$WORK/more"
+        echo "round $round, cargo build --release ${BUILDS[$b]}: $(cat "$WORK/more")" >&2
+        cmp -s "$WORK/list" "$LIST" || changed=true
+        cp "$WORK/list" "$LIST"
     done
-    python3 -c "$MAPPER" "$WORK/agent.map" "$LIST" "$WORK/faults" >"$WORK/list" 2>"$WORK/more"
-    cat "$WORK/more" >&2
-    cmp -s "$WORK/list" "$LIST" && break
-    cp "$WORK/list" "$LIST"
+    $changed || break
 done
 build
 echo "agent-hot-functions: $(wc -l <"$LIST") functions in agent/link/hot-functions.txt (round $round)" >&2
