@@ -5,17 +5,21 @@
 //! - `-no-pie` (Linux, glibc): a position-dependent executable has no relative relocations,
 //!   so the dynamic loader neither reads some 120 KiB of them at start nor writes every page
 //!   of `.data.rel.ro` (about 80 KiB that would become private, anonymous memory).
-//! - `link/hot-functions.txt` (x86_64 glibc, linked by the toolchain's own lld, the default
-//!   since Rust 1.90): the functions the agent runs, placed together in a section of their own
-//!   after the rest of the code. The kernel maps a binary's code in blocks of 64 KiB or more
-//!   around each first touch (fault-around, large page cache folios); scattered over the whole
-//!   1.8 MiB of code, the 700 KiB that run made nearly all of it resident. The list holds the
-//!   symbols of one build; the linker script made from it here matches them with their hashes
-//!   as `*` (see [`linker_script`]), so it holds for a build in another directory or with
-//!   other features unified (`cargo build --release` of the whole workspace, the agent with
-//!   the primary for the .deb). Names that match nothing are skipped without a word: the
+//! - `link/hot-functions.txt` (x86_64 glibc, release, linked by the toolchain's own lld, the
+//!   default since Rust 1.90): the functions the agent runs, placed together in a section of
+//!   their own after the rest of the code. The kernel maps a binary's code in blocks of 64 KiB
+//!   or more around each first touch (fault-around, large page cache folios); scattered over
+//!   the whole 1.8 MiB of code, the 700 KiB that run made nearly all of it resident. The list
+//!   holds the symbols of one build; the linker script made from it here matches them with
+//!   their hashes as `*` (see [`linker_script`]), so it holds for a build in another directory
+//!   or with other features unified (`cargo build --release` of the whole workspace, the agent
+//!   with the primary for the .deb). Names that match nothing are skipped without a word: the
 //!   binary is then only larger in memory, never wrong. `scripts/agent-hot-functions.sh`
 //!   writes the list again.
+//! - GCC's unwinder linked in statically (same targets, release), whole, when the C compiler
+//!   finds `libgcc_eh.a`: the agent aborts on a panic, so it unwinds only to print a
+//!   backtrace, and the shared `libgcc_s` it would otherwise load costs some 80 KiB of
+//!   resident memory and the loader's work at every start.
 //!
 //! `PIVITALS_AGENT_LINK_MAP=FILE` also writes the linker's map, for that script.
 
@@ -35,7 +39,11 @@ fn main() {
         return;
     }
     link_arg("-no-pie");
-    if var("TARGET") == "x86_64-unknown-linux-gnu" && links_with_rust_lld(&var("RUSTC")) {
+    // Only the release binary is run for long: test builds link without the script, faster.
+    if var("PROFILE") == "release"
+        && var("TARGET") == "x86_64-unknown-linux-gnu"
+        && links_with_rust_lld(&var("RUSTC"))
+    {
         let list = PathBuf::from(var("CARGO_MANIFEST_DIR")).join(HOT_FUNCTIONS);
         let script = PathBuf::from(var("OUT_DIR")).join("hot-functions.ld");
         // No list, no script: the default layout, as with any other linker.
@@ -49,6 +57,14 @@ fn main() {
         for arg in ["-T", &script.to_string_lossy()] {
             link_arg("-Xlinker");
             link_arg(arg);
+        }
+        if let Some(unwinder) = static_unwinder() {
+            // Every member, so that its definitions win over libgcc_s's, which `--as-needed`
+            // then leaves out.
+            for arg in ["--whole-archive", &unwinder, "--no-whole-archive"] {
+                link_arg("-Xlinker");
+                link_arg(arg);
+            }
         }
         if let Ok(map) = env::var("PIVITALS_AGENT_LINK_MAP") {
             link_arg("-Xlinker");
@@ -84,7 +100,15 @@ fn linker_script(names: &str) -> String {
             "    *(.text.{pattern} .text.unlikely.{pattern})\n"
         ));
     }
-    script.push_str("  }\n}\nINSERT AFTER .text;\n");
+    // `.init` and `.fini` run too (at start and exit): beside the listed functions rather than
+    // before the rest of `.text`, where they would map a block of code that never runs.
+    script.push_str(concat!(
+        "  }\n",
+        "  .init : { KEEP(*(SORT_NONE(.init))) }\n",
+        "  .fini : { KEEP(*(SORT_NONE(.fini))) }\n",
+        "}\n",
+        "INSERT AFTER .text;\n",
+    ));
     script
 }
 
@@ -126,6 +150,19 @@ fn pattern(name: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The path of GCC's static unwinder, `libgcc_eh.a`, as the C compiler that links finds it;
+/// `None` without one.
+fn static_unwinder() -> Option<String> {
+    let out = Command::new("cc")
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    // Not found, it prints the name alone.
+    Path::new(&path).is_absolute().then_some(path)
 }
 
 fn link_arg(arg: &str) {
