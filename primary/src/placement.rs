@@ -18,7 +18,7 @@
 //!
 //! # The figures, per node (from [`Snapshot::of`])
 //!
-//! The window's figures come from the node's in-memory history (slot means, 10 s wide or as
+//! The window's figures come from the node's in-memory history (slot means, a minute wide or as
 //! wide as the node's interval) and its newest sample:
 //!
 //! - **free cores** = cores × (1 − p95 / 100), where p95 is the 95th percentile (nearest rank:

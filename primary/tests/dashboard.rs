@@ -121,7 +121,7 @@ async fn the_settings_name_the_grouping_label() {
     assert_eq!(body["refresh_seconds"], 1);
     assert_eq!(
         body["history"],
-        json!({"step_seconds": 10, "window_seconds": 3600})
+        json!({"step_seconds": 60, "window_seconds": 3600})
     );
 }
 
@@ -146,7 +146,7 @@ async fn primary_with_node(
 async fn the_node_list_and_history_carry_what_the_page_draws() {
     let (primary, token) =
         primary_with_node("pi-hist", &[("stack", "2"), ("role", "worker")], 1).await;
-    // Thirty one-second samples ending now: three or four 10 s slots.
+    // Thirty one-second samples ending now: one or two one-minute slots.
     let end = now_ms();
     let samples: Vec<_> = (0..30)
         .map(|i| pi_sample(end - (29 - i) * 1000, i as f64, 40.0 + i as f64 / 10.0))
@@ -169,18 +169,18 @@ async fn the_node_list_and_history_carry_what_the_page_draws() {
     let (status, history) = primary.get("/api/v1/nodes/pi-hist/history").await;
     assert_eq!(status, StatusCode::OK, "{history}");
     assert_eq!(history["node"], "pi-hist");
-    assert_eq!(history["step_seconds"], 10);
+    assert_eq!(history["step_seconds"], 60);
     assert_eq!(history["window_seconds"], 3600);
     assert_eq!(history["interval_seconds"], 1);
     let points = history["points"].as_array().unwrap();
-    assert!((3..=4).contains(&points.len()), "{history}");
+    assert!((1..=2).contains(&points.len()), "{history}");
     let mut cpu_sum = 0.0;
     let mut count = 0;
     for (i, p) in points.iter().enumerate() {
         let ts = p["ts_ms"].as_i64().unwrap();
-        assert_eq!(ts % 10_000, 0, "slots start on 10 s: {p}");
+        assert_eq!(ts % 60_000, 0, "slots start on the minute: {p}");
         if i > 0 {
-            assert_eq!(ts - points[i - 1]["ts_ms"].as_i64().unwrap(), 10_000);
+            assert_eq!(ts - points[i - 1]["ts_ms"].as_i64().unwrap(), 60_000);
         }
         assert_eq!(p["mem_percent"], 25.0, "{p}");
         assert_eq!(p["disk_percent"], 70.0, "the fullest disk: {p}");
@@ -190,7 +190,7 @@ async fn the_node_list_and_history_carry_what_the_page_draws() {
         // gives back the mean of all thirty.
         let in_slot = samples
             .iter()
-            .filter(|s| s.timestamp_ms.div_euclid(10_000) * 10_000 == ts)
+            .filter(|s| s.timestamp_ms.div_euclid(60_000) * 60_000 == ts)
             .count();
         cpu_sum += p["cpu_percent"].as_f64().unwrap() * in_slot as f64;
         count += in_slot;

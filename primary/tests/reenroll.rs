@@ -182,7 +182,6 @@ fn with_reenroll_on_a_reflashed_board_takes_its_name_back_and_other_boards_do_no
         &push_body(vec![sample(five_minutes_ago, 42.0)]),
     );
     assert_eq!(status, 200, "{reply}");
-    let old_slot = five_minutes_ago - five_minutes_ago.rem_euclid(10_000);
     status_recorded(&primary, node, "unknown", "up");
     first.stop_cleanly(WITHIN);
     status_recorded(&primary, node, "up", "stopped");
@@ -214,6 +213,8 @@ fn with_reenroll_on_a_reflashed_board_takes_its_name_back_and_other_boards_do_no
     });
     assert_eq!(shown["labels"], json!({"stack": "2", "role": "reflashed"}));
     let history = get_json(&format!("{node_url}/history"));
+    let step_ms = history["step_seconds"].as_i64().unwrap() * 1000;
+    let old_slot = five_minutes_ago - five_minutes_ago.rem_euclid(step_ms);
     let slots: Vec<i64> = history["points"]
         .as_array()
         .unwrap()

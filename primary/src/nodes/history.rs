@@ -2,24 +2,26 @@
 //!
 //! Every accepted sample (pushed, or taken by the self-monitor) is reduced to four numbers:
 //! CPU %, memory %, the hottest sensor's °C and the fullest disk's %. Samples are downsampled
-//! into fixed [`STEP_MS`] slots (10 s, aligned to the epoch): each slot keeps the mean of the
-//! samples whose timestamp falls in it, so a one-second agent costs the same memory as a
-//! ten-second one. A slot older than [`WINDOW_MS`] (one hour) before the newest accepted wall-clock
-//! time is not shown.
+//! into fixed [`STEP_MS`] slots (one minute, aligned to the epoch): each slot keeps the mean of
+//! the samples whose timestamp falls in it, so a one-second agent costs the same memory as a
+//! one-minute one. A slot older than [`WINDOW_MS`] (one hour) before the newest accepted
+//! wall-clock time is not shown.
 //!
-//! A slot is never narrower than the node's interval (rounded up to a multiple of 10 s): a node
-//! pushing every 60 s has 60 one-minute slots, not 360 mostly empty ones.
+//! A slot is never narrower than the node's interval (rounded up to a multiple of a minute): a
+//! node pushing every 5 minutes has 12 five-minute slots, not 60 mostly empty ones.
 //!
 //! Memory is fixed per node from its first sample on: a ring of slots of four 16-bit values
-//! (hundredths, offset by 100 so −100.00 to 555.34 fit), 8 bytes a slot: 2,880 bytes for a node
-//! at 10 s or faster, 480 at the default 60 s, plus the running means of the slot being
-//! filled. A mean is kept exactly while its slot is being filled; a sample arriving later for a
-//! finished slot (out of order) joins its stored mean as if that were one sample.
+//! (hundredths, offset by 100 so −100.00 to 555.34 fit), 8 bytes a slot: 480 bytes for a node
+//! at 60 s or faster, plus the running means of the slot being filled. A mean is kept exactly
+//! while its slot is being filled; a sample arriving later for a finished slot (out of order)
+//! joins its stored mean as if that were one sample.
 //!
-//! Why 10 s slots: agents push every 1 s to 24 h; one slot per second would cost 3600 slots
-//! per node for a chart a few hundred pixels wide. Ten seconds keeps the hour at 360 points,
-//! still finer than a phone screen can show, and a mean per slot does not hide a sustained
-//! load (a single one-second spike is smoothed; InfluxDB keeps every sample).
+//! Why one-minute slots: agents push every 1 s to 24 h, and the primary holds every node's
+//! hour at once (10,000 nodes within its memory goal). Sixty points an hour is what a card's
+//! sparkline draws, the same step as the rollups' `1h` range, and the same detail for a node
+//! at 10 s as at the default 60 s; 10 s slots cost six times as much (2,880 bytes a node,
+//! 29 MB for 10,000). A slot's mean smooths a spike shorter than a minute: the ranged history
+//! keeps each step's highest value, and InfluxDB every sample.
 //!
 //! This is a cache for display only: it starts empty when the primary starts and is never
 //! written anywhere.
@@ -27,11 +29,11 @@
 use pivitals_common::{DiskVitals, VitalsPayload};
 use serde::Serialize;
 
-/// The width of one slot for nodes pushing every 10 s or faster.
-pub const STEP_MS: i64 = 10_000;
+/// The width of one slot for nodes pushing every minute or faster.
+pub const STEP_MS: i64 = 60_000;
 /// How much history a node keeps.
 pub const WINDOW_MS: i64 = 3_600_000;
-/// The most slots a node holds: one hour of 10 s slots.
+/// The most slots a node holds: one hour of one-minute slots.
 pub const MAX_SLOTS: usize = (WINDOW_MS / STEP_MS) as usize;
 
 /// The summary of one sample, as the dashboard charts it.
@@ -356,16 +358,17 @@ mod tests {
     }
 
     #[test]
-    fn one_second_samples_share_ten_second_slots_as_a_mean() {
+    fn one_second_samples_share_one_minute_slots_as_a_mean() {
         let mut history = History::default();
-        for i in 0..20 {
-            history.record(T0 + i * 1000, &summary(i as f64), T0 + i * 1000);
+        let start = T0.div_euclid(STEP_MS) * STEP_MS;
+        for i in 0..120 {
+            history.record(start + i * 1000, &summary(i as f64), start + i * 1000);
         }
-        let points = history.points(None, T0 + 20_000);
+        let points = history.points(None, start + 120_000);
         assert_eq!(points.len(), 2);
-        assert_eq!(points[0].ts_ms, T0);
-        assert_eq!(points[0].cpu_percent, Some(4.5), "mean of 0..=9");
-        assert_eq!(points[1].cpu_percent, Some(14.5), "mean of 10..=19");
+        assert_eq!(points[0].ts_ms, start);
+        assert_eq!(points[0].cpu_percent, Some(29.5), "mean of 0..=59");
+        assert_eq!(points[1].cpu_percent, Some(89.5), "mean of 60..=119");
         assert_eq!(points[0].mem_percent, None, "never reported");
     }
 
@@ -397,13 +400,15 @@ mod tests {
     #[test]
     fn old_and_out_of_order_samples() {
         let mut history = History::default();
-        let now = T0 + 2 * WINDOW_MS;
+        let now = T0.div_euclid(STEP_MS) * STEP_MS + 2 * WINDOW_MS;
         history.record(T0, &summary(1.0), now);
         assert!(history.is_empty(), "older than the window");
-        history.record(now - 5_000, &summary(50.0), now);
-        history.record(now - 65_000, &summary(10.0), now);
-        history.record(now - 25_000, &summary(20.0), now);
-        history.record(now - 65_500, &summary(30.0), now);
+        let half = STEP_MS / 2;
+        history.record(now - half, &summary(50.0), now);
+        history.record(now - 2 * STEP_MS - half, &summary(10.0), now);
+        history.record(now - STEP_MS - half, &summary(20.0), now);
+        // Its slot (with 10) was finished when 20 opened another: the stored mean counts once.
+        history.record(now - 2 * STEP_MS - half - 500, &summary(30.0), now);
         let cpu: Vec<_> = history
             .points(None, now)
             .iter()
@@ -440,8 +445,13 @@ mod tests {
 
     #[test]
     fn slots_are_as_wide_as_the_interval_so_slow_nodes_hold_less() {
-        for (interval, step_s, slots) in [(1, 10, 360), (10, 10, 360), (15, 20, 180), (60, 60, 60)]
-        {
+        for (interval, step_s, slots) in [
+            (1, 60, 60),
+            (10, 60, 60),
+            (60, 60, 60),
+            (90, 120, 30),
+            (300, 300, 12),
+        ] {
             let mut history = History::for_interval(interval);
             assert_eq!(history.step_ms(), step_s * 1000, "interval {interval}");
             // Two hours of samples at the interval.

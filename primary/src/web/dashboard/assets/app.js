@@ -61,7 +61,7 @@ const SORTS = {
 const FILTERS = { '': 'Any status', up: 'Up', 'not-up': 'Not up', late: 'Late', down: 'Down', stopped: 'Stopped' };
 
 const state = {
-  settings: { group_by: 'stack', refresh_seconds: 1, history: { step_seconds: 10, window_seconds: 3600 } },
+  settings: { group_by: 'stack', refresh_seconds: 1, history: { step_seconds: 60, window_seconds: 3600 } },
   nodes: null,
   statuses: new Map(),
   history: new Map(),
