@@ -60,7 +60,7 @@ fn check_all(state: &AppState, now: Instant, now_ms: i64) -> Vec<Transition> {
             let (from, to, at_ms) = node.recorded.check(judged, seen, now_ms)?;
             Some(Transition {
                 node: node.record.name.clone(),
-                labels: pivitals_common::Labels::clone(&node.record.labels),
+                labels: std::sync::Arc::clone(&node.record.labels),
                 from,
                 to,
                 at_ms,

@@ -52,7 +52,7 @@ impl Alert {
             status: change.to.as_str(),
             previous: change.from.map(Status::as_str),
             at: super::runtime::rfc3339(change.at_ms),
-            labels: change.labels.clone(),
+            labels: Labels::clone(&change.labels),
         }
     }
 }
@@ -222,7 +222,7 @@ mod tests {
     fn the_body_names_node_status_previous_time_and_labels() {
         let change = Transition {
             node: "pi-03".into(),
-            labels: [("stack".to_owned(), "1".to_owned())].into(),
+            labels: std::sync::Arc::new([("stack".to_owned(), "1".to_owned())].into()),
             from: Some(Status::Late),
             to: Status::Down,
             at_ms: 1_700_000_000_123,

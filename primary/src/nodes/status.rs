@@ -12,6 +12,7 @@
 //! This module knows no clock, no task and no storage: the watcher
 //! (`crate::liveness`) feeds it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pivitals_common::Labels;
@@ -73,7 +74,9 @@ pub struct Recorded {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     pub node: String,
-    pub labels: Labels,
+    /// The node's own shared copy: a restart or a partition can record thousands of changes
+    /// that wait for the spool at once.
+    pub labels: Arc<Labels>,
     pub from: Option<Status>,
     pub to: Status,
     /// When the change was first seen, ms since the epoch.
