@@ -20,6 +20,7 @@ use pivitals_testkit::browser::{Driver, Session, chromium_switches, required, sa
 use pivitals_testkit::harness::{
     ENROLL, command, eventually, get_json, start_agent, start_primary, workspace_binary,
 };
+use pivitals_testkit::actions::json_request;
 use pivitals_testkit::{free_port, http};
 use serde_json::{Value, json};
 
@@ -92,6 +93,30 @@ fn the_dashboard_shows_the_cluster_live_in_a_real_browser() {
         (up("web-a").is_some() && up("web-b").is_some()).then_some(())
     });
 
+    // The hour is kept in one-minute slots: web-a's two minutes before this one, pushed late
+    // with its own token as an agent's backlog would be, give its sparkline three points
+    // once the page loads (it then asks only for what is newer).
+    let credential: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("web-a/credential.json")).unwrap(),
+    )
+    .unwrap();
+    let latest = get_json(&format!("{url}/api/v1/nodes/web-a"))["latest"].clone();
+    let now_ms = latest["timestamp_ms"].as_i64().unwrap();
+    let backlog: Vec<Value> = [120_000, 60_000]
+        .iter()
+        .map(|ago| {
+            let mut sample = latest.clone();
+            sample["timestamp_ms"] = json!(now_ms - ago);
+            sample
+        })
+        .collect();
+    let (status, reply) = json_request(
+        "POST",
+        &format!("{url}/api/v1/vitals"),
+        credential["node_token"].as_str(),
+        &json!({ "samples": backlog }),
+    );
+    assert_eq!(status, 200, "{reply}");
     // One load with Chromium's own switches: after the scripts ran, the DOM lists both up.
     let dump = Command::new(&chromium)
         .args(chromium_switches(&dir.path().join("dump-profile")))
@@ -161,7 +186,6 @@ fn the_dashboard_shows_the_cluster_live_in_a_real_browser() {
             )
         });
     assert_eq!(shown, json!([ipv4, mac]), "card vs /api/v1/nodes: {web_a}");
-    // Three 10 s history slots make the sparklines (and the screenshot) say something.
     eventually("sparklines of three slots", Duration::from_secs(60), || {
         let vertices = session.eval(
             "const p = document.querySelector('article[data-node=\"web-a\"] .spark svg path'); \
