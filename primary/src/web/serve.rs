@@ -44,7 +44,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::{TowerToHyperService, TowerToHyperServiceFuture};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::futures::Notified;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 
@@ -89,34 +90,66 @@ pub async fn serve<L>(
     // Every connection task holds a receiver; all are gone when `closed()` completes.
     let (open_tx, open_rx) = watch::channel(());
     let mut stop = shutdown.clone();
+    let shared = Arc::new(Shared {
+        router,
+        header_timeout,
+        metrics,
+        shutdown,
+        stopping: Stopping::default(),
+    });
     loop {
         let (io, _peer) = tokio::select! {
             accepted = listener.accept() => accepted,
             () = stopped(&mut stop) => break,
         };
         let connection = Connection {
-            router: router.clone(),
-            header_timeout,
-            metrics: Arc::clone(&metrics),
-            shutdown: shutdown.clone(),
+            shared: Arc::clone(&shared),
+            _open: open_rx.clone(),
         };
-        let open = open_rx.clone();
-        tokio::spawn(async move {
-            connection.run(io).await;
-            drop(open);
-        });
+        tokio::spawn(connection.run(io));
     }
     drop(listener);
+    shared.stopping.begin();
     drop(open_rx);
     open_tx.closed().await;
 }
 
-/// One accepted connection: parked, or served by hyper until it is idle again.
-struct Connection {
+/// Tells parked connections that shutdown began. A parked connection waits on this `Notify`
+/// (64 bytes) rather than on the shutdown channel (160): thousands are parked at once.
+#[derive(Default)]
+struct Stopping {
+    begun: AtomicBool,
+    notify: Notify,
+}
+
+impl Stopping {
+    fn begin(&self) {
+        self.begun.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// A future that completes when shutdown begins, or None when it has begun already.
+    fn notified(&self) -> Option<Notified<'_>> {
+        // Made before the flag is read, so a `begin` between the two still wakes it.
+        let notified = self.notify.notified();
+        (!self.begun.load(Ordering::SeqCst)).then_some(notified)
+    }
+}
+
+/// What every connection of one [`serve`] shares: one pointer in each connection's task.
+struct Shared {
     router: Router,
     header_timeout: Duration,
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
+    stopping: Stopping,
+}
+
+/// One accepted connection: parked, or served by hyper until it is idle again.
+struct Connection {
+    shared: Arc<Shared>,
+    /// Held while the connection lives: [`serve`] waits until every one is dropped.
+    _open: watch::Receiver<()>,
 }
 
 /// How a hyper connection ended.
@@ -128,105 +161,123 @@ enum Served<I> {
 }
 
 impl Connection {
-    async fn run<I: Park>(mut self, mut io: I) {
-        let mut unread = Bytes::new();
-        let metrics = Arc::clone(&self.metrics);
-        loop {
-            let head_deadline = Instant::now() + self.header_timeout;
-            if unread.is_empty() {
-                let _parked = Gauge::up(&metrics.connections_parked);
-                let arrived = tokio::select! {
-                    arrived = poll_fn(|cx| io.poll_arrival(cx)) => arrived.is_ok(),
-                    () = tokio::time::sleep_until(head_deadline) => false,
-                    () = stopped(&mut self.shutdown) => false,
-                };
-                if !arrived {
-                    return;
+    /// Not an `async fn`: its arguments would be stored twice in the future (once as
+    /// arguments, once moved into locals), and a parked connection's task is this future.
+    #[allow(clippy::manual_async_fn)]
+    fn run<I: Park>(self, mut io: I) -> impl Future<Output = ()> + Send {
+        async move {
+            let shared = &*self.shared;
+            let mut unread = Bytes::new();
+            loop {
+                let head_deadline;
+                if unread.is_empty() {
+                    // Moved out while parked, so the task holds no room for it then.
+                    drop(unread);
+                    let _parked = Gauge::up(&shared.metrics.connections_parked);
+                    let Some(stop) = shared.stopping.notified() else {
+                        return;
+                    };
+                    // The deadline is read back from the timer, not kept beside it.
+                    let mut idle = pin!(tokio::time::sleep(shared.header_timeout));
+                    let arrived = tokio::select! {
+                        arrived = poll_fn(|cx| io.poll_arrival(cx)) => arrived.is_ok(),
+                        () = &mut idle => false,
+                        () = stop => false,
+                    };
+                    if !arrived {
+                        return;
+                    }
+                    head_deadline = idle.deadline();
+                    unread = Bytes::new();
+                } else {
+                    head_deadline = Instant::now() + shared.header_timeout;
                 }
-            }
-            let _serving = Gauge::up(&metrics.connections_serving);
-            // Boxed, so that a parked connection's task holds no room for hyper's state.
-            match Box::pin(self.serve_until_idle(io, unread, head_deadline)).await {
-                Served::Idle(back, rest) => (io, unread) = (back, rest),
-                Served::Closed => return,
+                let _serving = Gauge::up(&shared.metrics.connections_serving);
+                // Boxed, so that a parked connection's task holds no room for hyper's state.
+                let serving = serve_until_idle(shared, io, unread, head_deadline);
+                match Box::pin(serving).await {
+                    Served::Idle(back, rest) => (io, unread) = (back, rest),
+                    Served::Closed => return,
+                }
             }
         }
     }
+}
 
-    /// Runs one hyper connection until it is idle with nothing left to flush.
-    async fn serve_until_idle<I: Park>(
-        &mut self,
-        io: I,
-        unread: Bytes,
-        head_deadline: Instant,
-    ) -> Served<I> {
-        let tracker = Arc::new(Tracker::default());
-        let service = TrackedService {
-            inner: TowerToHyperService::new(self.router.clone()),
-            tracker: Arc::clone(&tracker),
-        };
-        let transport = Unread {
-            io,
-            unread,
-            tracker: Arc::clone(&tracker),
-        };
-        let head_timeout = head_deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1));
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(head_timeout);
-        let mut connection = builder.serve_connection(TokioIo::new(transport), service);
+/// Runs one hyper connection until it is idle with nothing left to flush.
+async fn serve_until_idle<I: Park>(
+    shared: &Shared,
+    io: I,
+    unread: Bytes,
+    head_deadline: Instant,
+) -> Served<I> {
+    let tracker = Arc::new(Tracker::default());
+    let service = TrackedService {
+        inner: TowerToHyperService::new(shared.router.clone()),
+        tracker: Arc::clone(&tracker),
+    };
+    let transport = Unread {
+        io,
+        unread,
+        tracker: Arc::clone(&tracker),
+    };
+    let head_timeout = head_deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_timeout);
+    let mut connection = builder.serve_connection(TokioIo::new(transport), service);
 
-        let mut stop = pin!(stopped(&mut self.shutdown));
-        let (mut stopping, mut parking) = (false, false);
-        let result = poll_fn(|cx| {
-            loop {
-                if !stopping && stop.as_mut().poll(cx).is_ready() {
-                    stopping = true;
+    let mut shutdown = shared.shutdown.clone();
+    let mut stop = pin!(stopped(&mut shutdown));
+    let (mut stopping, mut parking) = (false, false);
+    let result = poll_fn(|cx| {
+        loop {
+            if !stopping && stop.as_mut().poll(cx).is_ready() {
+                stopping = true;
+                Pin::new(&mut connection).graceful_shutdown();
+            }
+            // Only a connection being parked ends without hyper's shutdown, which is where
+            // hyper flushes a connection it closes itself (`Connection: close`, errors).
+            let polled = if parking {
+                connection.poll_without_shutdown(cx)
+            } else {
+                Pin::new(&mut connection).poll(cx)
+            };
+            match polled {
+                Poll::Ready(result) => return Poll::Ready(result),
+                Poll::Pending if !parking && !stopping && tracker.idle() => {
+                    // Idle: closing the hyper state now ends it at once, socket kept.
+                    parking = true;
                     Pin::new(&mut connection).graceful_shutdown();
                 }
-                // Only a connection being parked ends without hyper's shutdown, which is where
-                // hyper flushes a connection it closes itself (`Connection: close`, errors).
-                let polled = if parking {
-                    connection.poll_without_shutdown(cx)
-                } else {
-                    Pin::new(&mut connection).poll(cx)
-                };
-                match polled {
-                    Poll::Ready(result) => return Poll::Ready(result),
-                    Poll::Pending if !parking && !stopping && tracker.idle() => {
-                        // Idle: closing the hyper state now ends it at once, socket kept.
-                        parking = true;
-                        Pin::new(&mut connection).graceful_shutdown();
-                    }
-                    Poll::Pending => return Poll::Pending,
-                }
+                Poll::Pending => return Poll::Pending,
             }
-        })
-        .await;
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "connection ended with an error");
-            return Served::Closed;
         }
-        if !parking || stopping {
-            return Served::Closed;
-        }
-        let parts = connection.into_parts();
-        let transport = parts.io.into_inner();
-        // What hyper read but did not use comes before what it never read; copied, because
-        // `read_buf` is a view of hyper's whole read buffer and would keep it alive.
-        let rest = if parts.read_buf.is_empty() && transport.unread.is_empty() {
-            Bytes::new()
-        } else {
-            let mut both = BytesMut::with_capacity(parts.read_buf.len() + transport.unread.len());
-            both.extend_from_slice(&parts.read_buf);
-            both.extend_from_slice(&transport.unread);
-            both.freeze()
-        };
-        Served::Idle(transport.io, rest)
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+        return Served::Closed;
     }
+    if !parking || stopping {
+        return Served::Closed;
+    }
+    let parts = connection.into_parts();
+    let transport = parts.io.into_inner();
+    // What hyper read but did not use comes before what it never read; copied, because
+    // `read_buf` is a view of hyper's whole read buffer and would keep it alive.
+    let rest = if parts.read_buf.is_empty() && transport.unread.is_empty() {
+        Bytes::new()
+    } else {
+        let mut both = BytesMut::with_capacity(parts.read_buf.len() + transport.unread.len());
+        both.extend_from_slice(&parts.read_buf);
+        both.extend_from_slice(&transport.unread);
+        both.freeze()
+    };
+    Served::Idle(transport.io, rest)
 }
 
 /// One count of a gauge, held while the guard lives.
@@ -509,10 +560,14 @@ mod tests {
         let router = Router::new().route("/big", get(|| async { vec![7u8; BIG] }));
         let (stop, shutdown) = watch::channel(false);
         let connection = Connection {
-            router,
-            header_timeout: Duration::from_secs(30),
-            metrics: Arc::new(Metrics::default()),
-            shutdown,
+            shared: Arc::new(Shared {
+                router,
+                header_timeout: Duration::from_secs(30),
+                metrics: Arc::new(Metrics::default()),
+                shutdown,
+                stopping: Stopping::default(),
+            }),
+            _open: watch::channel(()).1,
         };
         let (client, server) = tokio::io::duplex(16 * 1024);
         tokio::spawn(connection.run(server));
@@ -554,5 +609,67 @@ mod tests {
             assert_eq!(body.len(), BIG);
             assert!(body.iter().all(|&b| b == 7));
         }
+    }
+
+    /// Shutdown reaches a parked connection through [`Stopping`], not the shutdown channel:
+    /// it closes at once, and [`serve`] returns.
+    #[tokio::test]
+    async fn shutdown_closes_a_parked_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = Router::new().route("/x", get(|| async { "x" }));
+        let metrics = Arc::new(Metrics::default());
+        let (stop, shutdown) = watch::channel(false);
+        let serving = tokio::spawn(serve(
+            listener,
+            router,
+            Duration::from_secs(30),
+            Arc::clone(&metrics),
+            shutdown,
+        ));
+        let mut client = TcpStream::connect(address).await.unwrap();
+        client
+            .write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 1024];
+        let n = client.read(&mut answer).await.unwrap();
+        assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+        while metrics.connections_parked.load(Ordering::Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), serving)
+            .await
+            .expect("serve returns")
+            .unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut answer))
+            .await
+            .expect("the connection closes")
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    /// A parked connection is this future and little else (its task adds tokio's header, and
+    /// is rounded up to 128 bytes): 10,000 parked connections hold 10,000 of them.
+    #[tokio::test]
+    async fn a_parked_connection_holds_a_small_future() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let connection = Connection {
+            shared: Arc::new(Shared {
+                router: Router::new(),
+                header_timeout: Duration::from_secs(30),
+                metrics: Arc::new(Metrics::default()),
+                shutdown: watch::channel(false).1,
+                stopping: Stopping::default(),
+            }),
+            _open: watch::channel(()).1,
+        };
+        let future = connection.run(socket);
+        let size = std::mem::size_of_val(&future);
+        assert!(size <= 384, "a connection's future is {size} bytes");
     }
 }
