@@ -105,8 +105,9 @@ pub fn newest_power_trouble(samples: &[VitalsPayload]) -> Option<i64> {
 pub struct Nodes {
     /// Boxed: a `LiveNode` is about 700 bytes, and B-tree nodes hold room for eleven entries
     /// whether used or not.
-    by_name: BTreeMap<String, Box<LiveNode>>,
-    by_token: HashMap<TokenHash, String>,
+    /// The name is shared by both maps: one copy a node instead of two.
+    by_name: BTreeMap<Arc<str>, Box<LiveNode>>,
+    by_token: HashMap<TokenHash, Arc<str>>,
     /// Every distinct label set, shared by the nodes that carry it: clusters label by stack
     /// and role, so 10,000 nodes hold a few sets instead of 10,000 maps of about 600 bytes.
     label_sets: HashSet<Arc<Labels>>,
@@ -163,8 +164,9 @@ impl Nodes {
     pub fn insert(&mut self, mut record: NodeRecord) {
         let previous = self.remove(&record.name);
         record.labels = self.shared_labels(record.labels);
+        let name: Arc<str> = Arc::from(record.name.as_str());
         if let Some(hash) = record.token_hash.as_deref().and_then(token::from_hex) {
-            self.by_token.insert(hash, record.name.clone());
+            self.by_token.insert(hash, Arc::clone(&name));
         }
         let mut node = LiveNode::new(record);
         if let Some(previous) = previous {
@@ -175,8 +177,7 @@ impl Nodes {
             node.recorded = previous.recorded;
             node.power_trouble_ms = previous.power_trouble_ms;
         }
-        self.by_name
-            .insert(node.record.name.clone(), Box::new(node));
+        self.by_name.insert(name, Box::new(node));
     }
 
     /// Replaces the info of node `name` (after
