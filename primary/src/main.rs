@@ -127,23 +127,19 @@ enum TokenAction {
     Rotate,
 }
 
-/// Tunes glibc's allocator for a server that holds many small long-lived allocations.
+/// Turns glibc's fastbins off. They keep small freed chunks unmerged, and then every larger
+/// allocation (hyper takes 8 KiB buffers for each request of a parked connection) first merges
+/// them all (`malloc_consolidate`): about 4 % of the primary's CPU per push in two alternating
+/// pairs of runs. Small allocations still come from glibc's per-thread cache.
 ///
-/// Fastbins off: they keep small freed chunks unmerged, and then every larger allocation
-/// (hyper takes 8 KiB buffers for each request of a parked connection) first merges them all
-/// (`malloc_consolidate`): about 4 % of the primary's CPU per push in two alternating pairs of
-/// runs. Small allocations still come from glibc's per-thread cache.
-///
-/// One arena: by default each thread that allocates gets an arena of its own, and each keeps
-/// the free memory of its own bursts (hyper's buffers, decoded pushes) resident where no other
-/// thread can reuse it. With 10,000 nodes pushing every 10 s: 81.6 → 61.5 MiB peak resident
-/// memory, for about 6 % more CPU a push (the lock the threads now share; README, Performance).
+/// glibc keeps its default arenas (one for each thread that meets another in one): a single
+/// arena for all saves memory at 10,000 nodes (README, Performance) but costs about 6-9 % more
+/// CPU a push, the lock the threads would share.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_allocator() {
-    // SAFETY: mallopt only sets parameters of glibc's allocator; no thread has started yet.
+    // SAFETY: mallopt only sets a parameter of glibc's allocator; no thread has started yet.
     unsafe {
         libc::mallopt(libc::M_MXFAST, 0);
-        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
