@@ -89,18 +89,14 @@ impl Shared {
 
     /// Notes an accepted push (or self-sample): the node is seen now, every sample joins its
     /// recent [`History`](crate::nodes::history::History), and the newest is kept.
-    pub fn record_push(&self, name: &str, mut samples: Vec<VitalsPayload>) {
+    pub fn record_push(&self, name: &str, samples: Vec<VitalsPayload>) {
         let now = now_ms();
         let summaries: Vec<(i64, Summary)> = samples
             .iter()
             .map(|s| (s.timestamp_ms, Summary::of(s)))
             .collect();
         let power_trouble_ms = crate::nodes::table::newest_power_trouble(&samples);
-        let newest = samples
-            .iter()
-            .enumerate()
-            .max_by_key(|(_, s)| s.timestamp_ms)
-            .map(|(i, _)| i);
+        let newest = samples.iter().max_by_key(|s| s.timestamp_ms).cloned();
         let mut nodes = self.nodes_mut();
         let Some(node) = nodes.get_mut(name) else {
             return;
@@ -116,14 +112,13 @@ impl Shared {
         node.last_seen_ms = Some(now);
         node.last_seen_at = Some(Instant::now());
         node.stopped = false;
-        // Moved, not cloned: the samples are not needed past this point.
-        if let Some(i) = newest
+        if let Some(sample) = newest
             && node
                 .latest
                 .as_ref()
-                .is_none_or(|l| l.timestamp_ms <= samples[i].timestamp_ms)
+                .is_none_or(|l| l.timestamp_ms <= sample.timestamp_ms)
         {
-            node.latest = Some(samples.swap_remove(i));
+            node.latest = Some(sample);
         }
     }
 }
