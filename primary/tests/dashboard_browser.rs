@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pivitals_testkit::actions::json_request;
 use pivitals_testkit::browser::{Driver, Session, chromium_switches, required, save_screenshot};
 use pivitals_testkit::harness::{
     ENROLL, command, eventually, get_json, start_agent, start_primary, workspace_binary,
 };
-use pivitals_testkit::actions::json_request;
 use pivitals_testkit::{free_port, http};
 use serde_json::{Value, json};
 
