@@ -16,11 +16,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pivitals_testkit::actions::json_request;
+use pivitals_common::VitalsPayload;
 use pivitals_testkit::browser::{Driver, Session, chromium_switches, required, save_screenshot};
 use pivitals_testkit::harness::{
     ENROLL, command, eventually, get_json, start_agent, start_primary, workspace_binary,
 };
+use pivitals_testkit::history::push_samples;
 use pivitals_testkit::{free_port, http};
 use serde_json::{Value, json};
 
@@ -100,23 +101,17 @@ fn the_dashboard_shows_the_cluster_live_in_a_real_browser() {
         &std::fs::read_to_string(dir.path().join("web-a/credential.json")).unwrap(),
     )
     .unwrap();
-    let latest = get_json(&format!("{url}/api/v1/nodes/web-a"))["latest"].clone();
-    let now_ms = latest["timestamp_ms"].as_i64().unwrap();
-    let backlog: Vec<Value> = [120_000, 60_000]
+    let latest: VitalsPayload =
+        serde_json::from_value(get_json(&format!("{url}/api/v1/nodes/web-a"))["latest"].clone())
+            .unwrap();
+    let backlog: Vec<VitalsPayload> = [120_000, 60_000]
         .iter()
-        .map(|ago| {
-            let mut sample = latest.clone();
-            sample["timestamp_ms"] = json!(now_ms - ago);
-            sample
+        .map(|ago| VitalsPayload {
+            timestamp_ms: latest.timestamp_ms - ago,
+            ..latest.clone()
         })
         .collect();
-    let (status, reply) = json_request(
-        "POST",
-        &format!("{url}/api/v1/vitals"),
-        credential["node_token"].as_str(),
-        &json!({ "samples": backlog }),
-    );
-    assert_eq!(status, 200, "{reply}");
+    push_samples(&url, credential["node_token"].as_str().unwrap(), &backlog);
     // One load with Chromium's own switches: after the scripts ran, the DOM lists both up.
     let dump = Command::new(&chromium)
         .args(chromium_switches(&dir.path().join("dump-profile")))

@@ -59,11 +59,12 @@ pub enum ContentEncoding {
 impl TryFrom<String> for ContentEncoding {
     type Error = String;
 
+    /// `identity` or `gzip`; anything else is refused with the two values named.
     fn try_from(text: String) -> Result<Self, String> {
         match text.trim() {
             "identity" => Ok(Self::Identity),
             "gzip" => Ok(Self::Gzip),
-            other => Err(format!("{other:?} is not identity or gzip")),
+            other => Err(format!("expected identity or gzip, got {other:?}")),
         }
     }
 }
