@@ -315,16 +315,37 @@ fn a_busy_agent_ranks_last_and_does_not_fit_while_idle_agents_do() {
     let best = best_by_readme_pipeline(&body);
     assert!(best == IDLE_A || best == IDLE_B, "picked {best:?}");
 
-    // With nothing asked every up node is ranked by headroom: the busy one last.
+    // With nothing asked every up node is ranked by headroom, the tightest share deciding. The
+    // busy node's CPU and memory shares are below the idle nodes'; its disk (this machine's
+    // `/`) and temperature (the fixture's) are theirs. So it never scores above an idle node,
+    // and ranks last unless this machine's disk is fuller still: all three then score the
+    // disk's share and go by name.
     let unasked = placement(&url, "window=1m");
-    assert_eq!(names(&unasked).len(), 3);
-    assert_eq!(names(&unasked)[2], BUSY, "{unasked:#}");
-    assert_eq!(
-        entry(&unasked, BUSY)["fits"],
-        true,
-        "nothing asked: {unasked:#}"
+    assert_eq!(names(&unasked).len(), 3, "{unasked:#}");
+    let score = |ranking: &Value, node: &str| {
+        let placed = entry(ranking, node);
+        assert_eq!(placed["fits"], true, "nothing asked: {ranking:#}");
+        placed["score"].as_f64().unwrap()
+    };
+    let busy_cpu_share = entry(&unasked, BUSY)["free_cores"].as_f64().unwrap() / CORES as f64;
+    assert!(
+        score(&unasked, BUSY) <= busy_cpu_share + 0.01,
+        "{unasked:#}"
     );
-    assert!(entry(&unasked, BUSY)["score"].as_f64() < entry(&unasked, IDLE_A)["score"].as_f64());
+    for idle in [IDLE_A, IDLE_B] {
+        assert!(
+            score(&unasked, BUSY) <= score(&unasked, idle),
+            "{unasked:#}"
+        );
+        if score(&unasked, BUSY) < score(&unasked, idle) {
+            assert_eq!(names(&unasked)[2], BUSY, "{unasked:#}");
+        }
+    }
+    // With no filesystem at `mount` the disk leaves the minimum: the busy node ranks last
+    // whatever this machine's disk holds.
+    let diskless = placement(&url, "window=1m&mount=/pivitals-no-such-mount");
+    assert_eq!(names(&diskless)[2], BUSY, "{diskless:#}");
+    assert!(score(&diskless, BUSY) < score(&diskless, IDLE_A));
 
     // Labels choose the candidates.
     let stack2 = placement(&url, "cpu=1&window=1m&labels=stack=2");
