@@ -243,16 +243,19 @@ impl Snapshot {
     pub fn of(node: &LiveNode, status: Status, now_ms: i64, window_ms: i64) -> Self {
         let from_ms = now_ms.saturating_sub(window_ms);
         let points = node.history.points(Some(from_ms), now_ms);
-        let latest = node
-            .latest
-            .as_ref()
-            .filter(|sample| sample.timestamp_ms >= from_ms);
+        let newest = node
+            .latest_ms()
+            .is_some_and(|ms| ms >= from_ms)
+            .then(|| node.latest())
+            .flatten();
+        let latest = newest.as_ref();
+        let info = node.record.info();
         let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
         let cores = latest
             .and_then(|s| s.cpu.as_ref())
             .map(|cpu| cpu.cores)
             .filter(|c| *c > 0)
-            .or(Some(node.record.info.cpu_cores).filter(|c| *c > 0));
+            .or(Some(info.cpu_cores).filter(|c| *c > 0));
         let mut cpu_percent: Vec<f64> = points
             .iter()
             .filter_map(|p| finite(p.cpu_percent))
@@ -265,7 +268,7 @@ impl Snapshot {
         let memory = latest.and_then(|s| s.memory.as_ref());
         let mem_total_bytes = memory
             .map(|m| m.total_bytes)
-            .or(Some(node.record.info.memory_total_bytes))
+            .or(Some(info.memory_total_bytes))
             .filter(|t| *t > 0);
         let peak_mem_percent = points
             .iter()
@@ -506,7 +509,9 @@ mod tests {
 
     use super::*;
     use crate::nodes::history::Summary;
+    use crate::nodes::packed::Packed;
     use crate::nodes::registry::NodeRecord;
+    use crate::nodes::table::Newest;
 
     const GIB: u64 = 1 << 30;
 
@@ -780,11 +785,12 @@ mod tests {
             name: "n".to_owned(),
             labels: Default::default(),
             token_hash: None,
-            info: pivitals_common::NodeInfo {
+            info: Packed::pack(&pivitals_common::NodeInfo {
                 cpu_cores: 8,
                 memory_total_bytes: 1000,
                 ..Default::default()
-            },
+            })
+            .unwrap(),
             interval_seconds: 1,
             registered_at_ms: T0,
             hardware: None,
@@ -832,7 +838,7 @@ mod tests {
                 .record(ts, &Summary::of(&sample(ts, cpu, used, celsius)), ts);
         }
         let now = T0 + 600_000;
-        node.latest = Some(sample(now - 1000, 10.0, 200, 50.0));
+        node.keep_newest(Newest::of(&sample(now - 1000, 10.0, 200, 50.0)).unwrap());
         node.power_trouble_ms = Some(T0 + 60_000);
 
         let last_minute = Snapshot::of(&node, Status::Up, now, 60_000);

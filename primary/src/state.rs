@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::nodes::enroll::EnrollToken;
 use crate::nodes::history::Summary;
 use crate::nodes::registry::{Registry, RegistryError};
-use crate::nodes::table::Nodes;
+use crate::nodes::table::{Newest, Nodes};
 use crate::sessions::SessionStore;
 use crate::storage::influx::InfluxReader;
 use crate::storage::spool::Spool;
@@ -96,7 +96,11 @@ impl Shared {
             .map(|s| (s.timestamp_ms, Summary::of(s)))
             .collect();
         let power_trouble_ms = crate::nodes::table::newest_power_trouble(&samples);
-        let newest = samples.iter().max_by_key(|s| s.timestamp_ms).cloned();
+        // Packed before the lock is taken: the table's writers wait for no encoding.
+        let newest = samples
+            .iter()
+            .max_by_key(|s| s.timestamp_ms)
+            .and_then(Newest::of);
         let mut nodes = self.nodes_mut();
         let Some(node) = nodes.get_mut(name) else {
             return;
@@ -112,13 +116,8 @@ impl Shared {
         node.last_seen_ms = Some(now);
         node.last_seen_at = Some(Instant::now());
         node.stopped = false;
-        if let Some(sample) = newest
-            && node
-                .latest
-                .as_ref()
-                .is_none_or(|l| l.timestamp_ms <= sample.timestamp_ms)
-        {
-            node.latest = Some(sample);
+        if let Some(newest) = newest {
+            node.keep_newest(newest);
         }
     }
 }

@@ -9,6 +9,7 @@ use pivitals_common::{Labels, validate};
 use tokio::sync::watch;
 
 use super::ingest;
+use crate::nodes::packed::Packed;
 use crate::nodes::registry::NodeRecord;
 use crate::state::AppState;
 
@@ -45,6 +46,13 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
     let mut known_info = info.clone();
     let name = node_name(&info.hostname);
     let labels = Labels::from([("role".to_owned(), "primary".to_owned())]);
+    let info = match Packed::pack(&info) {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::error!(error = %e, "self-monitoring could not keep the host's info; it is off");
+            return;
+        }
+    };
     let record = NodeRecord {
         name: name.clone(),
         info,

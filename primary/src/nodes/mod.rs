@@ -7,6 +7,7 @@
 
 pub mod enroll;
 pub mod history;
+pub mod packed;
 pub mod registry;
 pub mod status;
 pub mod table;

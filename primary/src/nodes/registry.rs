@@ -28,6 +28,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::packed::{PackError, Packed};
+
 /// Page cache of the registry database. It is read once at start and written a record at a
 /// time (registrations, changed facts, the last known state every 5 minutes); what the cache
 /// misses comes from the operating system's file cache.
@@ -54,6 +56,8 @@ pub enum RegistryError {
         name: String,
         source: serde_json::Error,
     },
+    #[error("registry record of {name}: {source}")]
+    Pack { name: String, source: PackError },
     #[error("registry task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -64,7 +68,10 @@ crate::redb_error::from_redb_errors!(RegistryError);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub name: String,
-    pub info: NodeInfo,
+    /// Packed: about 1.4 KB as values (a block for every name, address and list), read only
+    /// by the node's page, `/metrics`, placement and updates ([`NodeRecord::info`]). Stored as
+    /// the info itself.
+    pub info: Packed<NodeInfo>,
     /// Shared: nodes with the same labels hold one copy ([`Nodes`](super::table::Nodes)
     /// interns them).
     #[serde(default)]
@@ -77,6 +84,13 @@ pub struct NodeRecord {
     /// nodes registered by agents older than it, and the primary's own host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware: Option<HardwareIdentity>,
+}
+
+impl NodeRecord {
+    /// The node's info, unpacked; empty (and logged) in the case [`Packed::get`] rules out.
+    pub fn info(&self) -> NodeInfo {
+        self.info.get().unwrap_or_default()
+    }
 }
 
 #[derive(Clone)]
@@ -163,7 +177,10 @@ impl Registry {
                 return Ok(None);
             }
             let record = NodeRecord {
-                info: info.clone(),
+                info: Packed::pack(info).map_err(|source| RegistryError::Pack {
+                    name: name.to_owned(),
+                    source,
+                })?,
                 ..current
             };
             let bytes = serde_json::to_vec(&record).map_err(|source| RegistryError::Record {
@@ -240,10 +257,11 @@ mod tests {
     fn record(name: &str) -> NodeRecord {
         NodeRecord {
             name: name.into(),
-            info: NodeInfo {
+            info: Packed::pack(&NodeInfo {
                 hostname: name.into(),
                 ..Default::default()
-            },
+            })
+            .unwrap(),
             labels: Arc::new([("stack".to_string(), "1".to_string())].into()),
             interval_seconds: 60,
             token_hash: Some("ab".repeat(32)),
@@ -362,12 +380,12 @@ mod tests {
             let updated = registry
                 .update_info("pi-1", token.as_deref(), &info)
                 .unwrap();
-            assert_eq!(updated.map(|r| r.info), Some(info.clone()));
+            assert_eq!(updated.map(|r| r.info()), Some(info.clone()));
         }
         let registry = Registry::open(&path).unwrap();
         let records = registry.load_all().unwrap();
         assert_eq!(records.len(), 1);
-        assert_eq!(records[0].info, info);
+        assert_eq!(records[0].info(), info);
         assert_eq!(records[0].labels, record("pi-1").labels);
     }
 }

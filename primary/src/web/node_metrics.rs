@@ -66,8 +66,8 @@ impl NodeSnapshot {
             status: node.status_at(now, started),
             last_seen_ms: node.last_seen_ms,
             interval_seconds: node.record.interval_seconds,
-            info: node.record.info.clone(),
-            latest: node.latest.clone(),
+            info: node.record.info(),
+            latest: node.latest(),
         }
     }
 }

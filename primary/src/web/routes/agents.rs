@@ -14,6 +14,7 @@ use crate::ingest::{IngestError, ingest};
 use crate::limits;
 use crate::metrics::Metrics;
 use crate::nodes::enroll::{self, HardwareMatch, HardwarePart, ReenrollPolicy};
+use crate::nodes::packed::Packed;
 use crate::nodes::registry::NodeRecord;
 use crate::nodes::token;
 use crate::state::AppState;
@@ -115,7 +116,7 @@ pub async fn register(
     let token = token::generate_token().map_err(|e| ApiError::internal("token", e))?;
     let record = NodeRecord {
         name: request.node_name.clone(),
-        info: request.info,
+        info: Packed::pack(&request.info).map_err(|e| ApiError::internal("node info", e))?,
         labels: request.labels.into(),
         interval_seconds: request.interval_seconds,
         token_hash: Some(token::to_hex(&token::hash_token(&token))),
@@ -215,7 +216,7 @@ pub async fn vitals(
                 n.record.interval_seconds,
                 // Only an info that differs from the stored one is written.
                 push.info
-                    .filter(|info| *info != n.record.info)
+                    .filter(|info| n.record.info.get().as_ref() != Some(info))
                     .map(|info| (info, n.record.token_hash.clone())),
             )
         })

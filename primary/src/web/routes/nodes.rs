@@ -41,17 +41,18 @@ pub struct NodeView {
 
 impl NodeView {
     fn of(node: &LiveNode, now: Instant, started: Instant) -> Self {
+        let info = node.record.info();
         Self {
             name: node.record.name.clone(),
             status: node.status_at(now, started),
             last_seen: node.last_seen_ms.and_then(rfc3339),
             labels: Labels::clone(&node.record.labels),
-            info: node.record.info.clone(),
-            primary_ipv4: node.record.info.primary_ipv4().map(str::to_owned),
-            primary_ipv6: node.record.info.primary_ipv6().map(str::to_owned),
+            primary_ipv4: info.primary_ipv4().map(str::to_owned),
+            primary_ipv6: info.primary_ipv6().map(str::to_owned),
+            info,
             interval_seconds: node.record.interval_seconds,
             registered_at: rfc3339(node.record.registered_at_ms),
-            latest: node.latest.clone(),
+            latest: node.latest(),
         }
     }
 }

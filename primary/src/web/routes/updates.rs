@@ -76,7 +76,7 @@ pub async fn create(
             let Some(live) = table.get(&name) else {
                 continue;
             };
-            let machine = &live.record.info.arch;
+            let machine = &live.record.info().arch;
             let arch = arch_of(machine).ok_or_else(|| {
                 ApiError::Unprocessable(format!(
                     "node {name}: its architecture {machine:?} is none of x86_64, aarch64, armv7, armv6"
