@@ -13,8 +13,9 @@
 //! resolution keyed by (node, bucket start). New readings go to buckets in memory
 //! ("pending"): a reading to its minute only (to its ten minutes when it is older than the
 //! minutes' keep), the ten-minute buckets being folded from the pending minutes when they are
-//! written or answered, so a node pushing every minute holds one pending bucket. Once a minute ([`WRITE_EVERY`], sooner when [`MAX_PENDING`] buckets wait) one
-//! write transaction merges every pending bucket into its stored one (a sample arriving late
+//! written or answered, so a node pushing every minute holds one pending bucket. Once a
+//! minute, [`WRITE_PAST_THE_MINUTE`] after it ([`WRITE_EVERY`], sooner when [`MAX_PENDING`]
+//! buckets wait), one write transaction merges every pending bucket into its stored one (a sample arriving late
 //! or out of order just merges into its bucket) and deletes the buckets past their keep.
 //! Answers read the stored buckets and add the pending ones, so the minute being filled is
 //! shown.

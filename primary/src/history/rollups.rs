@@ -16,6 +16,12 @@ use super::store::{BucketKey, Pending, Resolution, RollupStore};
 
 /// How often pending buckets are written (and old ones pruned).
 pub const WRITE_EVERY: Duration = Duration::from_secs(60);
+/// How long after each wall-clock minute the pending buckets are written: the minute just
+/// ended is whole by then (its last pushes have arrived), and the one begun holds a few
+/// seconds of pushes. So a node holds little more than one pending bucket at any time; writes
+/// at any other second of the minute would leave two (the rest of one minute and the start of
+/// the next) with a node pushing more often than once a minute.
+pub const WRITE_PAST_THE_MINUTE: Duration = Duration::from_secs(2);
 /// Pending buckets that make the writer write before its minute is up (a backlog of old
 /// samples arriving at once): about 30 MB of memory at most (some 300 bytes a bucket with its
 /// key and the map's room).
@@ -125,12 +131,13 @@ impl Rollups {
         .await?
     }
 
-    /// Writes every [`WRITE_EVERY`] (sooner when [`MAX_PENDING`] buckets wait) until `stop`
-    /// turns true, then writes once more.
+    /// Writes every [`WRITE_EVERY`], [`WRITE_PAST_THE_MINUTE`] after the wall-clock minute
+    /// (sooner when [`MAX_PENDING`] buckets wait), until `stop` turns true, then writes once
+    /// more.
     pub async fn run(self, mut stop: watch::Receiver<bool>, now_ms: fn() -> i64) {
-        let mut tick = tokio::time::interval(WRITE_EVERY);
+        let first = tokio::time::Instant::now() + until_next_write(now_ms());
+        let mut tick = tokio::time::interval_at(first, WRITE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -150,6 +157,15 @@ impl Rollups {
     pub fn stored(&self, resolution: Resolution) -> Result<u64, RollupError> {
         self.inner.store.count(resolution)
     }
+}
+
+/// From `now_ms` to the next [`WRITE_PAST_THE_MINUTE`] past a wall-clock minute.
+fn until_next_write(now_ms: i64) -> Duration {
+    let every_ms = WRITE_EVERY.as_millis() as i64;
+    let past_ms = WRITE_PAST_THE_MINUTE.as_millis() as i64;
+    let wait_ms = (past_ms - now_ms).rem_euclid(every_ms);
+    // In range: rem_euclid of a positive modulus is in 0..every_ms.
+    Duration::from_millis(wait_ms as u64)
 }
 
 impl Inner {
@@ -187,6 +203,17 @@ mod tests {
     const DAY: i64 = 86_400_000;
     /// A minute boundary.
     const NOW: i64 = 1_780_000_020_000;
+
+    #[test]
+    fn writes_fall_two_seconds_past_each_wall_clock_minute() {
+        assert_eq!(NOW % 60_000, 0);
+        let wait = |now_ms| until_next_write(now_ms).as_millis() as i64;
+        assert_eq!(wait(NOW), 2_000);
+        assert_eq!(wait(NOW + 1_999), 1);
+        assert_eq!(wait(NOW + 2_000), 0);
+        assert_eq!(wait(NOW + 2_001), 59_999);
+        assert_eq!(wait(NOW + 59_999), 2_001);
+    }
 
     fn cpu(ts: i64, mean: f64, max: f64) -> VitalsPayload {
         VitalsPayload {

@@ -57,17 +57,9 @@ impl LiveNode {
         }
     }
 
-    /// The newest sample, unpacked. None before the first, and (logged) if its bytes do not
-    /// decode, which only a bug could cause: they are this process's own encoding.
+    /// The newest sample, unpacked ([`Packed::get`]); None before the first.
     pub fn latest(&self) -> Option<VitalsPayload> {
-        let newest = self.latest.as_ref()?;
-        newest
-            .packed
-            .unpack()
-            .inspect_err(|error| {
-                tracing::error!(node = %self.record.name, %error, "the newest sample");
-            })
-            .ok()
+        self.latest.as_ref()?.packed.get()
     }
 
     /// The time of the newest sample, ms since the epoch.
