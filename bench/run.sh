@@ -13,9 +13,11 @@
 #    divided by the samples taken in it); the stripped release agent's size.
 # b. The primary into a real InfluxDB 1.x: BENCH_NODES (2000) simulated nodes at 1 s for
 #    BENCH_DURATION (30) s (`pivitals-simulate`): pushes, failures, latency, primary CPU
-#    per push, and every push counted back in InfluxDB; then a saturation run (nodes pushing
-#    back to back) for the pipeline's end-to-end lines/s, beside the same number of lines
-#    written straight to InfluxDB by one bulk client (curl, 5000-line bodies).
+#    per push, and every push counted back in InfluxDB; then BENCH_B_REPEAT (3) alternating
+#    pairs: a saturation run (BENCH_SAT_NODES nodes pushing back to back for BENCH_SAT_DURATION
+#    s into a fresh primary and database) for the pipeline's end-to-end lines/s, and the same
+#    number of lines written straight to a fresh database by one bulk client (curl, 5000-line
+#    bodies). The pair with the median ratio is reported, with every pair's ratio.
 # c. The primary's peak memory with BENCH_BIG_NODES (10000) registered nodes: pushing every 60 s
 #    for 60 s (one push each, connections closed), then with a primary of its own every 10 s for
 #    70 s (seven pushes each, every connection kept open and parked between its pushes, across a
@@ -63,6 +65,7 @@ LP_NODES=${BENCH_LP_NODES:-2000}
 LP_INTERVAL=${BENCH_LP_INTERVAL:-10}
 LP_DURATION=${BENCH_LP_DURATION:-60}
 X_REPEAT=${BENCH_X_REPEAT:-3}
+B_REPEAT=${BENCH_B_REPEAT:-3}
 ADMIN_TOKEN=bench-admin-token-0000000000000001
 PROFILE=${BENCH_PROFILE:-0}
 PHASES=${BENCH_PHASES:-abcx}
@@ -540,24 +543,64 @@ phase_primary() {
     B_LINES_PER_S=$(calc '%.0f' "$B_POINTS / ($t1 - $t0)")
     B_HWM=$(hwm_kib "$PRIMARY_PID")
 
-    log "b. saturation: $SAT_NODES nodes pushing back to back for $SAT_DURATION s"
-    local before points0 written requests0 write_s0
-    before=$(influx_count "$INFLUX" pivitals 'SELECT count(usage_percent) FROM cpu')
-    points0=$(metric "$url" pivitals_points_written_total)
-    requests0=$(metric "$url" pivitals_write_requests_total)
-    write_s0=$(metric "$url" pivitals_write_seconds_total)
-    # New names: the primary refuses to register a name twice.
-    simulate "$WORK/b2" --nodes "$SAT_NODES" --first "$NODES" --interval 10ms \
+    stop "$PRIMARY_PID"
+
+    # One pair moves by ±5 % on a shared machine, more than the goal's margin: alternating
+    # pairs, the median ratio's pair reported.
+    local i field ratios=() ratio_list=()
+    B_LOST_PAIRS=()
+    for i in $(seq 1 "$B_REPEAT"); do
+        saturation_run "$i"
+        direct_run "$i"
+        ratios+=("$(calc '%.4f' "$S_LINES_PER_S / $D_LINES_PER_S") $i")
+        ratio_list+=("$(calc '%.2f' "$S_LINES_PER_S / $D_LINES_PER_S")")
+        ((S_LANDED >= S_ACCEPTED)) || B_LOST_PAIRS+=("$i")
+        for field in "${PAIR_FIELDS[@]}"; do
+            printf -v "${field}_$i" '%s' "${!field}"
+        done
+    done
+    local median source
+    median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR] = $2} END {print v[int((NR + 1) / 2)]}')
+    for field in "${PAIR_FIELDS[@]}"; do
+        source=${field}_$median
+        printf -v "$field" '%s' "${!source}"
+    done
+    RATIO=$(calc '%.2f' "$S_LINES_PER_S / $D_LINES_PER_S")
+    B_PAIRS="pair $median of $B_REPEAT, the median; ratios ${ratio_list[*]}"
+
+    if [[ $PROFILE == 1 ]]; then
+        profile_primary
+    fi
+    stop "$INFLUX_PID"
+}
+
+# What saturation_run and direct_run set: kept per pair, the median pair's copied back.
+PAIR_FIELDS=(S_LINE S_ACCEPTED S_FAILED S_RATE S_LANDED S_WRITES S_WRITE_S S_LINES S_SECONDS
+    S_LINES_PER_S S_PRIMARY_CORES S_INFLUX_CORES S_SIM_CORES S_CPU_US D_LINES LINES_PER_SAMPLE
+    D_SECONDS D_LINES_PER_S D_INFLUX_CORES D_LANDED)
+
+# saturation_run I: SAT_NODES nodes pushing back to back for SAT_DURATION s into a fresh
+# primary writing database sat_I; sets S_* (lines delivered per second from the first push to
+# InfluxDB's last answer, cores of each process over that time, CPU per push).
+saturation_run() {
+    local i=$1 port url cpu0 cpu1 influx_cpu0 influx_cpu1 sim_cpu0 t0 t1 line deadline
+    local landed written received
+    log "b. saturation $i/$B_REPEAT: $SAT_NODES nodes pushing back to back for $SAT_DURATION s"
+    port=$(free_port)
+    url=http://127.0.0.1:$port
+    start_primary "b2-primary-$i" "$port" PIVITALS_INFLUX__API=v1 PIVITALS_INFLUX__URL="$INFLUX" \
+        PIVITALS_INFLUX__DATABASE="sat_$i" PIVITALS_LIMITS__PUSH_BURST=1000000 \
+        PIVITALS_LIMITS__PUSH_REFILL=1ms PIVITALS_BATCH__FLUSH_INTERVAL=1s
+    simulate "$WORK/b2-$i" --nodes "$SAT_NODES" --interval 10ms \
         --duration "${SAT_DURATION}s" --primary-url "$url"
-    wait_pushing "$WORK/b2" 600
-    local sim_cpu0
+    wait_pushing "$WORK/b2-$i" 600
     cpu0=$(cpu_ticks "$PRIMARY_PID")
     influx_cpu0=$(cpu_ticks "$INFLUX_PID")
     sim_cpu0=$(cpu_ticks "$SIM_PID")
     SIM_TICKS=$sim_cpu0
     t0=$(now_s)
-    wait_sim $((SAT_DURATION + 120)) || die "simulate failed: $(tail -5 "$WORK/b2.err")"
-    line=$(grep '^simulate:' "$WORK/b2.out") || die "no summary line"
+    wait_sim $((SAT_DURATION + 120)) || die "simulate failed: $(tail -5 "$WORK/b2-$i.err")"
+    line=$(grep '^simulate:' "$WORK/b2-$i.out") || die "no summary line"
     S_LINE=$line
     S_ACCEPTED=$(field "$line" accepted)
     S_FAILED=$(field "$line" failed)
@@ -565,7 +608,6 @@ phase_primary() {
     # Landed when InfluxDB has answered 204 for every point the primary spooled, as the direct
     # client's run ends with its last 204. Watched through the primary's own counters: counting
     # in InfluxDB several times a second would charge the pipeline with the queries' cost.
-    local received
     received=$(metric "$url" pivitals_points_received_total)
     deadline=$((SECONDS + 180))
     while ((SECONDS < deadline)); do
@@ -576,11 +618,11 @@ phase_primary() {
     t1=$(now_s)
     cpu1=$(cpu_ticks "$PRIMARY_PID")
     influx_cpu1=$(cpu_ticks "$INFLUX_PID")
-    landed=$(influx_count "$INFLUX" pivitals 'SELECT count(usage_percent) FROM cpu')
-    S_LANDED=$((landed - before))
-    written=$(($(metric "$url" pivitals_points_written_total) - points0))
-    S_WRITES=$(($(metric "$url" pivitals_write_requests_total) - requests0))
-    S_WRITE_S=$(calc '%.2f' "$(metric "$url" pivitals_write_seconds_total) - $write_s0")
+    landed=$(influx_count "$INFLUX" "sat_$i" 'SELECT count(usage_percent) FROM cpu')
+    S_LANDED=$landed
+    written=$(metric "$url" pivitals_points_written_total)
+    S_WRITES=$(metric "$url" pivitals_write_requests_total)
+    S_WRITE_S=$(calc '%.2f' "$(metric "$url" pivitals_write_seconds_total)")
     S_LINES=$written
     S_SECONDS=$(calc '%.2f' "$t1 - $t0")
     S_LINES_PER_S=$(calc '%.0f' "$written / ($t1 - $t0)")
@@ -589,20 +631,24 @@ phase_primary() {
     S_SIM_CORES=$(calc '%.2f' "($SIM_TICKS - $sim_cpu0) / $CLK_TCK / ($t1 - $t0)")
     S_CPU_US=$(calc '%.0f' "($cpu1 - $cpu0) / $CLK_TCK * 1000000 / $S_ACCEPTED")
     stop "$PRIMARY_PID"
+}
 
-    log "b. direct: the same number of lines with one bulk client"
-    local samples lines_out files=() status
+# direct_run I: the lines of as many samples as saturation run I accepted, written by one
+# bulk client (curl, 5000-line bodies) into database direct_I; sets D_*.
+direct_run() {
+    local i=$1 samples lines_out f first=1 args=() status influx_cpu0 influx_cpu1 t0 t1
+    log "b. direct $i/$B_REPEAT: the same number of lines with one bulk client"
     samples=$(((S_ACCEPTED + NODES - 1) / NODES))
+    rm -rf "$WORK/lines"
     lines_out=$("$LINES_GEN" --nodes "$NODES" --samples "$samples" --out "$WORK/lines")
     D_LINES=$(sed 's/.*lines=\([0-9]*\).*/\1/' <<<"$lines_out")
     LINES_PER_SAMPLE=$(sed 's/.*lines_per_sample=\([0-9]*\).*/\1/' <<<"$lines_out")
-    curl -s -o /dev/null -XPOST "$INFLUX/query" --data-urlencode 'q=CREATE DATABASE direct'
-    local args=() first=1 f
+    curl -s -o /dev/null -XPOST "$INFLUX/query" --data-urlencode "q=CREATE DATABASE direct_$i"
     for f in "$WORK"/lines/lines-*.lp; do
         ((first)) || args+=(--next)
         first=0
         args+=(-s -o /dev/null -w '%{http_code}\n' --data-binary "@$f"
-            "$INFLUX/write?db=direct&precision=ns")
+            "$INFLUX/write?db=direct_$i&precision=ns")
     done
     influx_cpu0=$(cpu_ticks "$INFLUX_PID")
     t0=$(now_s)
@@ -613,13 +659,7 @@ phase_primary() {
     D_SECONDS=$(calc '%.2f' "$t1 - $t0")
     D_LINES_PER_S=$(calc '%.0f' "$D_LINES / ($t1 - $t0)")
     D_INFLUX_CORES=$(calc '%.2f' "($influx_cpu1 - $influx_cpu0) / $CLK_TCK / ($t1 - $t0)")
-    D_LANDED=$(influx_count "$INFLUX" direct 'SELECT count(usage_percent) FROM cpu')
-    RATIO=$(calc '%.2f' "$S_LINES_PER_S / $D_LINES_PER_S")
-
-    if [[ $PROFILE == 1 ]]; then
-        profile_primary
-    fi
-    stop "$INFLUX_PID"
+    D_LANDED=$(influx_count "$INFLUX" "direct_$i" 'SELECT count(usage_percent) FROM cpu')
 }
 
 # The primary with symbols under perf while NODES nodes push at 1 s for 20 s.
@@ -766,6 +806,7 @@ b. primary into InfluxDB 1.x ($(influxd version 2>/dev/null | head -1)); primary
     pushes accepted $B_ACCEPTED, failed $B_FAILED, $B_RATE pushes/s; latency p50 $B_P50 ms, p99 $B_P99 ms
     cpu points in InfluxDB: $B_LANDED of $B_ACCEPTED pushes; lines written $B_POINTS ($LINES_PER_SAMPLE a sample); end to end $B_LINES_PER_S lines/s (offered load)
     primary CPU per push: $B_CPU_US µs (influxd: $B_INFLUX_CPU_US µs); primary peak RSS $(calc '%.1f' "$B_HWM / 1024") MiB
+  saturation and direct, $B_PAIRS; the median pair:
   saturation, $SAT_NODES nodes pushing back to back for $SAT_DURATION s:  $S_LINE
     pushes accepted $S_ACCEPTED, failed $S_FAILED, $S_RATE pushes/s; cpu points landed $S_LANDED
     end to end: $S_LINES lines in $S_SECONDS s (from the first push to the last line in InfluxDB) = $S_LINES_PER_S lines/s; primary CPU per push $S_CPU_US µs
@@ -990,8 +1031,8 @@ summary() {
         row "primary CPU per push ($NODES nodes at 1 s)" "$B_CPU_US µs" "influxd $B_INFLUX_CPU_US µs" "${r}x" "<= 0.5x" "$r <= 0.5"
         r=$(calc '%.2f' "$S_CPU_US / ($B_INFLUX_CPU_US > 0 ? $B_INFLUX_CPU_US : 1)")
         echo "    (at saturation: primary $S_CPU_US µs a push, ${r}x influxd's at 1 s; not a goal)"
-        row "delivered lines/s: pipeline vs direct" "$S_LINES_PER_S" "direct $D_LINES_PER_S" "${RATIO}x" ">= 0.9x" "$RATIO >= 0.9 && $S_LANDED >= $S_ACCEPTED"
-        echo "    (nothing lost: $S_LANDED cpu points landed of $S_ACCEPTED pushes accepted)"
+        row "delivered lines/s: pipeline vs direct" "$S_LINES_PER_S" "direct $D_LINES_PER_S" "${RATIO}x" ">= 0.9x" "$RATIO >= 0.9 && ${#B_LOST_PAIRS[@]} == 0"
+        echo "    ($B_PAIRS; median pair: $S_LANDED cpu points landed of $S_ACCEPTED pushes accepted; pairs with points missing: ${#B_LOST_PAIRS[@]})"
         r=$(calc '%.1f' "$B_LANDED * 100 / ($B_ACCEPTED > 0 ? $B_ACCEPTED : 1)")
         row "$NODES nodes at 1 s into InfluxDB: landed" "$r %" "$B_LANDED of $B_ACCEPTED" "-" "100 %" "$B_LANDED >= $B_ACCEPTED && $B_FAILED == 0 && $NODES >= 2000"
         row "$NODES nodes at 1 s into InfluxDB: p99" "$B_P99 ms" "-" "-" "< 50 ms" "$B_P99 < 50"

@@ -1,7 +1,10 @@
 //! The flusher task: reads the spool oldest first, groups each batch of at most `max_points`
 //! points by node, writes it to the sink and deletes it from the spool only once the storage
 //! answered for it. A batch is written as soon as `max_points` are spooled, and whatever is
-//! spooled at least every `flush_interval`.
+//! spooled at least every `flush_interval`. The end of a backlog is the exception: once a
+//! full batch was read, what is left is written as soon as the spool has had no new record
+//! for [`LINGER`], not at the next tick (after an outage of InfluxDB, the last points land a
+//! moment after the others instead of up to `flush_interval` later).
 //!
 //! Up to `writes_in_flight` batches are written at once: each covers its own range of spool
 //! sequence numbers, so they are deleted independently, in whatever order their answers come.
@@ -23,6 +26,9 @@ use super::sink::{Sink, SinkError};
 use crate::metrics::Metrics;
 use crate::shutdown::{Shutdown, stopped};
 use crate::storage::spool::{Spool, SpooledBatch};
+
+/// How long the spool must have been quiet before the rest of a backlog is written.
+pub const LINGER: Duration = Duration::from_millis(100);
 
 /// How long the flusher keeps writing once shutdown begins; what is left stays spooled.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -51,6 +57,9 @@ pub struct Flusher {
     /// flight.
     cursor: u64,
     in_flight: JoinSet<()>,
+    /// The last batch read was full: a backlog is being drained, and its partial rest waits
+    /// only for [`LINGER`] of quiet.
+    draining: bool,
 }
 
 impl Flusher {
@@ -77,6 +86,7 @@ impl Flusher {
             shutdown,
             cursor: 0,
             in_flight: JoinSet::new(),
+            draining: false,
         }
     }
 
@@ -89,6 +99,8 @@ impl Flusher {
             let timer_due = tokio::select! {
                 _ = self.spool.appended() => false,
                 _ = ticker.tick() => true,
+                // Made anew at every turn: it runs out only when nothing happened for LINGER.
+                _ = time::sleep(LINGER), if self.draining => true,
                 Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
                     self.settled(done);
                     false
@@ -139,7 +151,12 @@ impl Flusher {
                 .points
                 .saturating_sub(self.writer.points_in_flight.load(Ordering::Acquire))
                 as usize;
-            if unread == 0 || (unread < self.config.max_points && !timer_due) {
+            if unread == 0 {
+                // The backlog, if there was one, is all read.
+                self.draining = false;
+                return true;
+            }
+            if unread < self.config.max_points && !timer_due {
                 return true;
             }
             let spool = self.spool.clone();
@@ -163,6 +180,7 @@ impl Flusher {
                 return true;
             };
             self.cursor = seqs.end() + 1;
+            self.draining = batch.points >= max_points;
             self.writer
                 .points_in_flight
                 .fetch_add(batch.points as u64, Ordering::AcqRel);
@@ -351,7 +369,10 @@ fn split_in_half(body: &[u8], points: usize) -> (Part<'_>, Part<'_>) {
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::watch;
+
     use super::*;
+    use crate::storage::archive::Archive;
 
     #[test]
     fn bodies_are_grouped_by_node_keeping_each_nodes_order() {
@@ -370,6 +391,85 @@ mod tests {
             String::from_utf8(body_by_node(&batch)).unwrap(),
             "m,node=a f=1 1\nm,node=a f=2 2\nm,node=b f=1 1\nm,node=b f=2 2\n"
         );
+    }
+
+    /// Points `archive` holds (one line each in the test's records).
+    fn archived(archive: &Archive) -> usize {
+        std::fs::read_dir(archive.dir())
+            .map(|files| {
+                files
+                    .map_while(Result::ok)
+                    .map(|f| {
+                        std::fs::read_to_string(f.path())
+                            .unwrap_or_default()
+                            .lines()
+                            .count()
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// A flusher of batches of 10 and a flush interval of an hour, over the archive.
+    fn flusher(dir: &std::path::Path) -> (Spool, Arc<Archive>, Flusher, watch::Sender<bool>) {
+        let spool = Spool::open(&dir.join("spool.redb"), 1 << 30).unwrap();
+        let archive = Arc::new(Archive::open(&dir.join("archive"), 365).unwrap());
+        let config = BatchConfig {
+            max_points: 10,
+            flush_interval: Duration::from_secs(3600),
+            writes_in_flight: 1,
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let flusher = Flusher::new(
+            Sink::Archive(Arc::clone(&archive)),
+            spool.clone(),
+            config,
+            Arc::new(Metrics::default()),
+            shutdown,
+        );
+        (spool, archive, flusher, stop)
+    }
+
+    async fn within(limit: Duration, done: impl Fn() -> bool) -> bool {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if done() {
+                return true;
+            }
+            time::sleep(Duration::from_millis(20)).await;
+        }
+        done()
+    }
+
+    #[tokio::test]
+    async fn a_backlogs_rest_is_written_after_a_quiet_linger_and_a_lone_partial_batch_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, archive, flusher, stop) = flusher(dir.path());
+        let task = tokio::spawn(flusher.run());
+        // The interval's first tick comes at once: let it pass over an empty spool.
+        time::sleep(Duration::from_millis(100)).await;
+        for i in 0..25 {
+            let line = format!("m,node=n f={i} {i}\n");
+            spool.append("n", line.as_bytes(), 1).await.unwrap();
+        }
+        // Two full batches, then the rest after LINGER of quiet, not at the hour's tick.
+        assert!(
+            within(Duration::from_secs(10), || archived(&archive) == 25).await,
+            "{} of 25 archived",
+            archived(&archive)
+        );
+        assert!(within(Duration::from_secs(5), || spool.stats().points == 0).await);
+
+        // No backlog before it: a lone partial batch waits for the tick, as it always did.
+        spool.append("n", b"m,node=n f=25 25\n", 1).await.unwrap();
+        time::sleep(LINGER * 5).await;
+        assert_eq!(archived(&archive), 25);
+        assert_eq!(spool.stats().points, 1);
+
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        // At shutdown what is spooled is written.
+        assert_eq!(archived(&archive), 26);
     }
 
     #[test]
