@@ -58,6 +58,6 @@ pub use error::RollupError;
 pub use range::{
     ALLOWED_RANGES, MAX_POINTS, MIN_STEP_MS, Point, Range, SeriesPoints, UnknownRange, Window, fold,
 };
-pub use rollups::{MAX_PENDING, Rollups, WRITE_EVERY};
+pub use rollups::{MAX_PENDING, Rollups, WRITE_EVERY, WRITE_PAST_THE_MINUTE};
 pub use series::{Reading, SERIES_COUNT, Series, readings};
 pub use store::{BucketKey, Resolution};

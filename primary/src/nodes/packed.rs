@@ -6,9 +6,10 @@
 //! A node's newest sample is written at every push and read only when someone asks: the node's
 //! page, `/metrics`, a placement query, the last-known snapshot every few minutes. As values it
 //! is about 1.7 KB on a host with four interfaces and a disk: 472 bytes inline, a block for
-//! each list and each name. Packed it is one block of about 600 bytes (numbers as varints, no
-//! padding, no per-field blocks), which at 10,000 nodes is about 10 MB less, and one
-//! allocation a push instead of a dozen.
+//! each list and each name. Packed it is one block of about 300 bytes (numbers as varints, no
+//! padding, no per-field blocks), which at 10,000 nodes is about 14 MB less, and one
+//! allocation a push instead of a dozen. The node's registration info (names, addresses,
+//! interfaces) goes from about 1.4 KB to about 120 bytes the same way.
 //!
 //! # Contract
 //!

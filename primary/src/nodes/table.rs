@@ -96,7 +96,7 @@ impl LiveNode {
 }
 
 /// A node's newest sample as the table holds it: its time, which every push compares, and the
-/// sample [`Packed`] (about 600 bytes in one block instead of some 1.7 KB in a dozen).
+/// sample [`Packed`] (about 300 bytes in one block instead of some 1.7 KB in a dozen).
 #[derive(Debug, Clone)]
 pub struct Newest {
     pub timestamp_ms: i64,
