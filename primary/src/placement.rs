@@ -244,10 +244,8 @@ impl Snapshot {
         let from_ms = now_ms.saturating_sub(window_ms);
         let points = node.history.points(Some(from_ms), now_ms);
         let newest = node
-            .latest_ms()
-            .is_some_and(|ms| ms >= from_ms)
-            .then(|| node.latest())
-            .flatten();
+            .latest()
+            .filter(|sample| sample.timestamp_ms >= from_ms);
         let latest = newest.as_ref();
         let info = node.record.info();
         let finite = |v: Option<f64>| v.filter(|v| v.is_finite());

@@ -89,13 +89,13 @@ impl Shared {
 
     /// Notes an accepted push (or self-sample): the node is seen now, every sample joins its
     /// recent [`History`](crate::nodes::history::History), and the newest is kept.
-    pub fn record_push(&self, name: &str, samples: Vec<VitalsPayload>) {
+    pub fn record_push(&self, name: &str, samples: &[VitalsPayload]) {
         let now = now_ms();
         let summaries: Vec<(i64, Summary)> = samples
             .iter()
             .map(|s| (s.timestamp_ms, Summary::of(s)))
             .collect();
-        let power_trouble_ms = crate::nodes::table::newest_power_trouble(&samples);
+        let power_trouble_ms = crate::nodes::table::newest_power_trouble(samples);
         // Packed before the lock is taken: the table's writers wait for no encoding.
         let newest = samples
             .iter()
@@ -110,7 +110,7 @@ impl Shared {
         }
         // Under the table's lock: a node deleted meanwhile gets no rollups back.
         if let HistorySource::Rollups(rollups) = &self.history {
-            rollups.record(name, &samples, now);
+            rollups.record(name, samples, now);
         }
         node.note_power_trouble(power_trouble_ms);
         node.last_seen_ms = Some(now);

@@ -105,12 +105,12 @@ pub async fn run(state: AppState, interval: Duration, mut shutdown: watch::Recei
             update_info(&state, &name, &info).await;
             known_info = info;
         }
-        let samples = vec![sample];
-        match ingest(&state, &name, &labels, &samples).await {
+        let samples = std::slice::from_ref(&sample);
+        match ingest(&state, &name, &labels, samples).await {
             Ok(_) => {
                 state
                     .alerting
-                    .observe(&name, &labels, &samples, crate::clock::now_ms());
+                    .observe(&name, &labels, samples, crate::clock::now_ms());
                 state.record_push(&name, samples);
             }
             Err(e) => tracing::warn!(error = %e, "self-sample not accepted"),

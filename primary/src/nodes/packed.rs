@@ -95,17 +95,6 @@ impl<T> PartialEq for Packed<T> {
     }
 }
 
-impl<T> Packed<T> {
-    /// Bytes held.
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-}
-
 impl<T> Clone for Packed<T> {
     fn clone(&self) -> Self {
         Self {
@@ -142,9 +131,9 @@ mod tests {
             let packed = Packed::pack(&sample).unwrap();
             assert_eq!(packed.unpack().unwrap(), sample);
             assert!(
-                packed.len() < std::mem::size_of::<VitalsPayload>(),
+                packed.bytes.len() < std::mem::size_of::<VitalsPayload>(),
                 "{} bytes",
-                packed.len()
+                packed.bytes.len()
             );
         }
     }

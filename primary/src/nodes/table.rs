@@ -62,16 +62,12 @@ impl LiveNode {
         self.latest.as_ref()?.packed.get()
     }
 
-    /// The time of the newest sample, ms since the epoch.
-    pub fn latest_ms(&self) -> Option<i64> {
-        self.latest.as_ref().map(|newest| newest.timestamp_ms)
-    }
-
     /// Keeps `newest` unless the node already holds a newer sample.
     pub fn keep_newest(&mut self, newest: Newest) {
         if self
-            .latest_ms()
-            .is_none_or(|held| held <= newest.timestamp_ms)
+            .latest
+            .as_ref()
+            .is_none_or(|held| held.timestamp_ms <= newest.timestamp_ms)
         {
             self.latest = Some(newest);
         }

@@ -89,12 +89,11 @@ pub async fn serve<L>(
 {
     // Every connection task holds a receiver; all are gone when `closed()` completes.
     let (open_tx, open_rx) = watch::channel(());
-    let mut stop = shutdown.clone();
+    let mut stop = shutdown;
     let shared = Arc::new(Shared {
         router,
         header_timeout,
         metrics,
-        shutdown,
         stopping: Stopping::default(),
     });
     loop {
@@ -114,8 +113,8 @@ pub async fn serve<L>(
     open_tx.closed().await;
 }
 
-/// Tells parked connections that shutdown began. A parked connection waits on this `Notify`
-/// (64 bytes) rather than on the shutdown channel (160): thousands are parked at once.
+/// Tells connections, parked or served, that shutdown began. A parked connection waits on this
+/// `Notify` (64 bytes) rather than on the shutdown channel (160): thousands are parked at once.
 #[derive(Default)]
 struct Stopping {
     begun: AtomicBool,
@@ -141,7 +140,6 @@ struct Shared {
     router: Router,
     header_timeout: Duration,
     metrics: Arc<Metrics>,
-    shutdown: Shutdown,
     stopping: Stopping,
 }
 
@@ -230,12 +228,17 @@ async fn serve_until_idle<I: Park>(
         .header_read_timeout(head_timeout);
     let mut connection = builder.serve_connection(TokioIo::new(transport), service);
 
-    let mut shutdown = shared.shutdown.clone();
-    let mut stop = pin!(stopped(&mut shutdown));
+    let mut stop = pin!(shared.stopping.notified());
     let (mut stopping, mut parking) = (false, false);
     let result = poll_fn(|cx| {
         loop {
-            if !stopping && stop.as_mut().poll(cx).is_ready() {
+            // None: shutdown had begun before this connection was served.
+            if !stopping
+                && stop
+                    .as_mut()
+                    .as_pin_mut()
+                    .is_none_or(|begun| begun.poll(cx).is_ready())
+            {
                 stopping = true;
                 Pin::new(&mut connection).graceful_shutdown();
             }
@@ -556,22 +559,20 @@ mod tests {
     const BIG: usize = 1 << 20;
 
     /// A connection over an in-memory pipe of 16 KiB, serving a route with a 1 MiB answer.
-    fn connection() -> (DuplexStream, watch::Sender<bool>) {
+    fn connection() -> DuplexStream {
         let router = Router::new().route("/big", get(|| async { vec![7u8; BIG] }));
-        let (stop, shutdown) = watch::channel(false);
         let connection = Connection {
             shared: Arc::new(Shared {
                 router,
                 header_timeout: Duration::from_secs(30),
                 metrics: Arc::new(Metrics::default()),
-                shutdown,
                 stopping: Stopping::default(),
             }),
             _open: watch::channel(()).1,
         };
         let (client, server) = tokio::io::duplex(16 * 1024);
         tokio::spawn(connection.run(server));
-        (client, stop)
+        client
     }
 
     /// Reads one answer's head and its `Content-Length` body.
@@ -594,7 +595,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_the_client_has_not_read_yet_is_not_cut_short_by_parking() {
-        let (mut client, _stop) = connection();
+        let mut client = connection();
         for _ in 0..3 {
             client
                 .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -663,7 +664,6 @@ mod tests {
                 router: Router::new(),
                 header_timeout: Duration::from_secs(30),
                 metrics: Arc::new(Metrics::default()),
-                shutdown: watch::channel(false).1,
                 stopping: Stopping::default(),
             }),
             _open: watch::channel(()).1,

@@ -245,7 +245,7 @@ pub async fn vitals(
     state
         .alerting
         .observe(&node.name, &labels, &push.samples, crate::clock::now_ms());
-    state.record_push(&node.name, push.samples);
+    state.record_push(&node.name, &push.samples);
     Metrics::add(&state.metrics.pushes_accepted, 1);
     let reply = Json(PushReply {
         accepted: accepted as u64,
