@@ -369,6 +369,7 @@ fn split_in_half(body: &[u8], points: usize) -> (Part<'_>, Part<'_>) {
 
 #[cfg(test)]
 mod tests {
+    use pivitals_testkit::harness::eventually;
     use tokio::sync::watch;
 
     use super::*;
@@ -430,18 +431,8 @@ mod tests {
         (spool, archive, flusher, stop)
     }
 
-    async fn within(limit: Duration, done: impl Fn() -> bool) -> bool {
-        let until = Instant::now() + limit;
-        while Instant::now() < until {
-            if done() {
-                return true;
-            }
-            time::sleep(Duration::from_millis(20)).await;
-        }
-        done()
-    }
-
-    #[tokio::test]
+    // Two workers: `eventually` blocks the test's thread while the flusher runs on the other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_backlogs_rest_is_written_after_a_quiet_linger_and_a_lone_partial_batch_waits() {
         let dir = tempfile::tempdir().unwrap();
         let (spool, archive, flusher, stop) = flusher(dir.path());
@@ -453,12 +444,12 @@ mod tests {
             spool.append("n", line.as_bytes(), 1).await.unwrap();
         }
         // Two full batches, then the rest after LINGER of quiet, not at the hour's tick.
-        assert!(
-            within(Duration::from_secs(10), || archived(&archive) == 25).await,
-            "{} of 25 archived",
-            archived(&archive)
-        );
-        assert!(within(Duration::from_secs(5), || spool.stats().points == 0).await);
+        eventually("25 of 25 points archived", Duration::from_secs(10), || {
+            (archived(&archive) == 25).then_some(())
+        });
+        eventually("the spool emptied", Duration::from_secs(5), || {
+            (spool.stats().points == 0).then_some(())
+        });
 
         // No backlog before it: a lone partial batch waits for the tick, as it always did.
         spool.append("n", b"m,node=n f=25 25\n", 1).await.unwrap();
