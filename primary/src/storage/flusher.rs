@@ -439,9 +439,13 @@ mod tests {
         let task = tokio::spawn(flusher.run());
         // The interval's first tick comes at once: let it pass over an empty spool.
         time::sleep(Duration::from_millis(100)).await;
-        for i in 0..25 {
-            let line = format!("m,node=n f={i} {i}\n");
-            spool.append("n", line.as_bytes(), 1).await.unwrap();
+        // Records of 10, 10 and 5 points: whenever the flusher wakes (a slow disk may keep
+        // it waiting on a commit longer than LINGER), it finds whole batches, then the rest.
+        for (first, points) in [(0, 10), (10, 10), (20, 5)] {
+            let lines: String = (first..first + points)
+                .map(|i| format!("m,node=n f={i} {i}\n"))
+                .collect();
+            spool.append("n", lines.as_bytes(), points).await.unwrap();
         }
         // Two full batches, then the rest after LINGER of quiet, not at the hour's tick.
         eventually("25 of 25 points archived", Duration::from_secs(10), || {
