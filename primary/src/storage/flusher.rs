@@ -40,7 +40,7 @@ fn body_by_node(batch: &SpooledBatch) -> Vec<u8> {
     for (node, lines) in &batch.records {
         by_node.entry(node).or_default().push(lines);
     }
-    let mut body = Vec::with_capacity(batch.bytes as usize);
+    let mut body = Vec::with_capacity(batch.records.iter().map(|(_, lines)| lines.len()).sum());
     for chunks in by_node.into_values() {
         for lines in chunks {
             body.extend_from_slice(lines);

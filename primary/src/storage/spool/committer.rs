@@ -106,7 +106,7 @@ fn commit(
     txn.commit()?;
     let oldest = values
         .first()
-        .and_then(|(v, _)| super::record::decode(v).ok())
+        .and_then(|(v, _)| super::record::header(v).ok())
         .map_or(i64::MIN, |r| r.spooled_at_ms);
     Ok((values.len() as u64, oldest))
 }

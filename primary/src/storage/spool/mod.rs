@@ -4,7 +4,8 @@
 //! # Format
 //! One redb database, `DATA_DIR/spool.redb`, with one table `records`: a `u64` sequence number
 //! (increasing, never reused while the file lives) maps to one [`record`]: the node, the time
-//! it was spooled, its point count and its line protocol (see [`record`] for the bytes).
+//! it was spooled, its point count and its line protocol, as one LZ4 block when that is
+//! smaller (see [`record`] for the bytes and why).
 //! redb is a copy-on-write B-tree: a commit either happened entirely or not at all, so a crash
 //! mid-write leaves the last committed state, never a torn record.
 //!
@@ -28,6 +29,9 @@
 //!   keeps its samples. Nothing is dropped silently.
 //! - After a restart the flusher starts at the first record: whatever was not confirmed is
 //!   written again.
+//! - A record is read by the release that wrote it and by later ones. An earlier release
+//!   skips records of a later format (logged, and deleted with their batch): before going
+//!   back to one, let the spool empty (`pivitals_spool_points` 0 on `/metrics`).
 
 mod committer;
 pub mod record;

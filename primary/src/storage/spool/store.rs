@@ -49,10 +49,10 @@ impl Spool {
                 let (_, value) = entry?;
                 bytes += value.value().len() as u64;
                 // A record that does not decode is skipped (and deleted) by the flusher.
-                if let Ok(record) = record::decode(value.value()) {
-                    points += u64::from(record.points);
+                if let Ok(header) = record::header(value.value()) {
+                    points += u64::from(header.points);
                     if oldest == i64::MIN {
-                        oldest = record.spooled_at_ms;
+                        oldest = header.spooled_at_ms;
                     }
                 }
             }
@@ -190,8 +190,8 @@ impl Spool {
             let mut table = txn.open_table(RECORDS)?;
             table.retain_in(seqs, |_, _| false)?;
             match table.first()? {
-                Some((_, value)) => record::decode(value.value())
-                    .map(|r| r.spooled_at_ms)
+                Some((_, value)) => record::header(value.value())
+                    .map(|h| h.spooled_at_ms)
                     .unwrap_or(i64::MIN),
                 None => i64::MIN,
             }

@@ -42,6 +42,7 @@ pub struct SpooledBatch {
     /// (node, lines) in sequence order.
     pub records: Vec<(String, Vec<u8>)>,
     pub points: usize,
+    /// The bytes the records take in the spool (their lines may be compressed there).
     pub bytes: u64,
     /// Records that could not be decoded; removed with the batch.
     pub skipped: u64,
