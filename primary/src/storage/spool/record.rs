@@ -57,25 +57,29 @@ pub enum RecordError {
 
 pub fn encode(node: &str, spooled_at_ms: i64, points: u32, lines: &[u8]) -> Vec<u8> {
     let node = &node.as_bytes()[..node.len().min(usize::from(u16::MAX))];
-    let block = lz4_flex::block::compress(lines);
-    let compressed = 4 + block.len() < lines.len() && u32::try_from(lines.len()).is_ok();
-    let body_len = if compressed {
-        4 + block.len()
-    } else {
-        lines.len()
-    };
-    let mut out = Vec::with_capacity(HEADER + node.len() + body_len);
-    out.push(if compressed { LZ4 } else { PLAIN });
+    let most = lz4_flex::block::get_maximum_output_size(lines.len());
+    let mut out = Vec::with_capacity(HEADER + node.len() + 4 + most);
+    out.push(LZ4);
     out.extend_from_slice(&spooled_at_ms.to_le_bytes());
     out.extend_from_slice(&points.to_le_bytes());
     out.extend_from_slice(&(node.len() as u16).to_le_bytes());
     out.extend_from_slice(node);
-    if compressed {
-        out.extend_from_slice(&(lines.len() as u32).to_le_bytes());
-        out.extend_from_slice(&block);
-    } else {
-        out.extend_from_slice(lines);
+    let body = out.len();
+    // Compressed straight into the record: no block of its own to copy.
+    if let Ok(len) = u32::try_from(lines.len()) {
+        out.extend_from_slice(&len.to_le_bytes());
+        let block = out.len();
+        out.resize(block + most, 0);
+        if let Ok(size) = lz4_flex::block::compress_into(lines, &mut out[block..])
+            && 4 + size < lines.len()
+        {
+            out.truncate(block + size);
+            return out;
+        }
     }
+    out.truncate(body);
+    out[0] = PLAIN;
+    out.extend_from_slice(lines);
     out
 }
 
