@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh: the pivitals benchmark, one command, loopback only, bounded in time.
 #
-#   bash bench/run.sh                  # all phases, about 12 minutes after the builds
+#   bash bench/run.sh                  # all phases, about 16 minutes after the builds
 #   BENCH_PROFILE=1 bash bench/run.sh  # also profile the primary with perf (one more build)
 #   BENCH_PHASES=a bash bench/run.sh   # only the phases named (a, b, c, r, l, x; default abcx)
 #   bash bench/run.sh --check          # the same, exiting 1 when a goal of the summary is missed

@@ -128,7 +128,7 @@ fn split(bytes: &[u8]) -> Result<(Header, &[u8], &[u8]), RecordError> {
 }
 
 fn decompress(body: &[u8]) -> Result<Vec<u8>, RecordError> {
-    let damaged = |detail: String| RecordError::Compressed(detail);
+    let damaged = RecordError::Compressed;
     let (len, block) = body
         .split_at_checked(4)
         .ok_or_else(|| damaged("no length".into()))?;
