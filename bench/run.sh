@@ -130,6 +130,8 @@ anon_kib() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
 file_kib() { awk '/^RssFile:/ {print $2}' "/proc/$1/status"; }
 now_s() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+# median [COLUMN]: of lines on stdin sorted by their first number, COLUMN (1) of the middle one.
+median() { sort -n | awk -v column="${1:-1}" '{v[NR] = $column} END {print v[int((NR + 1) / 2)]}'; }
 
 # --- ports and HTTP ---------------------------------------------------------------------------
 
@@ -560,14 +562,14 @@ phase_primary() {
             printf -v "${field}_$i" '%s' "${!field}"
         done
     done
-    local median source
-    median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR] = $2} END {print v[int((NR + 1) / 2)]}')
+    local middle source
+    middle=$(printf '%s\n' "${ratios[@]}" | median 2)
     for field in "${PAIR_FIELDS[@]}"; do
-        source=${field}_$median
+        source=${field}_$middle
         printf -v "$field" '%s' "${!source}"
     done
     RATIO=$(calc '%.2f' "$S_LINES_PER_S / $D_LINES_PER_S")
-    B_PAIRS="pair $median of $B_REPEAT, the median; ratios ${ratio_list[*]}"
+    B_PAIRS="pair $middle of $B_REPEAT, the median; ratios ${ratio_list[*]}"
 
     if [[ $PROFILE == 1 ]]; then
         profile_primary
@@ -996,8 +998,8 @@ phase_combined() {
         X1_LINE=$X_LINE X1_LINES=$X_LINES
         loaded_us+=("$X_US")
     done
-    X0_US=$(printf '%s\n' "${plain_us[@]}" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
-    X1_US=$(printf '%s\n' "${loaded_us[@]}" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    X0_US=$(printf '%s\n' "${plain_us[@]}" | median)
+    X1_US=$(printf '%s\n' "${loaded_us[@]}" | median)
     X_RUNS="plain ${plain_us[*]}; loaded ${loaded_us[*]} µs"
 }
 

@@ -15,8 +15,9 @@
 //! minutes' keep), the ten-minute buckets being folded from the pending minutes when they are
 //! written or answered, so a node pushing every minute holds one pending bucket. Once a
 //! minute, [`WRITE_PAST_THE_MINUTE`] after it ([`WRITE_EVERY`], sooner when [`MAX_PENDING`]
-//! buckets wait), one write transaction merges every pending bucket into its stored one (a sample arriving late
-//! or out of order just merges into its bucket) and deletes the buckets past their keep.
+//! buckets wait), one write transaction merges every pending bucket into its stored one (a
+//! sample arriving late or out of order just merges into its bucket) and deletes the buckets
+//! past their keep.
 //! Answers read the stored buckets and add the pending ones, so the minute being filled is
 //! shown.
 //!

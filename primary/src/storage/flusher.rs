@@ -37,10 +37,12 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// One write body: the batch's lines grouped by node (records of a node keep their order).
 fn body_by_node(batch: &SpooledBatch) -> Vec<u8> {
     let mut by_node: BTreeMap<&str, Vec<&[u8]>> = BTreeMap::new();
+    let mut size = 0;
     for (node, lines) in &batch.records {
         by_node.entry(node).or_default().push(lines);
+        size += lines.len();
     }
-    let mut body = Vec::with_capacity(batch.records.iter().map(|(_, lines)| lines.len()).sum());
+    let mut body = Vec::with_capacity(size);
     for chunks in by_node.into_values() {
         for lines in chunks {
             body.extend_from_slice(lines);
